@@ -1,0 +1,45 @@
+"""Checks of the stack's dependencies, shared by ``GET /health`` and the canary workflow."""
+
+from __future__ import annotations
+
+from minio import Minio
+from sqlalchemy.engine import Engine
+from temporalio import activity
+
+from models.system import CheckStatus, StackCheckResult
+from mutabaqa.db import ping
+
+
+def check_database(engine: Engine) -> tuple[CheckStatus, str | None]:
+    try:
+        ping(engine)
+    except Exception as exc:
+        return "down", f"{type(exc).__name__}: {exc}"[:300]
+    return "ok", None
+
+
+def check_object_store(store: Minio, bucket: str) -> tuple[CheckStatus, str | None]:
+    try:
+        if not store.bucket_exists(bucket):
+            return "down", f"bucket {bucket!r} does not exist"
+    except Exception as exc:
+        return "down", f"{type(exc).__name__}: {exc}"[:300]
+    return "ok", None
+
+
+class SystemActivities:
+    def __init__(self, engine: Engine, store: Minio, evidence_bucket: str) -> None:
+        self._engine = engine
+        self._store = store
+        self._bucket = evidence_bucket
+
+    @activity.defn(name="check_stack")
+    def check_stack(self) -> StackCheckResult:
+        database, db_error = check_database(self._engine)
+        object_store, s3_error = check_object_store(self._store, self._bucket)
+        errors = {
+            name: error
+            for name, error in (("database", db_error), ("object_store", s3_error))
+            if error
+        }
+        return StackCheckResult(database=database, object_store=object_store, errors=errors)

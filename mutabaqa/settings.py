@@ -1,0 +1,147 @@
+"""Configuration: one settings class, read from ``MUTABAQA_*`` environment variables.
+
+Services left unset (``database_url``, ``temporal_address``, ``s3_endpoint``) mean "the
+embedded stack provides it": ``mutabaqa dev`` starts the missing ones; ``mutabaqa api``
+and ``mutabaqa worker`` fall back to the embedded stack's default addresses.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Every placeholder secret starts with this; outside development it refuses start-up.
+PLACEHOLDER_PREFIX = "change-me"
+
+MiB = 1024 * 1024
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message says which variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MUTABAQA_", env_file=None, extra="ignore", frozen=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".mutabaqa")
+
+    # Database (SQLite in the data directory when unset).
+    database_url: str | None = None
+
+    # Temporal.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "mutabaqa"
+
+    # Object store.
+    s3_endpoint: str | None = None
+    s3_public_endpoint: str | None = Field(
+        default=None, description="Base URL clients use for presigned links (default: s3_endpoint)."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "mutabaqa-dev"
+    s3_secret_key: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-s3-secret")
+    s3_evidence_bucket: str = "mutabaqa-evidence"
+    s3_certificates_bucket: str = "mutabaqa-certificates"
+
+    # Public identity of the deployment (presigned links, QR codes, verification pages).
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Authentication.
+    jwt_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-jwt-secret-0123456789abcdef")
+    jwt_issuer: str = "mutabaqa"
+    jwt_audience: str = "mutabaqa-api"
+    access_token_minutes: Annotated[int, Field(gt=0)] = 60
+    admin_email: str = "admin@mutabaqa.local"
+    admin_password: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-admin")
+
+    # Certificate signing: a private-key file (generated on first start in development).
+    signing_key_path: Path | None = None
+
+    # Certification body identity (printed on every certificate).
+    body_name: str = "Organisme de certification de démonstration"
+    body_name_ar: str = "هيئة الإشهاد التجريبية"
+    body_address: str = "Casablanca, Maroc"
+    body_country: str = "MA"
+    body_accreditation: str = "ISO/IEC 17065 — accréditation de démonstration"
+    certificate_prefix: str = "MA"
+    timezone: str = "Africa/Casablanca"
+
+    # Uploads and retention.
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 200 * MiB
+    upload_part_size: Annotated[int, Field(ge=5 * MiB)] = 16 * MiB
+    retention_days: Annotated[int, Field(gt=0)] = 3653
+
+    # Processes.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    health_timeout_seconds: float = 2.0
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.env is Environment.DEVELOPMENT:
+            return self
+        placeholders = [
+            f"MUTABAQA_{name.upper()}"
+            for name in ("s3_secret_key", "jwt_secret", "admin_password")
+            if getattr(self, name).get_secret_value().startswith(PLACEHOLDER_PREFIX)
+        ]
+        if placeholders:
+            raise ValueError(
+                f"{', '.join(placeholders)} still hold(s) the development placeholder; "
+                f"set real secrets before starting in {self.env.value} mode"
+            )
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError(
+                "MUTABAQA_JWT_SECRET must be at least 32 characters outside development"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mutabaqa.db').resolve()}"
+
+    @property
+    def resolved_temporal_address(self) -> str:
+        return self.temporal_address or "127.0.0.1:7233"
+
+    @property
+    def resolved_s3_endpoint(self) -> str:
+        return self.s3_endpoint or "http://127.0.0.1:9000"
+
+    @property
+    def resolved_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / "keys" / "signing-ed25519.pem"
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            where = f"MUTABAQA_{loc.upper()}: " if loc else ""
+            lines.append(f"{where}{err['msg'].removeprefix('Value error, ')}")
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from exc

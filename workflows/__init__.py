@@ -1,0 +1,1 @@
+"""Workflows decide: deterministic code, no I/O (activities do that)."""
