@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sysconfig
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +253,13 @@ def weed_argv(data: Path, ports: S3Ports) -> list[str]:
     ]
 
 
+def _volume_server_registered(ports: S3Ports) -> bool:
+    url = f"http://{LOOPBACK}:{ports.internal_base}/dir/status"
+    with urllib.request.urlopen(url, timeout=2) as response:
+        topology = json.load(response).get("Topology", {})
+    return int(topology.get("Max", 0)) > 0
+
+
 def start_s3(
     data_dir: Path,
     ports: S3Ports,
@@ -274,6 +283,14 @@ def start_s3(
         ports=ports.all,
     )
     try:
+        # The S3 API answers before the volume server has registered its volumes with the
+        # master; reads in that gap fail with "volume not found". Wait for both.
+        wait_until(
+            lambda: _volume_server_registered(ports),
+            timeout=timeout,
+            what="S3 store volume server",
+            proc=proc,
+        )
         wait_until(ready, timeout=timeout, what="S3 store", proc=proc)
     except BaseException:
         proc.stop()

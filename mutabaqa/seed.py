@@ -101,7 +101,10 @@ def seed(engine: Engine, data: ReferenceData | None = None) -> SeedReport:
             if existing is None:
                 session.add(TechnicalCentre.model_validate(centre.model_dump()))
                 report.centres_created.append(centre.code)
-            elif existing.model_dump(include=set(centre.model_fields)) != centre.model_dump():
+            elif (
+                existing.model_dump(include=set(TechnicalCentreCreate.model_fields))
+                != centre.model_dump()
+            ):
                 for key, value in centre.model_dump().items():
                     setattr(existing, key, value)
                 session.add(existing)

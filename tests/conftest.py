@@ -1,0 +1,145 @@
+"""Real services for the test session: a Temporal dev server and an S3 store on free ports,
+started here and stopped at the end, and a fresh PostgreSQL database on the machine's server.
+Nothing needs to be started by hand (PostgreSQL excepted, which the machine provides).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from minio import Minio
+from sqlalchemy.engine import Engine
+
+from mutabaqa.clients import ensure_buckets, make_object_store
+from mutabaqa.db import create_db_engine
+from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, start_temporal
+from mutabaqa.migrate import upgrade
+from mutabaqa.seed import seed
+from mutabaqa.settings import Settings
+from workflows import search_attributes
+
+PG_ADMIN_DSN = os.environ.get(
+    "MUTABAQA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+S3_ACCESS_KEY = "mutabaqa-test"
+S3_SECRET_KEY = "test-secret-" + uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    process: ChildProcess
+    ports: S3Ports
+
+
+def run_s3(data_dir: Path, ports: S3Ports | None = None) -> S3Server:
+    """Start a SeaweedFS S3 store (credentials enforced) and wait until it answers."""
+    ports = ports or S3Ports.free()
+    endpoint = f"http://127.0.0.1:{ports.s3}"
+    probe = make_object_store(
+        Settings(s3_endpoint=endpoint, s3_access_key=S3_ACCESS_KEY, s3_secret_key=S3_SECRET_KEY),  # type: ignore[arg-type]
+        timeout=2.0,
+        retries=0,
+    )
+    process = start_s3(
+        data_dir,
+        ports,
+        S3_ACCESS_KEY,
+        S3_SECRET_KEY,
+        ready=lambda: probe.list_buckets() is not None,
+    )
+    return S3Server(endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, process, ports)
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    ports = TemporalPorts.free()
+    proc = start_temporal(
+        tmp_path_factory.mktemp("temporal"), ports, search_attributes.ALL, ui=False
+    )
+    try:
+        yield f"127.0.0.1:{ports.grpc}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = run_s3(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped at the end."""
+    name = f"mutabaqa_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
+    user = info.get("user", "postgres")
+    host = info.get("host", "127.0.0.1")
+    port = info.get("port", 5432)
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_url: str,
+    temporal_address: str,
+    s3_server: S3Server,
+) -> Settings:
+    """Settings for the real services, with the schema migrated and reference data seeded."""
+    result = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=pg_url,
+        temporal_address=temporal_address,
+        temporal_task_queue=f"tests-{uuid.uuid4().hex[:8]}",
+        s3_endpoint=s3_server.endpoint,
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,  # type: ignore[arg-type]
+        health_timeout_seconds=3.0,
+    )
+    upgrade(pg_url)
+    engine = create_db_engine(pg_url)
+    try:
+        seed(engine)
+    finally:
+        engine.dispose()
+    ensure_buckets(make_object_store(result), result)
+    return result
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    db = create_db_engine(settings.resolved_database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(scope="session")
+def store(settings: Settings) -> Minio:
+    return make_object_store(settings)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """Each test gets its own task queue, so tests never see each other's work."""
+    return f"tq-{uuid.uuid4().hex}"

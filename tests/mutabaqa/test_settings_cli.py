@@ -1,0 +1,87 @@
+"""Configuration and the command line, as an operator meets them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mutabaqa.settings import SettingsError, load_settings
+
+COMMANDS = ("dev", "api", "worker", "migrate", "seed")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mutabaqa", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ")}
+    assert set(COMMANDS) <= listed, result.stdout
+
+
+def test_dev_help_documents_ports_and_data_dir() -> None:
+    result = run_cli("dev", "--help")
+    assert result.returncode == 0
+    for option in ("--data-dir", "--port", "--temporal-port", "--temporal-ui-port", "--s3-port"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "migrate", "seed", "dev"])
+def test_production_with_placeholder_secret_refuses_to_start(command: str) -> None:
+    result = run_cli(command, env={"MUTABAQA_ENV": "production"})
+    assert result.returncode != 0
+    assert "MUTABAQA_JWT_SECRET" in result.stderr
+    assert "placeholder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_names_only_the_placeholders_left() -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(
+            env="production",
+            jwt_secret="x" * 40,
+            s3_secret_key="real-s3-secret",
+        )
+    message = str(err.value)
+    assert "MUTABAQA_ADMIN_PASSWORD" in message
+    assert "MUTABAQA_JWT_SECRET" not in message
+    assert "MUTABAQA_S3_SECRET_KEY" not in message
+
+
+def test_production_accepts_real_secrets() -> None:
+    settings = load_settings(
+        env="production",
+        jwt_secret="x" * 40,
+        s3_secret_key="real-s3-secret",
+        admin_password="a-real-password",
+    )
+    assert not settings.is_development
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUTABAQA_TEMPORAL_TASK_QUEUE", "centre-a")
+    monkeypatch.setenv("MUTABAQA_RETENTION_DAYS", "30")
+    monkeypatch.setenv("MUTABAQA_DATA_DIR", "/srv/mutabaqa")
+    settings = load_settings()
+    assert settings.temporal_task_queue == "centre-a"
+    assert settings.retention_days == 30
+    assert settings.resolved_database_url == "sqlite:////srv/mutabaqa/mutabaqa.db"
+
+
+def test_invalid_value_is_reported_by_variable_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUTABAQA_RETENTION_DAYS", "-1")
+    with pytest.raises(SettingsError, match="MUTABAQA_RETENTION_DAYS"):
+        load_settings()
