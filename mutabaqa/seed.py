@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.reference import (
     Scheme,
@@ -72,7 +72,7 @@ def scheme_from_create(data: SchemeCreate) -> tuple[Scheme, list[TestItem]]:
 
 def scheme_as_create(session: Session, scheme: Scheme) -> SchemeCreate:
     items = session.exec(
-        select(TestItem).where(TestItem.scheme_id == scheme.id).order_by(TestItem.position)  # type: ignore[arg-type]
+        select(TestItem).where(TestItem.scheme_id == scheme.id).order_by(col(TestItem.position))
     ).all()
     payload: dict[str, Any] = scheme.model_dump(exclude={"id", "created_at"})
     payload["test_items"] = [

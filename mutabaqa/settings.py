@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_PREFIX = "change-me"
 
 MiB = 1024 * 1024
+DAY = 24 * 3600.0
 
 
 class Environment(StrEnum):
@@ -83,6 +84,25 @@ class Settings(BaseSettings):
     max_upload_bytes: Annotated[int, Field(gt=0)] = 200 * MiB
     upload_part_size: Annotated[int, Field(ge=5 * MiB)] = 16 * MiB
     retention_days: Annotated[int, Field(gt=0)] = 3653
+
+    # E-mail notifications (SMTP). Unset host: notifications are recorded but not sent.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "Mutabaqa <no-reply@mutabaqa.local>"
+    smtp_timeout_seconds: float = 10.0
+
+    # Deadlines and stage targets, in seconds (tests shorten them).
+    info_response_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
+    info_reminder_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    sample_receipt_target_seconds: Annotated[float, Field(gt=0)] = 14 * DAY
+    testing_target_seconds: Annotated[float, Field(gt=0)] = 21 * DAY
+    decision_target_seconds: Annotated[float, Field(gt=0)] = 7 * DAY
+    appeal_window_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
+    #: How long the API waits for the workflow to answer before 503 + Retry-After.
+    workflow_answer_seconds: Annotated[float, Field(gt=0)] = 15.0
 
     # Processes.
     api_host: str = "127.0.0.1"
