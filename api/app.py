@@ -12,7 +12,9 @@ from temporalio.client import Client
 from api import health
 from api.context import AppContext
 from api.problems import install_problem_handlers
+from api.routes import auth, organizations, products, reference, requests, users
 from mutabaqa import __version__
+from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -23,9 +25,12 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.create(settings, temporal=temporal)
         app.state.ctx = ctx
+        bootstrap = await start_first_admin(ctx.engine, settings)
         try:
             yield
         finally:
+            if bootstrap is not None:
+                bootstrap.cancel()
             ctx.close()
 
     app = FastAPI(
@@ -36,6 +41,9 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     )
     install_problem_handlers(app)
     app.include_router(health.router)
-    app.include_router(APIRouter(prefix=API_PREFIX))
+    v1 = APIRouter(prefix=API_PREFIX)
+    for module in (auth, organizations, users, reference, products, requests):
+        v1.include_router(module.router)
+    app.include_router(v1)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from minio import Minio
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.client import Client
 
 from mutabaqa.clients import connect_temporal, make_object_store
@@ -43,6 +44,10 @@ class AppContext:
                 if self._temporal is None:
                     self._temporal = await connect_temporal(self.settings)
         return self._temporal
+
+    def session(self) -> Session:
+        """A short-lived session (for routes that must not hold one while streaming)."""
+        return Session(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

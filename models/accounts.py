@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Self
+from typing import Literal, Self
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from models.permissions import Role
@@ -116,6 +117,14 @@ class User(UserBase, table=True):
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AccessToken(BaseModel):
+    """The answer of ``POST /auth/token`` (RFC 6749 section 5.1)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = PydanticField(description="Seconds until the token expires.")
 
 
 # --- products ------------------------------------------------------------------------------

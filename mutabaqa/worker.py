@@ -10,11 +10,13 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from mutabaqa.settings import Settings
 from workflows.canary import CanaryWorkflow
+from workflows.request import RequestWorkflow
 
-WORKFLOWS: list[type] = [CanaryWorkflow]
+WORKFLOWS: list[type] = [CanaryWorkflow, RequestWorkflow]
 
 #: Activities are synchronous (database, S3 client); they run on this many threads.
 ACTIVITY_THREADS = 16
@@ -30,11 +32,19 @@ def build_worker(
     task_queue: str | None = None,
 ) -> Worker:
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
+    requests = RequestActivities(engine, store, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[system.check_stack],
+        activities=[
+            system.check_stack,
+            requests.create_request,
+            requests.intake_checks,
+            requests.apply_transition,
+            requests.record_file,
+            requests.record_event,
+        ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
     )

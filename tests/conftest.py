@@ -5,9 +5,11 @@ Nothing needs to be started by hand (PostgreSQL excepted, which the machine prov
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,13 @@ import pytest
 from minio import Minio
 from sqlalchemy.engine import Engine
 
-from mutabaqa.clients import ensure_buckets, make_object_store
+from mutabaqa.clients import connect_temporal, ensure_buckets, make_object_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, start_temporal
 from mutabaqa.migrate import upgrade
 from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
+from mutabaqa.worker import run_worker
 from workflows import search_attributes
 
 PG_ADMIN_DSN = os.environ.get(
@@ -143,3 +146,51 @@ def store(settings: Settings) -> Minio:
 def task_queue() -> str:
     """Each test gets its own task queue, so tests never see each other's work."""
     return f"tq-{uuid.uuid4().hex}"
+
+
+@dataclass
+class RunningWorker:
+    task_queue: str
+    thread: threading.Thread
+    stop: Callable[[], None]
+
+
+def start_worker(settings: Settings) -> RunningWorker:
+    """Run a real worker (every workflow and activity) in a background thread."""
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        holder["loop"] = asyncio.get_running_loop()
+        holder["stop"] = stop
+        client = await connect_temporal(settings)
+        engine = create_db_engine(settings.resolved_database_url)
+        try:
+            ready.set()
+            await run_worker(client, settings, engine, make_object_store(settings), stop)
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="worker", daemon=True)
+    thread.start()
+    assert ready.wait(30), "worker did not start"
+
+    def stop() -> None:
+        loop = holder["loop"]
+        event = holder["stop"]
+        assert isinstance(loop, asyncio.AbstractEventLoop) and isinstance(event, asyncio.Event)
+        loop.call_soon_threadsafe(event.set)
+        thread.join(60)
+
+    return RunningWorker(settings.temporal_task_queue, thread, stop)
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings) -> Iterator[RunningWorker]:
+    """A worker on the session's task queue, for tests that drive workflows via the API."""
+    running = start_worker(settings)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,418 @@
+"""The request record: every write of a request's rows happens here, one transaction each.
+
+Each activity is idempotent: keyed on the request id plus a business key (the action's
+Update id, the file id), so a retried activity finds its earlier work and returns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from minio import Minio
+from minio.commonconfig import GOVERNANCE
+from minio.retention import Retention
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.audit import append_event
+from models.audit import request_chain
+from models.reference import TechnicalCentre
+from models.request_payloads import (
+    CreateRequestInput,
+    IntakeInput,
+    IntakeResult,
+    RecordFileInput,
+    RecordFileResult,
+    RequestRef,
+    Transition,
+)
+from models.requests import (
+    ActionRecord,
+    CertificationRequest,
+    FilePurpose,
+    NumberCounter,
+    Sample,
+    SampleStatus,
+    StoredFile,
+)
+from mutabaqa.db import session_scope
+from mutabaqa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Error types, matched by the API and listed as non-retryable by the workflow.
+OBJECT_MISMATCH = "object-mismatch"
+REQUEST_MISSING = "request-missing"
+NON_RETRYABLE = [OBJECT_MISMATCH, REQUEST_MISSING]
+
+HASH_CHUNK = 1024 * 1024
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def next_number(session: Session, series: str) -> int:
+    """Take the next number of ``series`` inside the caller's transaction (gap-free)."""
+    session.execute(
+        _insert(session)(NumberCounter)
+        .values(series=series, value=0)
+        .on_conflict_do_nothing(index_elements=["series"])
+    )
+    value = session.execute(
+        sa.update(NumberCounter)
+        .where(col(NumberCounter.series) == series)
+        .values(value=col(NumberCounter.value) + 1)
+        .returning(col(NumberCounter.value))
+    ).scalar_one()
+    return int(value)
+
+
+class RequestActivities:
+    def __init__(self, engine: Engine, store: Minio, settings: Settings) -> None:
+        self._engine = engine
+        self._store = store
+        self._settings = settings
+
+    # --- creation --------------------------------------------------------------------------
+
+    @activity.defn(name="create_request")
+    def create_request(self, data: CreateRequestInput) -> RequestRef:
+        p = data.params
+        with session_scope(self._engine) as session:
+            existing = session.get(CertificationRequest, p.request_id)
+            if existing is None and p.idempotency_key is not None:
+                existing = session.exec(
+                    select(CertificationRequest).where(
+                        CertificationRequest.organization_id == p.organization_id,
+                        CertificationRequest.idempotency_key == p.idempotency_key,
+                    )
+                ).first()
+            if existing is not None:
+                return RequestRef(
+                    request_id=existing.id, number=existing.number, status=existing.status
+                )
+            now = datetime.now(UTC)
+            year = now.astimezone(ZoneInfo(self._settings.timezone)).year
+            number = f"REQ-{year}-{next_number(session, f'REQ-{year}'):06d}"
+            row = CertificationRequest(
+                id=p.request_id,
+                number=number,
+                organization_id=p.organization_id,
+                product_id=p.product_id,
+                scheme_id=p.scheme.id,
+                scheme_code=p.scheme.code,
+                scheme_version=p.scheme.version,
+                kind=p.kind,
+                scope=p.scope,
+                status="draft",  # type: ignore[arg-type]
+                workflow_id=data.workflow_id,
+                idempotency_key=p.idempotency_key,
+                idempotency_hash=p.idempotency_hash,
+                created_by=p.actor.user_id,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            append_event(
+                session,
+                chain=request_chain(p.request_id),
+                actor=p.actor,
+                actor_role="manufacturer",
+                action="create",
+                object_type="request",
+                object_id=p.request_id,
+                to_status="draft",
+                detail={
+                    "number": number,
+                    "scheme": f"{p.scheme.code} v{p.scheme.version}",
+                    "kind": p.kind.value,
+                    "scope": p.scope,
+                },
+                at=now,
+            )
+            return RequestRef(request_id=row.id, number=number, status=row.status)
+
+    # --- intake ----------------------------------------------------------------------------
+
+    @activity.defn(name="intake_checks")
+    def intake_checks(self, data: IntakeInput) -> IntakeResult:
+        """Automated completeness checks and routing (scheme sector → centre)."""
+        problems: list[str] = []
+        with Session(self._engine) as session:
+            centres = session.exec(
+                select(TechnicalCentre).where(col(TechnicalCentre.active).is_(True))
+            ).all()
+            candidates = sorted(c.code for c in centres if data.sector in (c.sectors or []))
+            documents = session.exec(
+                select(StoredFile).where(
+                    StoredFile.request_id == data.request_id,
+                    StoredFile.purpose == FilePurpose.DOCUMENT,
+                    col(StoredFile.superseded_at).is_(None),
+                )
+            ).all()
+        present = {d.kind for d in documents}
+        problems += [f"missing document: {k}" for k in data.required_documents if k not in present]
+        for document in documents:
+            try:
+                stat = self._store.stat_object(
+                    document.bucket, document.object_key, version_id=document.version_id
+                )
+                if stat.size != document.size:
+                    problems.append(f"document {document.kind}: stored size differs")
+            except Exception as exc:
+                problems.append(f"document {document.kind}: not readable ({type(exc).__name__})")
+        if not candidates:
+            problems.append(f"no technical centre serves sector {data.sector!r}")
+        elif len(candidates) > 1:
+            problems.append("several centres serve this sector: the officer chooses")
+        return IntakeResult(
+            proposed_centre_code=candidates[0] if len(candidates) == 1 else None,
+            candidate_centres=candidates,
+            problems=problems,
+        )
+
+    # --- transitions -----------------------------------------------------------------------
+
+    @activity.defn(name="apply_transition")
+    def apply_transition(self, t: Transition) -> RequestRef:
+        """Write a state change, its audit event and related rows in one transaction."""
+        with session_scope(self._engine) as session:
+            row = session.exec(
+                select(CertificationRequest)
+                .where(CertificationRequest.id == t.request_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise ApplicationError(
+                    f"request {t.request_id} is not recorded",
+                    type=REQUEST_MISSING,
+                    non_retryable=True,
+                )
+            done = session.exec(
+                select(ActionRecord).where(
+                    ActionRecord.request_id == t.request_id, ActionRecord.idempotency_key == t.key
+                )
+            ).first()
+            if done is not None:  # a retry of an activity that already committed
+                return RequestRef(request_id=row.id, number=row.number, status=row.status)
+            if t.to_status is not None:
+                row.status = t.to_status
+            for name in ("centre_code", "proposed_centre_code", "scope", "round", "info_due_at"):
+                value = getattr(t, name)
+                if value is not None:
+                    setattr(row, name, value)
+            if t.clear_info_due:
+                row.info_due_at = None
+            if t.stage_seconds is not None:
+                row.stage_seconds = dict(t.stage_seconds)
+            row.updated_at = t.at
+            session.add(row)
+            self._related_rows(session, t, row)
+            session.add(
+                ActionRecord(
+                    request_id=t.request_id,
+                    idempotency_key=t.key,
+                    action=t.action,
+                    body_hash=t.body_hash or "",
+                    actor_id=t.actor.user_id if t.actor else "system",
+                    at=t.at,
+                )
+            )
+            append_event(
+                session,
+                chain=request_chain(t.request_id),
+                actor=t.actor,
+                actor_role=t.acting_role,
+                action=t.action,
+                object_type="request",
+                object_id=t.request_id,
+                from_status=t.from_status.value if t.from_status else None,
+                to_status=t.to_status.value if t.to_status else None,
+                detail=t.detail,
+                at=t.at,
+            )
+            return RequestRef(request_id=row.id, number=row.number, status=row.status)
+
+    @staticmethod
+    def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:
+        if t.action in ("receive_sample", "reject_sample"):
+            assert t.actor is not None
+            received = t.action == "receive_sample"
+            session.add(
+                Sample(
+                    id=hashlib.sha256(f"{t.request_id}:{t.key}".encode()).hexdigest()[:32],
+                    request_id=t.request_id,
+                    round=row.round,
+                    status=SampleStatus.RECEIVED if received else SampleStatus.REJECTED,
+                    reference=t.body.get("sample_ref"),
+                    condition=t.body.get("condition"),
+                    reason=t.body.get("reason"),
+                    actor_id=t.actor.user_id,
+                    at=t.at,
+                )
+            )
+
+    # --- files -----------------------------------------------------------------------------
+
+    def _verify_object(self, data: RecordFileInput) -> None:
+        f = data.file
+        try:
+            stat = self._store.stat_object(f.bucket, f.key, version_id=f.version_id)
+        except Exception as exc:
+            raise ApplicationError(
+                f"stored object {f.key} cannot be read: {exc}",
+                type=OBJECT_MISMATCH,
+                non_retryable=True,
+            ) from exc
+        if stat.size != f.size:
+            raise ApplicationError(
+                f"stored object has {stat.size} bytes, upload counted {f.size}",
+                type=OBJECT_MISMATCH,
+                non_retryable=True,
+            )
+        digest = hashlib.sha256()
+        response = self._store.get_object(f.bucket, f.key, version_id=f.version_id)
+        try:
+            for chunk in response.stream(HASH_CHUNK):
+                digest.update(chunk)
+                activity.heartbeat()
+        finally:
+            response.close()
+            response.release_conn()
+        if digest.hexdigest() != f.sha256:
+            raise ApplicationError(
+                "stored object's SHA-256 differs from the upload's",
+                type=OBJECT_MISMATCH,
+                non_retryable=True,
+            )
+
+    @activity.defn(name="record_file")
+    def record_file(self, data: RecordFileInput) -> RecordFileResult:
+        """Verify the stored object against the upload, record it, then lock it (retention)."""
+        f = data.file
+        with Session(self._engine) as session:
+            existing = session.get(StoredFile, f.file_id)
+        if existing is None:
+            self._verify_object(data)
+        superseded: list[str] = []
+        with session_scope(self._engine) as session:
+            if session.get(StoredFile, f.file_id) is None:
+                if data.purpose == FilePurpose.DOCUMENT.value:
+                    previous = session.exec(
+                        select(StoredFile).where(
+                            StoredFile.request_id == data.request_id,
+                            StoredFile.purpose == FilePurpose.DOCUMENT,
+                            StoredFile.kind == f.kind,
+                            col(StoredFile.superseded_at).is_(None),
+                        )
+                    ).all()
+                    for old in previous:
+                        old.superseded_at = data.at
+                        old.superseded_by = f.file_id
+                        session.add(old)
+                        superseded.append(old.id)
+                retention = data.at + timedelta(days=self._settings.retention_days)
+                session.add(
+                    StoredFile(
+                        id=f.file_id,
+                        request_id=data.request_id,
+                        purpose=FilePurpose(data.purpose),
+                        kind=f.kind,
+                        item_code=f.item_code,
+                        description=f.description,
+                        round=data.round,
+                        filename=f.filename,
+                        content_type=f.content_type,
+                        size=f.size,
+                        sha256=f.sha256,
+                        bucket=f.bucket,
+                        object_key=f.key,
+                        version_id=f.version_id,
+                        uploaded_by=data.actor.user_id,
+                        uploaded_at=data.at,
+                        retention_until=retention,
+                    )
+                )
+                session.flush()
+                append_event(
+                    session,
+                    chain=request_chain(data.request_id),
+                    actor=data.actor,
+                    actor_role=data.acting_role,
+                    action="upload_document"
+                    if data.purpose == FilePurpose.DOCUMENT.value
+                    else "upload_evidence",
+                    object_type="file",
+                    object_id=f.file_id,
+                    from_status=data.status.value,
+                    to_status=data.status.value,
+                    detail={
+                        "kind": f.kind,
+                        "item_code": f.item_code,
+                        "filename": f.filename,
+                        "size": f.size,
+                        "sha256": f.sha256,
+                        "superseded": superseded,
+                    },
+                    at=data.at,
+                )
+        self._apply_retention(f.bucket, f.key, f.version_id, data.at)
+        return RecordFileResult(file_id=f.file_id, superseded=superseded)
+
+    def _apply_retention(self, bucket: str, key: str, version_id: str | None, at: datetime) -> None:
+        until = at + timedelta(days=self._settings.retention_days)
+        self._store.set_object_retention(
+            bucket, key, Retention(GOVERNANCE, until), version_id=version_id
+        )
+
+    # --- system events ---------------------------------------------------------------------
+
+    @activity.defn(name="record_event")
+    def record_event(self, t: Transition) -> None:
+        """An event without a state change (reminder, escalation), once per key."""
+        with session_scope(self._engine) as session:
+            done = session.exec(
+                select(ActionRecord).where(
+                    ActionRecord.request_id == t.request_id, ActionRecord.idempotency_key == t.key
+                )
+            ).first()
+            if done is not None:
+                return
+            session.add(
+                ActionRecord(
+                    request_id=t.request_id,
+                    idempotency_key=t.key,
+                    action=t.action,
+                    body_hash="",
+                    actor_id="system",
+                    at=t.at,
+                )
+            )
+            append_event(
+                session,
+                chain=request_chain(t.request_id),
+                actor=None,
+                actor_role="system",
+                action=t.action,
+                object_type="request",
+                object_id=t.request_id,
+                from_status=t.from_status.value if t.from_status else None,
+                to_status=t.to_status.value if t.to_status else None,
+                detail=t.detail,
+                at=t.at,
+            )
+
+
+def detail_of(values: dict[str, Any]) -> dict[str, Any]:
+    """Only JSON-friendly values go into audit details."""
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,48 @@
+"""Products of the caller's manufacturer organisation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from api.deps import ManufacturerActor, OwnProduct, SessionDep
+from api.pagination import Page, PageParamsDep, paginate
+from api.problems import Problem
+from models.accounts import Product, ProductCreate, ProductPublic
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+
+@router.post("", status_code=201, response_model=ProductPublic)
+def create_product(
+    actor: ManufacturerActor, body: ProductCreate, session: SessionDep
+) -> ProductPublic:
+    """Register a product for the caller's organisation."""
+    if actor.organization_id is None:
+        raise Problem(
+            409,
+            "no-organization",
+            "Conflict",
+            "your account belongs to no organisation; ask an admin to attach it to one",
+        )
+    product = Product.model_validate(body.model_dump() | {"organization_id": actor.organization_id})
+    session.add(product)
+    session.flush()
+    public = ProductPublic.model_validate(product)
+    session.commit()
+    return public
+
+
+@router.get("", response_model=Page[ProductPublic])
+def list_products(
+    actor: ManufacturerActor, session: SessionDep, page: PageParamsDep
+) -> Page[ProductPublic]:
+    """The caller's organisation's products, newest first."""
+    statement = select(Product).where(Product.organization_id == actor.organization_id)
+    return paginate(session, statement, Product, page, ProductPublic.model_validate)
+
+
+@router.get("/{product_id}", response_model=ProductPublic)
+def get_product(product: OwnProduct) -> ProductPublic:
+    """One of the caller's organisation's products (another organisation's is 404)."""
+    return ProductPublic.model_validate(product)

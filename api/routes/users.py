@@ -1,0 +1,178 @@
+"""User accounts and their roles (admin).
+
+Rules beyond the payload schema, checked in the API's order (404 → 422 → 409):
+- ``organization_id`` and ``centre_code`` must name an existing organisation and an
+  existing technical centre (404 otherwise);
+- a ``manufacturer`` belongs to an organisation and a ``lab_technician`` to a centre
+  (422 otherwise), since neither can do anything without one;
+- e-mail addresses are unique, compared in lower case (409);
+- an admin cannot disable their own account nor remove their own admin role (409), so that
+  the last admin cannot lock everyone out by mistake.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from sqlmodel import Session, select
+
+from activities.audit import append_event
+from api.deps import SessionDep, commit_or_conflict, not_found, require
+from api.pagination import Page, PageParamsDep, paginate
+from api.problems import Problem
+from api.security import hash_password
+from models.accounts import Organization, User, UserCreate, UserPublic, UserUpdate
+from models.audit import ADMIN_CHAIN
+from models.permissions import Actor, Permission, Role
+from models.reference import TechnicalCentre
+from models.types import utcnow
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+UsersAdmin = Annotated[Actor, Depends(require(Permission.USERS_MANAGE))]
+
+
+def get_user(user_id: str, _actor: UsersAdmin, session: SessionDep) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise not_found("user", user_id)
+    return user
+
+
+TargetUser = Annotated[User, Depends(get_user)]
+
+
+def _public(user: User) -> UserPublic:
+    return UserPublic.model_validate(user)
+
+
+def _check_references(
+    session: Session, organization_id: str | None, centre_code: str | None
+) -> None:
+    if organization_id is not None and session.get(Organization, organization_id) is None:
+        raise not_found("organisation", organization_id)
+    if centre_code is not None and session.get(TechnicalCentre, centre_code) is None:
+        raise not_found("technical centre", centre_code)
+
+
+def _check_affiliation(
+    roles: list[str], organization_id: str | None, centre_code: str | None
+) -> None:
+    if Role.MANUFACTURER in roles and organization_id is None:
+        raise Problem(
+            422,
+            "invalid-body",
+            "Invalid request",
+            "a user with the manufacturer role needs an organization_id",
+        )
+    if Role.LAB_TECHNICIAN in roles and centre_code is None:
+        raise Problem(
+            422,
+            "invalid-body",
+            "Invalid request",
+            "a user with the lab_technician role needs a centre_code",
+        )
+
+
+def _duplicate(email: str) -> str:
+    return f"a user with e-mail {email!r} already exists"
+
+
+@router.post("", status_code=201, response_model=UserPublic)
+def create_user(actor: UsersAdmin, body: UserCreate, session: SessionDep) -> UserPublic:
+    _check_references(session, body.organization_id, body.centre_code)
+    roles = list(dict.fromkeys(role.value for role in body.roles))
+    _check_affiliation(roles, body.organization_id, body.centre_code)
+    if session.exec(select(User).where(User.email == body.email)).first() is not None:
+        raise Problem(409, "conflict", "Conflict", _duplicate(body.email))
+    user = User(
+        email=body.email,
+        full_name=body.full_name,
+        organization_id=body.organization_id,
+        centre_code=body.centre_code,
+        roles=roles,
+        password_hash=hash_password(body.password),
+    )
+    session.add(user)
+    session.flush()
+    append_event(
+        session,
+        chain=ADMIN_CHAIN,
+        actor=actor,
+        actor_role=Role.ADMIN,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        detail={"after": body.model_dump(mode="json", exclude={"password"}) | {"roles": roles}},
+    )
+    public = _public(user)
+    commit_or_conflict(session, _duplicate(body.email))
+    return public
+
+
+@router.get("", response_model=Page[UserPublic])
+def list_users(_actor: UsersAdmin, session: SessionDep, page: PageParamsDep) -> Page[UserPublic]:
+    """Every user, newest first."""
+    return paginate(session, select(User), User, page, _public)
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+def update_user(
+    user: TargetUser, actor: UsersAdmin, body: UserUpdate, session: SessionDep
+) -> UserPublic:
+    """Change roles, disable or enable, rename, re-affiliate or set a new password. Fields
+    left out are unchanged; ``organization_id`` or ``centre_code`` set to ``null`` clear
+    them. Takes effect on the user's next request, with the tokens they already hold."""
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("full_name", "roles", "disabled"):
+        if name in changes and changes[name] is None:
+            raise Problem(422, "invalid-body", "Invalid request", f"{name} cannot be null")
+    if "roles" in changes:
+        changes["roles"] = list(dict.fromkeys(Role(role).value for role in changes["roles"]))
+    _check_references(session, changes.get("organization_id"), changes.get("centre_code"))
+    after = {
+        "roles": changes.get("roles", user.roles),
+        "organization_id": changes.get("organization_id", user.organization_id),
+        "centre_code": changes.get("centre_code", user.centre_code),
+    }
+    _check_affiliation(after["roles"], after["organization_id"], after["centre_code"])
+    if user.id == actor.user_id and (
+        changes.get("disabled") is True or Role.ADMIN not in after["roles"]
+    ):
+        raise Problem(
+            409,
+            "self-lockout",
+            "Conflict",
+            "you cannot disable your own account or remove your own admin role; ask another admin",
+        )
+
+    password = changes.pop("password", None)
+    before: dict[str, Any] = {name: getattr(user, name) for name in changes}
+    changed = [name for name, value in changes.items() if before[name] != value]
+    for name in changed:
+        setattr(user, name, changes[name])
+    if password is not None:
+        user.password_hash = hash_password(password)
+        changed.append("password")
+    if changed:
+        user.updated_at = utcnow()
+        session.add(user)
+        session.flush()
+        append_event(
+            session,
+            chain=ADMIN_CHAIN,
+            actor=actor,
+            actor_role=Role.ADMIN,
+            action="user.update",
+            object_type="user",
+            object_id=user.id,
+            detail={
+                "changed": sorted(changed),
+                "before": {name: before[name] for name in changed if name != "password"},
+                "after": {name: changes[name] for name in changed if name != "password"},
+            },
+        )
+    public = _public(user)
+    session.commit()
+    return public

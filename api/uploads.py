@@ -1,0 +1,559 @@
+"""Streaming uploads: a ``multipart/form-data`` body goes straight into the object store.
+
+The body is parsed from ``request.stream()`` with python-multipart's streaming parser
+(FastAPI's ``UploadFile`` spools to disk). File bytes flow through a bounded pipe to
+minio's blocking ``put_object`` running in a worker thread, so memory stays about
+``part_size`` times a small constant and nothing touches the disk. While the bytes flow:
+
+- the size is counted and ``max_bytes`` enforced (413), and a declared ``Content-Length``
+  that is already too large is refused before the body is read;
+- the first bytes of the file (``SNIFF_BYTES``) are checked against the allow-list before
+  anything is sent to the store: the declared type must be allowed *and* the leading bytes
+  must fit it (415); an empty file is refused (422);
+- the SHA-256 is computed over exactly the bytes handed to the store.
+
+The store only completes the object once the whole body has been parsed and accepted: the
+pipe's end of file is given after the closing boundary. Any error before that makes the
+pipe raise inside ``put_object``, which aborts the multipart upload (or never sends the
+single PUT), so a refused upload leaves no object behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from minio import Minio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from api.problems import Problem
+from api.upload_checks import (
+    DEFAULT_ALLOWED_TYPES,
+    Sniffer,
+    resolve_media_type,
+    sanitize_filename,
+)
+
+log = logging.getLogger(__name__)
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: How many leading bytes of a file are checked against the allow-list.
+SNIFF_BYTES = 8 * KiB
+#: Limits on the small text fields sent with the file.
+MAX_FIELD_BYTES = 4 * KiB
+MAX_FIELDS = 20
+#: What a form may add to the file's bytes: boundaries, part headers and the small fields.
+FORM_OVERHEAD = MAX_FIELDS * (MAX_FIELD_BYTES + 1 * KiB) + 16 * KiB
+FILE_FIELD = "file"
+#: Parts minio uploads in parallel; each holds one part in memory.
+PARALLEL_PARTS = 2
+
+
+@dataclass(frozen=True)
+class UploadedObject:
+    """What the workflow is told about an upload: where it is and what it is, never bytes."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    size: int
+    sha256: str  # hex
+    content_type: str
+    filename: str  # sanitised
+    fields: dict[str, str]  # the other (small) form fields, e.g. kind, item_code
+
+
+# --- From the event loop to a worker thread ------------------------------------------------
+
+
+class UploadAborted(Exception):
+    """The request side gave up; the object must not be completed."""
+
+
+class _ReaderGone(Exception):
+    """The worker stopped reading (the store failed); nothing more can be written."""
+
+
+class _Pipe:
+    """Bytes from the event loop to one worker thread, at most about ``capacity`` in between.
+
+    The event loop awaits space in :meth:`write` (so backpressure reaches the client through
+    TCP); the worker blocks in :meth:`read` as minio expects of a file object. The worker
+    hashes and counts what it reads, which is exactly what the store receives.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self._loop = loop
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._readable = threading.Condition(self._lock)
+        self._chunks: deque[memoryview] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._aborted = False
+        self._reader_gone = False
+        self._space: asyncio.Future[None] | None = None
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+
+    # event loop side
+
+    async def write(self, data: memoryview) -> None:
+        while True:
+            with self._lock:
+                if self._reader_gone:
+                    raise _ReaderGone
+                if self._buffered < self._capacity:
+                    self._chunks.append(data)
+                    self._buffered += len(data)
+                    self._readable.notify()
+                    return
+                space = self._space = self._loop.create_future()
+            await space
+
+    def finish(self) -> None:
+        with self._lock:
+            self._eof = True
+            self._readable.notify()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            self._chunks.clear()
+            self._buffered = 0
+            self._readable.notify()
+
+    # worker side
+
+    def read(self, size: int = -1) -> bytes:
+        """Block until ``size`` bytes (fewer only at the end) are there; raise if aborted."""
+        wanted = size if size >= 0 else 1 << 62
+        pieces: list[memoryview] = []
+        got = 0
+        while got < wanted:
+            with self._lock:
+                while not self._chunks and not self._eof and not self._aborted:
+                    self._readable.wait()
+                if self._aborted:
+                    raise UploadAborted("the upload was refused or interrupted")
+                if not self._chunks:
+                    break
+                while self._chunks and got < wanted:
+                    chunk = self._chunks.popleft()
+                    if len(chunk) > wanted - got:
+                        self._chunks.appendleft(chunk[wanted - got :])
+                        chunk = chunk[: wanted - got]
+                    pieces.append(chunk)
+                    got += len(chunk)
+                    self._buffered -= len(chunk)
+                space, self._space = self._space, None
+            if space is not None:
+                self._wake(space)
+        data = b"".join(pieces)
+        del pieces
+        self.sha256.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def reader_done(self) -> None:
+        with self._lock:
+            self._reader_gone = True
+            space, self._space = self._space, None
+        if space is not None:
+            self._wake(space)
+
+    def _wake(self, future: asyncio.Future[None]) -> None:
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(wake)
+
+
+class _ObjectWriter:
+    """One ``put_object`` in its own thread, fed by a :class:`_Pipe`."""
+
+    def __init__(
+        self,
+        store: Minio,
+        bucket: str,
+        key: str,
+        content_type: str,
+        part_size: int,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._store = store
+        self.bucket = bucket
+        self.key = key
+        self.content_type = content_type
+        self._part_size = part_size
+        self.pipe = _Pipe(self._loop, capacity=part_size)
+        self.done: asyncio.Future[Any] = self._loop.create_future()
+        self._lock = threading.Lock()
+        self._completed: Any = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name=f"upload:{key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        outcome: Any = None
+        error: BaseException | None = None
+        try:
+            outcome = self._store.put_object(
+                self.bucket,
+                self.key,
+                cast(BinaryIO, self.pipe),
+                length=-1,
+                part_size=self._part_size,
+                content_type=self.content_type,
+                num_parallel_uploads=PARALLEL_PARTS,
+            )
+            with self._lock:
+                self._completed = outcome
+                abandoned = self._abandoned
+            if abandoned:
+                self._remove(outcome)
+                outcome, error = None, UploadAborted("the upload was abandoned")
+        except BaseException as exc:
+            error = exc
+        finally:
+            self.pipe.reader_done()
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._settle, outcome, error)
+
+    def _settle(self, outcome: Any, error: BaseException | None) -> None:
+        if self.done.done():
+            return
+        if error is not None:
+            self.done.set_exception(error)
+        else:
+            self.done.set_result(outcome)
+
+    def _remove(self, outcome: Any) -> None:
+        try:
+            self._store.remove_object(self.bucket, self.key, version_id=outcome.version_id)
+        except Exception:
+            log.exception("could not remove the abandoned upload %s/%s", self.bucket, self.key)
+
+    def abandon(self) -> None:
+        """Stop the upload; the object must not remain (removed if it was already complete)."""
+        self.pipe.abort()
+        with self._lock:
+            self._abandoned = True
+            completed = self._completed
+        if completed is not None:
+            threading.Thread(target=self._remove, args=(completed,), daemon=True).start()
+
+    async def settled(self) -> None:
+        """Wait until the worker has finished (the multipart upload aborted, if it was)."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.done)
+
+
+# --- The multipart body --------------------------------------------------------------------
+
+_FILE_END = memoryview(b"")  # marks the end of the file part in the event list
+
+
+def _malformed(detail: str) -> Problem:
+    return Problem(422, "malformed-multipart", "Malformed multipart body", detail)
+
+
+def _invalid_form(detail: str) -> Problem:
+    return Problem(422, "invalid-form", "Invalid form", detail)
+
+
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(
+        413,
+        "payload-too-large",
+        "File too large",
+        f"the file exceeds the limit of {max_bytes} bytes",
+        max_bytes=max_bytes,
+    )
+
+
+def _boundary(request: Request) -> bytes:
+    media, options = parse_options_header(request.headers.get("content-type", ""))
+    if media != b"multipart/form-data":
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Multipart form expected",
+            "send the file as multipart/form-data with a field named 'file'",
+        )
+    boundary = options.get(b"boundary", b"")
+    if not boundary or len(boundary) > 200:
+        raise _malformed("the Content-Type header has no usable multipart boundary")
+    return boundary
+
+
+class _Receiver:
+    """Parser callbacks and the state of one upload; file data is handled asynchronously."""
+
+    def __init__(
+        self,
+        *,
+        store: Minio,
+        bucket: str,
+        key_for: Callable[[str], str],
+        max_bytes: int,
+        part_size: int,
+        allowed: Mapping[str, Sniffer],
+    ) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.key_for = key_for
+        self.max_bytes = max_bytes
+        self.part_size = part_size
+        self.allowed = allowed
+        self.fields: dict[str, str] = {}
+        self.complete = False
+        self.events: list[memoryview] = []  # file data, then _FILE_END
+        self.writer: _ObjectWriter | None = None
+        self.filename = ""
+        self.declared_type = ""
+        self.size = 0
+        self.head: list[memoryview] = []
+        self.head_size = 0
+        self.seen_file = False
+        # the part being parsed
+        self._headers: dict[str, str] = {}
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._part: str | None = None  # field name, or None for the file part
+        self._value = bytearray()
+
+    def parser(self, boundary: bytes) -> MultipartParser:
+        return MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field_data,
+                "on_header_value": self._header_value_data,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
+
+    # synchronous parser callbacks
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._part = None
+        self._value = bytearray()
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        name = self._header_field.decode("latin-1").strip().lower()
+        self._headers[name] = self._header_value.decode("latin-1").strip()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+
+    def _headers_finished(self) -> None:
+        disposition, options = parse_options_header(self._headers.get("content-disposition"))
+        if disposition != b"form-data" or b"name" not in options:
+            raise _malformed("each part needs 'Content-Disposition: form-data; name=...'")
+        name = options[b"name"].decode("utf-8", errors="replace")
+        if name == FILE_FIELD:
+            if self.seen_file:
+                raise _invalid_form("send exactly one file, in the field 'file'")
+            self.seen_file = True
+            raw_name = options.get(b"filename", b"").decode("utf-8", errors="replace")
+            self.filename = sanitize_filename(raw_name)
+            self.declared_type = self._headers.get("content-type", "")
+            self._part = None
+            return
+        if b"filename" in options:
+            raise _invalid_form(f"unexpected file in field '{name}'; send the file as 'file'")
+        if name in self.fields:
+            raise _invalid_form(f"the field '{name}' is sent more than once")
+        if len(self.fields) >= MAX_FIELDS:
+            raise _invalid_form(f"at most {MAX_FIELDS} fields besides the file")
+        self._part = name
+        self.fields[name] = ""
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part is None:
+            piece = memoryview(data if isinstance(data, bytes) else bytes(data))[start:end]
+            self.events.append(piece)
+            return
+        self._value += data[start:end]
+        if len(self._value) > MAX_FIELD_BYTES:
+            raise _invalid_form(f"the field '{self._part}' is longer than {MAX_FIELD_BYTES} bytes")
+
+    def _part_end(self) -> None:
+        if self._part is None:
+            self.events.append(_FILE_END)
+            return
+        try:
+            self.fields[self._part] = self._value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _invalid_form(f"the field '{self._part}' is not UTF-8 text") from None
+
+    def _end(self) -> None:
+        self.complete = True
+
+    # asynchronous file handling
+
+    async def handle_events(self) -> None:
+        events, self.events = self.events, []
+        for piece in events:
+            if piece is _FILE_END:
+                await self._file_end()
+            else:
+                await self._file_data(piece)
+
+    async def _file_data(self, piece: memoryview) -> None:
+        if not piece:
+            return
+        self.size += len(piece)
+        if self.size > self.max_bytes:
+            raise _too_large(self.max_bytes)
+        if self.writer is not None:
+            await self.writer.pipe.write(piece)
+            return
+        self.head.append(piece)
+        self.head_size += len(piece)
+        if self.head_size >= SNIFF_BYTES:
+            await self._start_writer()
+
+    async def _file_end(self) -> None:
+        if self.size == 0:
+            raise Problem(422, "empty-file", "Empty file", "the file has no content")
+        if self.writer is None:
+            await self._start_writer()
+
+    async def _start_writer(self) -> None:
+        head = b"".join(self.head)[:SNIFF_BYTES]
+        content_type = resolve_media_type(self.declared_type, head, self.filename, self.allowed)
+        self.writer = _ObjectWriter(
+            self.store, self.bucket, self.key_for(self.filename), content_type, self.part_size
+        )
+        self.writer.start()
+        pieces, self.head = self.head, []
+        for piece in pieces:
+            await self.writer.pipe.write(piece)
+
+
+async def receive_upload(
+    request: Request,
+    *,
+    store: Minio,
+    bucket: str,
+    key_for: Callable[[str], str],
+    max_bytes: int,
+    part_size: int,
+    allowed_types: Mapping[str, Sniffer] | None = None,
+) -> UploadedObject:
+    """Stream the multipart body's ``file`` into ``bucket`` at ``key_for(filename)``.
+
+    ``allowed_types`` maps each accepted media type to a check of the file's leading bytes
+    (default :data:`DEFAULT_ALLOWED_TYPES`). Raises :class:`Problem`: 413 too large, 415 not
+    multipart or type not allowed, 422 empty file, missing file or malformed form, 503 the
+    store failed. On any error no object is left in the bucket.
+    """
+    boundary = _boundary(request)
+    declared_length = request.headers.get("content-length")
+    if (
+        declared_length
+        and declared_length.isdigit()
+        and (int(declared_length) > max_bytes + FORM_OVERHEAD)
+    ):
+        raise _too_large(max_bytes)
+    receiver = _Receiver(
+        store=store,
+        bucket=bucket,
+        key_for=key_for,
+        max_bytes=max_bytes,
+        part_size=part_size,
+        allowed=DEFAULT_ALLOWED_TYPES if allowed_types is None else allowed_types,
+    )
+    parser = receiver.parser(boundary)
+    try:
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+                await receiver.handle_events()
+        except ClientDisconnect:
+            raise Problem(
+                400, "upload-interrupted", "Upload interrupted", "the client went away"
+            ) from None
+        except MultipartParseError as exc:
+            raise _malformed(f"the multipart body cannot be parsed: {exc}") from None
+        except _ReaderGone:
+            raise await _store_failed(receiver.writer) from None
+        if not receiver.complete:
+            raise _malformed("the body ended before the closing multipart boundary")
+        writer = receiver.writer
+        if writer is None:
+            raise _invalid_form("the form has no file: send it in the field 'file'")
+        writer.pipe.finish()
+        try:
+            result = await asyncio.shield(writer.done)
+        except Exception:
+            raise await _store_failed(writer) from None
+    except BaseException as exc:
+        await _clean_up(receiver.writer, exc)
+        raise
+    if writer.pipe.bytes_read != receiver.size:  # pragma: no cover - a bug, not a user error
+        writer.abandon()
+        raise RuntimeError(f"stored {writer.pipe.bytes_read} of {receiver.size} bytes")
+    return UploadedObject(
+        bucket=writer.bucket,
+        key=writer.key,
+        version_id=result.version_id,
+        size=writer.pipe.bytes_read,
+        sha256=writer.pipe.sha256.hexdigest(),
+        content_type=writer.content_type,
+        filename=receiver.filename,
+        fields=receiver.fields,
+    )
+
+
+async def _clean_up(writer: _ObjectWriter | None, exc: BaseException) -> None:
+    if writer is None:
+        return
+    writer.abandon()
+    if isinstance(exc, asyncio.CancelledError):
+        return  # the worker finishes (and aborts the multipart upload) on its own
+    await writer.settled()
+
+
+async def _store_failed(writer: _ObjectWriter | None) -> Problem:
+    """The store refused or failed: log its error (once the worker has stopped) and say so."""
+    error: BaseException | None = None
+    if writer is not None:
+        await writer.settled()
+        if writer.done.done() and not writer.done.cancelled():
+            error = writer.done.exception()
+    log.error("upload to the object store failed: %r", error)
+    return Problem(
+        503,
+        "object-store-unavailable",
+        "File could not be stored",
+        "the object store did not accept the file; try again later",
+        headers={"Retry-After": "5"},
+    )

@@ -1,0 +1,73 @@
+"""Calling request workflows from the API: Updates with a bounded wait, errors as problems."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.problems import Problem
+from models.request_payloads import ActionInput, ActionResult
+
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable() -> Problem:
+    return Problem(
+        503,
+        "workflow-unavailable",
+        "Try again shortly",
+        "the request's workflow did not answer in time; repeating the call with the same "
+        "Idempotency-Key is safe",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def problem_from_failure(error: BaseException) -> Problem:
+    """Turn a validator's or handler's refusal into the problem the caller should see."""
+    cause = error.cause if isinstance(error, WorkflowUpdateFailedError) else error
+    if isinstance(cause, ApplicationError) and cause.details:
+        info: dict[str, Any] = cause.details[0] if isinstance(cause.details[0], dict) else {}
+        status = int(info.get("status", 409))
+        kind = str(info.get("kind", cause.type or "conflict"))
+        extra = {k: info[k] for k in ("request_status", "allowed_actions") if k in info}
+        return Problem(status, kind, _title(status), cause.message, **extra)
+    if isinstance(cause, ApplicationError):
+        return Problem(409, cause.type or "conflict", "Not allowed now", cause.message)
+    return Problem(409, "conflict", "Not allowed now", str(cause))
+
+
+def _title(status: int) -> str:
+    return {
+        403: "Forbidden",
+        404: "Not found",
+        409: "Not allowed now",
+        422: "Invalid request",
+    }.get(status, "Refused")
+
+
+async def send_action(
+    handle: WorkflowHandle[Any, Any], name: str, command: ActionInput, wait_seconds: float
+) -> ActionResult:
+    """Send one action Update (its id is the command's key) and wait at most ``wait_seconds``."""
+    try:
+        async with asyncio.timeout(wait_seconds):
+            result: ActionResult = await handle.execute_update(
+                name, command, id=command.key, result_type=ActionResult
+            )
+            return result
+    except TimeoutError:
+        raise unavailable() from None
+    except WorkflowUpdateFailedError as exc:
+        raise problem_from_failure(exc) from None
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise Problem(
+                409, "request-finished", "Not allowed now", "the request's workflow has ended"
+            ) from None
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise unavailable() from None
+        raise

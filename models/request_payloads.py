@@ -1,0 +1,294 @@
+"""Payloads of the request API and workflow: action bodies, workflow inputs and results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from models.permissions import Actor
+from models.requests import RequestKind, RequestStatus
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmptyBody(_Body):
+    pass
+
+
+class ReasonBody(_Body):
+    reason: Text
+
+
+class OptionalReasonBody(_Body):
+    reason: Text | None = None
+
+
+class MessageBody(_Body):
+    message: Text
+
+
+class AcceptBody(_Body):
+    centre_code: ShortText | None = None
+    scope: Text | None = Field(default=None, description="The officer may amend the scope.")
+
+
+class ReceiveSampleBody(_Body):
+    sample_ref: ShortText
+    condition: Text
+
+
+#: The body model of each action of SPEC section 4 handled so far.
+ACTION_BODIES: dict[str, type[_Body]] = {
+    "submit": EmptyBody,
+    "request_info": MessageBody,
+    "respond": MessageBody,
+    "decline": ReasonBody,
+    "accept": AcceptBody,
+    "reject_sample": ReasonBody,
+    "receive_sample": ReceiveSampleBody,
+    "withdraw": OptionalReasonBody,
+}
+
+
+class RequestCreate(BaseModel):
+    """``POST /requests``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: ShortText
+    scheme_code: ShortText
+    kind: RequestKind = RequestKind.CERTIFICATION
+    scope: Text | None = None
+
+
+class SchemeSnapshot(BaseModel):
+    """What the workflow keeps of the scheme version the request started with."""
+
+    id: int
+    code: str
+    version: int
+    sector: str
+    title: str
+    required_documents: tuple[str, ...]
+
+
+class Timing(BaseModel):
+    """Durations in seconds, from configuration (tests shorten them)."""
+
+    info_response: float
+    info_reminder_fraction: float
+    sample_receipt_target: float
+    testing_target: float
+    decision_target: float
+
+
+class RequestWorkflowInput(BaseModel):
+    request_id: str
+    organization_id: str
+    product_id: str
+    product_name: str
+    scheme: SchemeSnapshot
+    kind: RequestKind
+    scope: str
+    actor: Actor
+    idempotency_key: str | None = None
+    idempotency_hash: str | None = None
+    timing: Timing
+
+
+class RequestRef(BaseModel):
+    request_id: str
+    number: str
+    status: RequestStatus
+
+
+class FileFacts(BaseModel):
+    """An uploaded object as the API hands it to the workflow: never the bytes."""
+
+    file_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    size: int
+    sha256: str
+    content_type: str
+    filename: str
+    kind: str | None = None
+    item_code: str | None = None
+    description: str | None = None
+
+
+class ActionInput(BaseModel):
+    """One human action sent as an Update; ``key`` is the Update id (``Idempotency-Key``)."""
+
+    action: str
+    actor: Actor
+    body: dict[str, Any] = Field(default_factory=dict)
+    key: str
+    body_hash: str
+    file: FileFacts | None = None
+
+
+class ActionResult(BaseModel):
+    request_id: str
+    status: RequestStatus
+    round: int
+
+
+class TimelineItem(BaseModel):
+    at: datetime
+    action: str
+    actor: str
+    actor_role: str
+    from_status: RequestStatus | None = None
+    to_status: RequestStatus | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- activity payloads ---------------------------------------------------------------------
+
+
+class CreateRequestInput(BaseModel):
+    workflow_id: str
+    params: RequestWorkflowInput
+
+
+class IntakeInput(BaseModel):
+    request_id: str
+    sector: str
+    required_documents: tuple[str, ...]
+
+
+class IntakeResult(BaseModel):
+    proposed_centre_code: str | None
+    candidate_centres: list[str]
+    problems: list[str]
+
+
+class Transition(BaseModel):
+    """A state change to record in one transaction (row, audit event, related rows)."""
+
+    request_id: str
+    key: str
+    action: str
+    actor: Actor | None  # None: the system
+    acting_role: str
+    body: dict[str, Any] = Field(default_factory=dict)
+    body_hash: str | None = None
+    from_status: RequestStatus | None
+    to_status: RequestStatus | None
+    at: datetime
+    centre_code: str | None = None
+    proposed_centre_code: str | None = None
+    scope: str | None = None
+    round: int | None = None
+    info_due_at: datetime | None = None
+    clear_info_due: bool = False
+    stage_seconds: dict[str, float] | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordFileInput(BaseModel):
+    request_id: str
+    key: str
+    actor: Actor
+    acting_role: str
+    status: RequestStatus
+    purpose: str
+    file: FileFacts
+    round: int | None = None
+    at: datetime
+
+
+class RecordFileResult(BaseModel):
+    file_id: str
+    superseded: list[str]
+
+
+# --- API views -----------------------------------------------------------------------------
+
+
+class ProductSummary(BaseModel):
+    id: str
+    name: str
+    name_ar: str | None = None
+    brand: str
+    model: str
+
+
+class SchemeSummary(BaseModel):
+    code: str
+    version: int
+    title: str
+
+
+class FilePublic(BaseModel):
+    id: str
+    kind: str | None = None
+    item_code: str | None = None
+    description: str | None = None
+    round: int | None = None
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_at: datetime
+    uploaded_by: str
+    superseded_at: datetime | None = None
+    superseded_by: str | None = None
+
+
+class SamplePublic(BaseModel):
+    round: int
+    status: str
+    reference: str | None = None
+    condition: str | None = None
+    reason: str | None = None
+    at: datetime
+    by: str
+
+
+class RequestPublic(BaseModel):
+    id: str
+    number: str
+    status: RequestStatus
+    kind: RequestKind
+    scope: str
+    allowed_actions: list[str]
+    product: ProductSummary
+    scheme: SchemeSummary
+    centre: str | None
+    proposed_centre: str | None
+    round: int
+    documents: list[FilePublic]
+    evidence: list[FilePublic]
+    samples: list[SamplePublic]
+    results: list[dict[str, Any]] = Field(default_factory=list)
+    certificate_number: str | None = None
+    info_due_at: datetime | None = None
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class RequestSummary(BaseModel):
+    id: str
+    number: str
+    status: RequestStatus
+    kind: RequestKind
+    product_name: str
+    scheme_code: str
+    centre: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Timeline(BaseModel):
+    items: list[TimelineItem]
