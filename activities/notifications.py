@@ -347,7 +347,7 @@ def compose(params: NotifyInput, settings: Settings) -> tuple[str, str]:
     fr += ["", f"Ce qu'il faut faire : {texts.next_fr}", "", f"Suivre la demande : {link}"]
     ar += ["", f"ما يجب القيام به: {texts.next_ar}", "", f"تتبع الطلب: {link}"]
     footer = [
-        "--",
+        "-- ",  # the signature separator
         f"Mutabaqa — {settings.body_name} / {settings.body_name_ar}",
         "Message envoyé automatiquement ; merci de ne pas y répondre.",
         "رسالة آلية، يرجى عدم الرد عليها.",
@@ -367,11 +367,11 @@ def build_message(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id_for(params.dedupe_key)
     msg["References"] = thread_id_for(params.request_id)
-    msg["Content-Language"] = "fr, ar"
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
     msg["X-Mutabaqa-Request"] = params.request_number
     msg["X-Mutabaqa-Notification"] = params.kind.value
-    msg.set_content(body)
+    msg.set_content(body)  # replaces any Content-* header set before it
+    msg["Content-Language"] = "fr, ar"
     return msg
 
 

@@ -18,7 +18,7 @@ OCTET_STREAM = "application/octet-stream"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-#: Does a file's head (its first ``SNIFF_BYTES`` or fewer) fit a media type?
+#: Does a file's head (its first 8 KiB, or all of it if shorter) fit a media type?
 Sniffer = Callable[[bytes], bool]
 
 _PDF = b"%PDF-"

@@ -32,7 +32,7 @@ class OrganizationBase(SQLModel):
     name_ar: str | None = Field(default=None, max_length=300)
     registration_id: str = Field(min_length=3, max_length=32)
     address: str = Field(min_length=1, max_length=500)
-    country: str = Field(min_length=2, max_length=2, regex=r"^[A-Z]{2}$")
+    country: str = Field(min_length=2, max_length=2, schema_extra={"pattern": r"^[A-Z]{2}$"})
 
 
 class OrganizationCreate(OrganizationBase):
@@ -136,7 +136,9 @@ class ProductBase(SQLModel):
     brand: str = Field(min_length=1, max_length=200)
     model: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    hs_code: str | None = Field(default=None, regex=r"^\d{4,10}$", max_length=10)
+    hs_code: str | None = Field(
+        default=None, max_length=10, schema_extra={"pattern": r"^\d{4,10}$"}
+    )
 
 
 class ProductCreate(ProductBase):

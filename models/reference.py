@@ -53,7 +53,7 @@ class ItemTitles(BaseModel):
 
 
 class TechnicalCentreBase(SQLModel):
-    code: str = Field(primary_key=True, max_length=32, regex=CODE_PATTERN)
+    code: str = Field(primary_key=True, max_length=32, schema_extra={"pattern": CODE_PATTERN})
     name: str = Field(min_length=1, max_length=300)
     name_ar: str = Field(min_length=1, max_length=300)
     sectors: list[str] = Field(default_factory=list, sa_type=sa.JSON)
@@ -78,7 +78,7 @@ class TechnicalCentre(TechnicalCentreBase, table=True):
 
 
 class TestItemBase(SQLModel):
-    code: str = Field(max_length=64, regex=CODE_PATTERN)
+    code: str = Field(max_length=64, schema_extra={"pattern": CODE_PATTERN})
     title: str = Field(min_length=1, max_length=300)
     method: str = Field(min_length=1, max_length=200)
     unit: str = Field(min_length=1, max_length=32)
@@ -128,12 +128,12 @@ class TestItem(TestItemBase, table=True):
 
 
 class SchemeBase(SQLModel):
-    code: str = Field(max_length=64, regex=CODE_PATTERN, index=True)
+    code: str = Field(max_length=64, schema_extra={"pattern": CODE_PATTERN}, index=True)
     version: int = Field(default=1, ge=1)
     title: str = Field(min_length=1, max_length=300)
     title_ar: str | None = Field(default=None, max_length=300)
     title_en: str | None = Field(default=None, max_length=300)
-    sector: str = Field(max_length=64, regex=KEY_PATTERN)
+    sector: str = Field(max_length=64, schema_extra={"pattern": KEY_PATTERN})
     decision_rule: DecisionRule = Field(sa_type=text_enum(DecisionRule))
     validity_months: int = Field(ge=1, le=240)
     surveillance_months: int = Field(ge=1, le=120)

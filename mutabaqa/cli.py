@@ -139,6 +139,26 @@ def seed() -> None:
         )
 
 
+@app.command()
+def audit() -> None:
+    """Re-verify every audit chain; exit 1 naming the first broken link of each broken chain."""
+    from sqlmodel import Session
+
+    from activities.audit import verify_all
+    from mutabaqa.db import create_db_engine
+
+    settings = _settings()
+    engine = create_db_engine(settings.resolved_database_url)
+    with Session(engine) as session:
+        checked, breaks = verify_all(session)
+    for broken in breaks:
+        typer.echo(f"BROKEN {broken}", err=True)
+    if breaks:
+        typer.echo(f"{len(breaks)} of {checked} chains broken", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{checked} chains verified, all intact")
+
+
 def main() -> None:
     try:
         app()

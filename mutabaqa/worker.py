@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.notifications import NotificationActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from mutabaqa.settings import Settings
@@ -33,6 +34,7 @@ def build_worker(
 ) -> Worker:
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
+    notifications = NotificationActivities(engine, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -44,6 +46,7 @@ def build_worker(
             requests.apply_transition,
             requests.record_file,
             requests.record_event,
+            notifications.notify,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

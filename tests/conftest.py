@@ -1,6 +1,10 @@
 """Real services for the test session: a Temporal dev server and an S3 store on free ports,
 started here and stopped at the end, and a fresh PostgreSQL database on the machine's server.
 Nothing needs to be started by hand (PostgreSQL excepted, which the machine provides).
+
+Hypothesis is imported here, at collection: its plugin otherwise imports it lazily at the
+end of the run, when background threads are alive, which trips a CPython 3.11.7 bug in
+``ast.parse`` (\"AST constructor recursion depth mismatch\") under assertion rewriting.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported early: see the note below)
 import psycopg
 import pytest
 from minio import Minio
@@ -25,6 +30,7 @@ from mutabaqa.migrate import upgrade
 from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from mutabaqa.worker import run_worker
+from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 from workflows import search_attributes
 
 PG_ADMIN_DSN = os.environ.get(
@@ -101,11 +107,22 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def mailbox() -> Iterator[SmtpSink]:
+    """The session's SMTP server: every notification of the suite lands here."""
+    sink = SmtpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
 def settings(
     tmp_path_factory: pytest.TempPathFactory,
     pg_url: str,
     temporal_address: str,
     s3_server: S3Server,
+    mailbox: SmtpSink,
 ) -> Settings:
     """Settings for the real services, with the schema migrated and reference data seeded."""
     result = Settings(
@@ -117,6 +134,7 @@ def settings(
         s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key,  # type: ignore[arg-type]
         health_timeout_seconds=3.0,
+        **mailbox.settings_update(),
     )
     upgrade(pg_url)
     engine = create_db_engine(pg_url)

@@ -18,7 +18,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notifications import (
+        NOTIFY_RETRY_POLICY,
+        NOTIFY_START_TO_CLOSE,
+        NotificationActivities,
+    )
     from activities.requests import NON_RETRYABLE, RequestActivities
+    from models.notifications import NotificationKind, NotifyInput
     from models.permissions import Actor
     from models.request_payloads import (
         ActionInput,
@@ -61,6 +67,15 @@ STAGE_TARGETS = {
 }
 
 
+#: Actions after which the manufacturer must act or hears of a decision.
+ACTION_NOTICES = {
+    "request_info": NotificationKind.INFO_REQUESTED,
+    "decline": NotificationKind.DECLINED,
+    "accept": NotificationKind.ACCEPTED,
+    "reject_sample": NotificationKind.SAMPLE_REJECTED,
+}
+
+
 def refusal_error(refusal: Refusal, status: RequestStatus, allowed: list[str]) -> ApplicationError:
     return ApplicationError(
         refusal.detail,
@@ -95,6 +110,7 @@ class RequestWorkflow:
         self.stage_started: datetime | None = None
         self.stage_seconds: dict[str, float] = {}
         self.escalated: set[str] = set()
+        self.notifications: list[asyncio.Future[Any]] = []
 
     # --- facts and helpers -----------------------------------------------------------------
 
@@ -146,6 +162,26 @@ class RequestWorkflow:
             retry_policy=DB_RETRY,
         )
 
+    def _notify(self, kind: NotificationKind, key: str, **details: Any) -> None:
+        """Send an e-mail in the background: an action never waits on the mail server."""
+        assert self.ref is not None
+        handle = workflow.start_activity_method(
+            NotificationActivities.notify,
+            NotifyInput(
+                request_id=self.params.request_id,
+                request_number=self.ref.number,
+                kind=kind,
+                product_name=self.params.product_name,
+                scheme_code=self.params.scheme.code,
+                centre_code=self.centre_code,
+                dedupe_key=f"{workflow.info().workflow_id}:{key}",
+                **details,
+            ),
+            start_to_close_timeout=NOTIFY_START_TO_CLOSE,
+            retry_policy=NOTIFY_RETRY_POLICY,
+        )
+        self.notifications.append(handle)
+
     # --- the run ---------------------------------------------------------------------------
 
     @workflow.run
@@ -172,6 +208,8 @@ class RequestWorkflow:
             if not self.changed:
                 await self._timers_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Mails still being delivered are finished before the request's workflow ends.
+        await asyncio.gather(*self.notifications, return_exceptions=True)
         assert self.ref is not None
         return RequestRef(
             request_id=self.ref.request_id, number=self.ref.number, status=self.status
@@ -279,6 +317,9 @@ class RequestWorkflow:
                         },
                     )
                     self.escalated.add(key)
+                    self._notify(
+                        NotificationKind.ESCALATION, f"escalation:{key}", stage=self.status.value
+                    )
 
     async def _system_event(
         self, action: str, key: str, now: datetime, detail: dict[str, Any]
@@ -318,6 +359,7 @@ class RequestWorkflow:
             )
         )
         self._enter(S.LAPSED, now)
+        self._notify(NotificationKind.LAPSED, f"lapse:{self.info_due}")
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -372,9 +414,22 @@ class RequestWorkflow:
                 self._enter(target, now)
             else:
                 self.changed = True
+            self._notify_action(cmd)
             return ActionResult(
                 request_id=self.params.request_id, status=self.status, round=self.round
             )
+
+    def _notify_action(self, cmd: ActionInput) -> None:
+        kind = ACTION_NOTICES.get(cmd.action)
+        if kind is None:
+            return
+        self._notify(
+            kind,
+            cmd.key,
+            reason=cmd.body.get("reason"),
+            message=cmd.body.get("message"),
+            due_at=self.info_due if cmd.action == "request_info" else None,
+        )
 
     async def _upload(self, cmd: ActionInput) -> ActionResult:
         async with self.lock:

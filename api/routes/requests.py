@@ -16,7 +16,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from minio import Minio
 from sqlmodel import Session, col, or_, select
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -70,6 +74,7 @@ from workflows.request_rules import (
     allowed_actions,
     can_see,
     can_upload_document,
+    check,
     check_body,
     check_role,
 )
@@ -406,7 +411,7 @@ async def create_request(
             ref = await client.execute_update_with_start_workflow(
                 "created", start_workflow_operation=start, id="created", result_type=RequestRef
             )
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise unavailable() from None
     except WorkflowAlreadyStartedError:
         # The workflow for this key has finished: the database has the request.
@@ -597,6 +602,18 @@ async def act(
             return request_view(session, row, actor)
     if action == "accept" and clean.get("centre_code"):
         _require_centre(session, clean["centre_code"])
+    facts = facts_of(session, row)
+    try:  # the record's view first: a refusal costs the workflow nothing
+        check(action, facts, actor, clean)
+    except Refusal as refusal:
+        raise Problem(
+            refusal.status,
+            refusal.kind,
+            "Not allowed now",
+            refusal.detail,
+            request_status=row.status.value,
+            allowed_actions=allowed_actions(facts, actor),
+        ) from None
     client: Client = await ctx.temporal()
     command = ActionInput(action=action, actor=actor, body=clean, key=key, body_hash=digest)
     await send_action(

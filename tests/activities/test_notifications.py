@@ -286,6 +286,8 @@ def test_active_manufacturers_receive_the_information_request(
     assert "31/05/2026 17:00" in body
     assert f"{settings.public_base_url}/requests/{fixture.request_id}" in body
     assert mail.message["Message-ID"] == result.message_id == message_id_for(params.dedupe_key)
+    assert mail.message["Content-Language"] == "fr, ar"
+    assert mail.message["Auto-Submitted"] == "auto-generated"
 
 
 def test_a_repeated_notification_keeps_its_message_id(

@@ -55,9 +55,7 @@ def assert_unauthenticated(response: Response) -> None:
 
 def login(client: TestClient, email: str, password: str) -> Headers:
     """Log in with the OAuth2 password form; the ``Authorization`` header to send."""
-    response = client.post(
-        f"{API}/auth/token", data={"username": email, "password": password}
-    )
+    response = client.post(f"{API}/auth/token", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 

@@ -74,8 +74,13 @@ def create_request(
 
 
 def upload(
-    client: TestClient, headers: Headers, request_id: str, kind: str,
-    content: bytes = PDF, filename: str = "dossier.pdf", content_type: str = "application/pdf",
+    client: TestClient,
+    headers: Headers,
+    request_id: str,
+    kind: str,
+    content: bytes = PDF,
+    filename: str = "dossier.pdf",
+    content_type: str = "application/pdf",
 ) -> Any:
     return client.post(
         f"{API}/requests/{request_id}/documents",
@@ -96,12 +101,17 @@ def upload_all(client: TestClient, cast: Cast, request_id: str) -> None:
 
 
 def act(
-    client: TestClient, headers: Headers, request_id: str, action: str,
-    body: dict[str, Any] | None = None, key: str | None = None,
+    client: TestClient,
+    headers: Headers,
+    request_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> Any:
     extra = {"Idempotency-Key": key} if key else {}
     return client.post(
-        f"{API}/requests/{request_id}/actions/{action}", json=body or {},
+        f"{API}/requests/{request_id}/actions/{action}",
+        json=body or {},
         headers=headers | extra,
     )
 

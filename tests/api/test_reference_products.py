@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from activities.audit import verify_chain
 from api.app import create_app
@@ -17,6 +18,8 @@ from api.security import hash_password
 from models.accounts import User
 from models.audit import ADMIN_CHAIN, AuditEvent
 from models.permissions import Role
+from models.reference import Scheme
+from models.reference import TestItem as SchemeItem
 from mutabaqa.seed import load_reference_data
 from mutabaqa.settings import Settings
 from tests.api.helpers import (
@@ -44,6 +47,19 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def admin(client: TestClient, settings: Settings) -> Headers:
     return admin_headers(client, settings)
+
+
+@pytest.fixture
+def scheme_code(engine: Engine) -> Iterator[str]:
+    """A fresh scheme code; its versions are removed afterwards, since other tests count
+    the seeded schemes in the session's shared database."""
+    code = f"TEST-HELMET-{uuid.uuid4().hex[:8].upper()}"
+    yield code
+    with Session(engine) as session:
+        ids = select(Scheme.id).where(Scheme.code == code)
+        session.execute(delete(SchemeItem).where(col(SchemeItem.scheme_id).in_(ids)))
+        session.execute(delete(Scheme).where(col(Scheme.code) == code))
+        session.commit()
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +159,10 @@ def test_ffp2_scheme_has_its_test_plan_with_decimal_strings(
     assert items["TIL-IND"]["min_count"] == 46
     assert items["RES-IN-30"]["upper_limit"] == "0.7"
 
-    assert client.get(
-        f"{API}/schemes/FFP2-NM-EN-149", params={"version": 1}, headers=officer
-    ).json() == scheme
+    assert (
+        client.get(f"{API}/schemes/FFP2-NM-EN-149", params={"version": 1}, headers=officer).json()
+        == scheme
+    )
     assert_problem(client.get(f"{API}/schemes/NO-SUCH-SCHEME", headers=officer), 404, "not-found")
     assert_problem(
         client.get(f"{API}/schemes/FFP2-NM-EN-149", params={"version": 99}, headers=officer), 404
@@ -157,9 +174,9 @@ def test_ffp2_scheme_has_its_test_plan_with_decimal_strings(
 
 
 def test_admin_publishes_scheme_versions(
-    client: TestClient, admin: Headers, officer: Headers, engine: Engine
+    client: TestClient, admin: Headers, officer: Headers, engine: Engine, scheme_code: str
 ) -> None:
-    code = f"TEST-HELMET-{uuid.uuid4().hex[:8].upper()}"
+    code = scheme_code
     first = client.post(f"{API}/schemes", json=scheme_body(code), headers=admin)
     assert first.status_code == 201, first.text
     v1 = first.json()
@@ -188,9 +205,10 @@ def test_admin_publishes_scheme_versions(
     assert len(versions) == len(listed), "a scheme is listed twice"
     assert versions[code] == 2
     assert versions["FFP2-NM-EN-149"] == 1 and "MEDMASK-IIR-NM-EN-14683" in versions
-    assert next(s for s in listed if s["code"] == "FFP2-NM-EN-149")["test_items"][0][
-        "upper_limit"
-    ] == "6"
+    assert (
+        next(s for s in listed if s["code"] == "FFP2-NM-EN-149")["test_items"][0]["upper_limit"]
+        == "6"
+    )
 
     with Session(engine) as session:
         events = session.exec(
@@ -205,8 +223,8 @@ def test_admin_publishes_scheme_versions(
         assert verify_chain(session, ADMIN_CHAIN) is None
 
 
-def test_invalid_schemes_are_422(client: TestClient, admin: Headers) -> None:
-    code = f"TEST-BAD-{uuid.uuid4().hex[:8].upper()}"
+def test_invalid_schemes_are_422(client: TestClient, admin: Headers, scheme_code: str) -> None:
+    code = scheme_code
     body = scheme_body(code)
     no_min_count = body | {"test_items": [body["test_items"][0] | {"aggregation": "count_within"}]}
     no_limit = body | {"test_items": [body["test_items"][0] | {"upper_limit": None}]}

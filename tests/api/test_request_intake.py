@@ -30,6 +30,7 @@ from tests.api.requests_helpers import (
     wait_status,
 )
 from tests.conftest import RunningWorker
+from tests.smtp import SmtpSink
 
 
 @pytest.fixture
@@ -43,8 +44,9 @@ def cast(client: TestClient, settings: Settings) -> Cast:
     return make_cast(client, settings)
 
 
-def test_draft_to_sample_receipt(client: TestClient, cast: Cast, settings: Settings,
-                                 engine: object) -> None:  # fmt: skip
+def test_draft_to_sample_receipt(
+    client: TestClient, cast: Cast, settings: Settings, engine: object, mailbox: SmtpSink
+) -> None:
     request = create_request(client, cast)
     rid = request["id"]
     assert request["status"] == "draft"
@@ -99,15 +101,24 @@ def test_draft_to_sample_receipt(client: TestClient, cast: Cast, settings: Setti
     done = received.json()
     assert done["status"] == "testing"
     assert [(s["status"], s["round"]) for s in done["samples"]] == [
-        ("rejected", 1), ("received", 1),
+        ("rejected", 1),
+        ("received", 1),
     ]
 
     # The timeline tells the story; the manufacturer sees roles, staff see names.
     staff_view = client.get(f"{API}/requests/{rid}/timeline", headers=cast.officer_auth).json()
     actions = [item["action"] for item in staff_view["items"]]
     assert actions == [
-        "create", *["upload_document"] * 4, "submit", "intake", "request_info",
-        "upload_document", "respond", "accept", "reject_sample", "receive_sample",
+        "create",
+        *["upload_document"] * 4,
+        "submit",
+        "intake",
+        "request_info",
+        "upload_document",
+        "respond",
+        "accept",
+        "reject_sample",
+        "receive_sample",
     ]
     by_action = {item["action"]: item for item in staff_view["items"]}
     assert by_action["accept"]["actor"] == cast.officer["full_name"]
@@ -119,6 +130,27 @@ def test_draft_to_sample_receipt(client: TestClient, cast: Cast, settings: Setti
 
     with Session(engine) as session:  # type: ignore[arg-type]
         assert verify_chain(session, request_chain(rid)) is None
+
+    # The manufacturer was told whenever it had to act or a decision was taken.
+    number = done["number"]
+
+    def kinds() -> list[str]:
+        return [
+            m.message["X-Mutabaqa-Notification"]
+            for m in mailbox.messages
+            if m.message["X-Mutabaqa-Request"] == number
+        ]
+
+    mailbox.wait_for(lambda mails: len(kinds()) >= 3, timeout=30)
+    assert sorted(kinds()) == ["accepted", "info_requested", "sample_rejected"]
+    mails = [m for m in mailbox.messages if m.message["X-Mutabaqa-Request"] == number]
+    assert all(m.rcpt_tos == [cast.maker["email"]] for m in mails)
+    info = next(m for m in mails if m.message["X-Mutabaqa-Notification"] == "info_requested")
+    assert "Please send the updated technical file." in info.body
+    rejected_mail = next(
+        m for m in mails if m.message["X-Mutabaqa-Notification"] == "sample_rejected"
+    )
+    assert "Packaging torn" in rejected_mail.body
 
 
 def test_recorded_sha256_matches_the_object_behind_the_presigned_url(
