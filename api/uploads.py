@@ -21,14 +21,9 @@ single PUT), so a refused upload leaves no object behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
 
 from minio import Minio
 from python_multipart.exceptions import MultipartParseError
@@ -36,6 +31,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from api.problems import Problem
+from api.streaming_put import StoreGone, StreamingPut
 from api.upload_checks import (
     DEFAULT_ALLOWED_TYPES,
     Sniffer,
@@ -56,8 +52,6 @@ MAX_FIELDS = 20
 #: What a form may add to the file's bytes: boundaries, part headers and the small fields.
 FORM_OVERHEAD = MAX_FIELDS * (MAX_FIELD_BYTES + 1 * KiB) + 16 * KiB
 FILE_FIELD = "file"
-#: Parts minio uploads in parallel; each holds one part in memory.
-PARALLEL_PARTS = 2
 
 
 @dataclass(frozen=True)
@@ -72,196 +66,6 @@ class UploadedObject:
     content_type: str
     filename: str  # sanitised
     fields: dict[str, str]  # the other (small) form fields, e.g. kind, item_code
-
-
-# --- From the event loop to a worker thread ------------------------------------------------
-
-
-class UploadAborted(Exception):
-    """The request side gave up; the object must not be completed."""
-
-
-class _ReaderGone(Exception):
-    """The worker stopped reading (the store failed); nothing more can be written."""
-
-
-class _Pipe:
-    """Bytes from the event loop to one worker thread, at most about ``capacity`` in between.
-
-    The event loop awaits space in :meth:`write` (so backpressure reaches the client through
-    TCP); the worker blocks in :meth:`read` as minio expects of a file object. The worker
-    hashes and counts what it reads, which is exactly what the store receives.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
-        self._loop = loop
-        self._capacity = capacity
-        self._lock = threading.Lock()
-        self._readable = threading.Condition(self._lock)
-        self._chunks: deque[memoryview] = deque()
-        self._buffered = 0
-        self._eof = False
-        self._aborted = False
-        self._reader_gone = False
-        self._space: asyncio.Future[None] | None = None
-        self.sha256 = hashlib.sha256()
-        self.bytes_read = 0
-
-    # event loop side
-
-    async def write(self, data: memoryview) -> None:
-        while True:
-            with self._lock:
-                if self._reader_gone:
-                    raise _ReaderGone
-                if self._buffered < self._capacity:
-                    self._chunks.append(data)
-                    self._buffered += len(data)
-                    self._readable.notify()
-                    return
-                space = self._space = self._loop.create_future()
-            await space
-
-    def finish(self) -> None:
-        with self._lock:
-            self._eof = True
-            self._readable.notify()
-
-    def abort(self) -> None:
-        with self._lock:
-            self._aborted = True
-            self._chunks.clear()
-            self._buffered = 0
-            self._readable.notify()
-
-    # worker side
-
-    def read(self, size: int = -1) -> bytes:
-        """Block until ``size`` bytes (fewer only at the end) are there; raise if aborted."""
-        wanted = size if size >= 0 else 1 << 62
-        pieces: list[memoryview] = []
-        got = 0
-        while got < wanted:
-            with self._lock:
-                while not self._chunks and not self._eof and not self._aborted:
-                    self._readable.wait()
-                if self._aborted:
-                    raise UploadAborted("the upload was refused or interrupted")
-                if not self._chunks:
-                    break
-                while self._chunks and got < wanted:
-                    chunk = self._chunks.popleft()
-                    if len(chunk) > wanted - got:
-                        self._chunks.appendleft(chunk[wanted - got :])
-                        chunk = chunk[: wanted - got]
-                    pieces.append(chunk)
-                    got += len(chunk)
-                    self._buffered -= len(chunk)
-                space, self._space = self._space, None
-            if space is not None:
-                self._wake(space)
-        data = b"".join(pieces)
-        del pieces
-        self.sha256.update(data)
-        self.bytes_read += len(data)
-        return data
-
-    def reader_done(self) -> None:
-        with self._lock:
-            self._reader_gone = True
-            space, self._space = self._space, None
-        if space is not None:
-            self._wake(space)
-
-    def _wake(self, future: asyncio.Future[None]) -> None:
-        def wake() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            self._loop.call_soon_threadsafe(wake)
-
-
-class _ObjectWriter:
-    """One ``put_object`` in its own thread, fed by a :class:`_Pipe`."""
-
-    def __init__(
-        self,
-        store: Minio,
-        bucket: str,
-        key: str,
-        content_type: str,
-        part_size: int,
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._store = store
-        self.bucket = bucket
-        self.key = key
-        self.content_type = content_type
-        self._part_size = part_size
-        self.pipe = _Pipe(self._loop, capacity=part_size)
-        self.done: asyncio.Future[Any] = self._loop.create_future()
-        self._lock = threading.Lock()
-        self._completed: Any = None
-        self._abandoned = False
-        self._thread = threading.Thread(target=self._run, name=f"upload:{key}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        outcome: Any = None
-        error: BaseException | None = None
-        try:
-            outcome = self._store.put_object(
-                self.bucket,
-                self.key,
-                cast(BinaryIO, self.pipe),
-                length=-1,
-                part_size=self._part_size,
-                content_type=self.content_type,
-                num_parallel_uploads=PARALLEL_PARTS,
-            )
-            with self._lock:
-                self._completed = outcome
-                abandoned = self._abandoned
-            if abandoned:
-                self._remove(outcome)
-                outcome, error = None, UploadAborted("the upload was abandoned")
-        except BaseException as exc:
-            error = exc
-        finally:
-            self.pipe.reader_done()
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._settle, outcome, error)
-
-    def _settle(self, outcome: Any, error: BaseException | None) -> None:
-        if self.done.done():
-            return
-        if error is not None:
-            self.done.set_exception(error)
-        else:
-            self.done.set_result(outcome)
-
-    def _remove(self, outcome: Any) -> None:
-        try:
-            self._store.remove_object(self.bucket, self.key, version_id=outcome.version_id)
-        except Exception:
-            log.exception("could not remove the abandoned upload %s/%s", self.bucket, self.key)
-
-    def abandon(self) -> None:
-        """Stop the upload; the object must not remain (removed if it was already complete)."""
-        self.pipe.abort()
-        with self._lock:
-            self._abandoned = True
-            completed = self._completed
-        if completed is not None:
-            threading.Thread(target=self._remove, args=(completed,), daemon=True).start()
-
-    async def settled(self) -> None:
-        """Wait until the worker has finished (the multipart upload aborted, if it was)."""
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self.done)
 
 
 # --- The multipart body --------------------------------------------------------------------
@@ -324,7 +128,7 @@ class _Receiver:
         self.fields: dict[str, str] = {}
         self.complete = False
         self.events: list[memoryview] = []  # file data, then _FILE_END
-        self.writer: _ObjectWriter | None = None
+        self.writer: StreamingPut | None = None
         self.filename = ""
         self.declared_type = ""
         self.size = 0
@@ -433,7 +237,7 @@ class _Receiver:
         if self.size > self.max_bytes:
             raise _too_large(self.max_bytes)
         if self.writer is not None:
-            await self.writer.pipe.write(piece)
+            await self.writer.write(piece)
             return
         self.head.append(piece)
         self.head_size += len(piece)
@@ -449,13 +253,12 @@ class _Receiver:
     async def _start_writer(self) -> None:
         head = b"".join(self.head)[:SNIFF_BYTES]
         content_type = resolve_media_type(self.declared_type, head, self.filename, self.allowed)
-        self.writer = _ObjectWriter(
+        self.writer = StreamingPut(
             self.store, self.bucket, self.key_for(self.filename), content_type, self.part_size
         )
-        self.writer.start()
         pieces, self.head = self.head, []
         for piece in pieces:
-            await self.writer.pipe.write(piece)
+            await self.writer.write(piece)
 
 
 async def receive_upload(
@@ -503,37 +306,36 @@ async def receive_upload(
             ) from None
         except MultipartParseError as exc:
             raise _malformed(f"the multipart body cannot be parsed: {exc}") from None
-        except _ReaderGone:
+        except StoreGone:
             raise await _store_failed(receiver.writer) from None
         if not receiver.complete:
             raise _malformed("the body ended before the closing multipart boundary")
         writer = receiver.writer
         if writer is None:
             raise _invalid_form("the form has no file: send it in the field 'file'")
-        writer.pipe.finish()
+        writer.finish()
         try:
-            result = await asyncio.shield(writer.done)
+            stored = await asyncio.shield(writer.done)
         except Exception:
             raise await _store_failed(writer) from None
+        if stored.size != receiver.size:  # pragma: no cover - a bug, not a user error
+            raise RuntimeError(f"stored {stored.size} of {receiver.size} bytes")
     except BaseException as exc:
         await _clean_up(receiver.writer, exc)
         raise
-    if writer.pipe.bytes_read != receiver.size:  # pragma: no cover - a bug, not a user error
-        writer.abandon()
-        raise RuntimeError(f"stored {writer.pipe.bytes_read} of {receiver.size} bytes")
     return UploadedObject(
-        bucket=writer.bucket,
-        key=writer.key,
-        version_id=result.version_id,
-        size=writer.pipe.bytes_read,
-        sha256=writer.pipe.sha256.hexdigest(),
+        bucket=stored.bucket,
+        key=stored.key,
+        version_id=stored.version_id,
+        size=stored.size,
+        sha256=stored.sha256,
         content_type=writer.content_type,
         filename=receiver.filename,
         fields=receiver.fields,
     )
 
 
-async def _clean_up(writer: _ObjectWriter | None, exc: BaseException) -> None:
+async def _clean_up(writer: StreamingPut | None, exc: BaseException) -> None:
     if writer is None:
         return
     writer.abandon()
@@ -542,7 +344,7 @@ async def _clean_up(writer: _ObjectWriter | None, exc: BaseException) -> None:
     await writer.settled()
 
 
-async def _store_failed(writer: _ObjectWriter | None) -> Problem:
+async def _store_failed(writer: StreamingPut | None) -> Problem:
     """The store refused or failed: log its error (once the worker has stopped) and say so."""
     error: BaseException | None = None
     if writer is not None:

@@ -316,8 +316,8 @@ async def test_large_upload_paused_midway_uses_no_disk_and_no_memory_for_the_fil
     """300 MB streamed; paused after 160 MB: no temporary file, memory flat, no object yet."""
     total, pause_at = 300_000_000, 160_000_000
     pid = server.process.pid
-    # Warm up (imports, connection pools, a full part through the pipe), then take the baseline.
-    warm = await _post(server, prefix, b"".join(_pseudo_random(PART_SIZE + 1)), filename="w.pdf")
+    # Warm up with a small file (imports, connection pools), then take the baseline.
+    warm = await _post(server, prefix, PDF + bytes(100_000), filename="w.pdf")
     assert warm.status_code == 201, warm.text
     baseline_rss, baseline_hwm = _status_kib(pid, "VmRSS"), _status_kib(pid, "VmHWM")
     tmp_before, cwd_before = set(os.listdir(server.tmp_dir)), set(os.listdir(server.work_dir))
