@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from mutabaqa.clients import connect_temporal, make_object_store
+from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.settings import Settings
 
@@ -21,6 +21,7 @@ class AppContext:
     engine: Engine
     store: Minio
     health_store: Minio
+    presigner: Minio
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -34,6 +35,7 @@ class AppContext:
             health_store=make_object_store(
                 settings, timeout=settings.health_timeout_seconds, retries=0
             ),
+            presigner=make_presigning_store(settings),
             _temporal=temporal,
         )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import shutil
 import sys
@@ -23,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -105,6 +106,7 @@ class Run:
     name: str
     size: int
     seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process
 
     @property
     def mb_per_s(self) -> float:
@@ -116,6 +118,26 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"{field} missing from /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (and its finished children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each watched process spends between ``start()`` and ``stop()``."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._start: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) - self._start[name] for name, pid in self._pids.items()}
 
 
 def form(boundary: str, data: PseudoRandom) -> tuple[int, Iterator[bytes]]:
@@ -229,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         hwm_before, rss_before = status_kib(api.pid, "VmHWM"), status_kib(api.pid, "VmRSS")
 
+        meter = CpuMeter({"bench": os.getpid(), "API": api.pid, "S3": started[0].pid})
         direct_runs: list[Run] = []
         api_runs: list[Run] = []
         for round_no in range(rounds):
             key = f"bench/direct-{round_no}"
+            meter.start()
             began = time.perf_counter()
             result = store.put_object(
                 bucket,
@@ -242,12 +266,15 @@ def main(argv: list[str] | None = None) -> int:
                 part_size=part_size,
                 content_type="application/pdf",
             )
-            direct_runs.append(Run("direct S3 put_object", size, time.perf_counter() - began))
+            seconds = time.perf_counter() - began
+            direct_runs.append(Run("direct S3 put_object", size, seconds, meter.stop()))
             if store.stat_object(bucket, key, version_id=result.version_id).size != size:
                 raise RuntimeError("direct upload: stored size differs")
             store.remove_object(bucket, key, version_id=result.version_id)
 
+            meter.start()
             run, body = post_through_api(url, PseudoRandom(size), f"bench/api-{round_no}")
+            run.cpu = meter.stop()
             api_runs.append(run)
             if body["sha256"] != expected.hexdigest() or body["size"] != size:
                 raise RuntimeError(f"API upload: digest or size differs: {body}")
@@ -269,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in (direct, through_api):
         print(
             f"  {run.name:<22} {run.size:>12} bytes  {run.seconds:7.2f} s  {run.mb_per_s:7.1f} MB/s"
+            "  (CPU s: " + ", ".join(f"{name} {sec:.1f}" for name, sec in run.cpu.items()) + ")"
         )
     print(
         f"  throughput ratio API/direct: {ratio:.2f} (goal >= {GOAL_RATIO})"

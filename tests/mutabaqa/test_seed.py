@@ -90,10 +90,24 @@ def test_medical_mask_plan_keeps_exclusive_and_lower_limits(engine: Engine) -> N
 
 
 def _counts(engine: Engine) -> tuple[int, ...]:
+    """Rows of the seeded reference data (other tests may add schemes of their own)."""
+    seeded = ("FFP2-NM-EN-149", "MEDMASK-IIR-NM-EN-14683")
     with engine.connect() as conn:
-        return tuple(
-            conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in ("technical_centre", "scheme", "scheme_test_item")
+        return (
+            conn.execute(sa.text("SELECT count(*) FROM technical_centre")).scalar_one(),
+            conn.execute(
+                sa.text("SELECT count(*) FROM scheme WHERE code IN :codes").bindparams(
+                    sa.bindparam("codes", expanding=True)
+                ),
+                {"codes": seeded},
+            ).scalar_one(),
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM scheme_test_item i JOIN scheme s ON s.id = i.scheme_id "
+                    "WHERE s.code IN :codes"
+                ).bindparams(sa.bindparam("codes", expanding=True)),
+                {"codes": seeded},
+            ).scalar_one(),
         )
 
 

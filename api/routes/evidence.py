@@ -1,0 +1,54 @@
+"""Stored files (documents, test evidence): content through a short-lived presigned URL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import RedirectResponse
+
+from api.context import AppContext
+from api.deps import SessionDep, get_context, not_found, require
+from api.routes.requests import facts_of
+from models.permissions import Actor, Permission
+from models.requests import CertificationRequest, StoredFile
+from workflows.request_rules import can_see
+
+router = APIRouter(prefix="/evidence", tags=["evidence"])
+
+PRESIGNED_FOR = timedelta(minutes=5)
+
+ReaderActor = Annotated[Actor, Depends(require(Permission.EVIDENCE_READ))]
+
+
+@router.get(
+    "/{file_id}/content",
+    status_code=307,
+    response_class=RedirectResponse,
+    responses={307: {"description": "redirect to a presigned URL valid for five minutes"}},
+)
+def file_content(
+    file_id: str,
+    actor: ReaderActor,
+    session: SessionDep,
+    ctx: Annotated[AppContext, Depends(get_context)],
+) -> RedirectResponse:
+    """Redirect to the stored object's exact version, for callers who may read the request."""
+    stored = session.get(StoredFile, file_id)
+    request = session.get(CertificationRequest, stored.request_id) if stored else None
+    if stored is None or request is None or not can_see(facts_of(session, request), actor):
+        raise not_found("file", file_id)
+    url = ctx.presigner.presigned_get_object(
+        stored.bucket,
+        stored.object_key,
+        expires=PRESIGNED_FOR,
+        version_id=stored.version_id,
+        response_headers={
+            "response-content-type": stored.content_type,
+            "response-content-disposition": "attachment; filename*=UTF-8''"
+            + quote(stored.filename, safe=""),
+        },
+    )
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,202 @@
+"""The authorisation matrix: every route of the OpenAPI document × every role (and no token)
+× the caller's own and another tenant, with the exact status expected.
+
+The routes come from the application itself, so a new route fails this test until its row
+is written here. Expected statuses are spelled out by hand — not computed by the code under
+test — in the order of SPEC section 6: 401 → 403 → 404 → 422 → 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from mutabaqa.settings import Settings
+from tests.api.helpers import API, unique_ice
+from tests.api.requests_helpers import (
+    Cast,
+    act,
+    create_request,
+    make_cast,
+    to_review,
+    upload,
+)
+from tests.conftest import RunningWorker
+
+ROLES = ("anonymous", "manufacturer", "lab_technician", "compliance_officer", "admin")
+PUBLIC = {("post", "/api/v1/auth/token")}  # credentials themselves: tested in test_accounts
+
+
+@dataclass
+class World:
+    cast: Cast
+    sample_request: str  # org A, awaiting sample at CTTH
+    file_id: str  # a document of that request
+
+    def headers(self, role: str, tenant: str) -> dict[str, str]:
+        c = self.cast
+        own = tenant == "own"
+        return {
+            "anonymous": {},
+            "manufacturer": c.maker_auth if own else c.other_maker_auth,
+            "lab_technician": c.tech_auth if own else c.other_tech_auth,
+            "compliance_officer": c.officer_auth,
+            "admin": c.admin,
+        }[role]
+
+
+Call = Callable[[TestClient, World, dict[str, str]], Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    label: str
+    call: Call
+    #: role → (status for the own tenant, status for another tenant)
+    expected: dict[str, tuple[int, int]]
+
+
+def everyone(own: int, other: int | None = None) -> dict[str, tuple[int, int]]:
+    return {role: (own, own if other is None else other) for role in ROLES[1:]}
+
+
+def only(role: str, own: int, other: int | None = None) -> dict[str, tuple[int, int]]:
+    table = {r: (403, 403) for r in ROLES[1:]}
+    table[role] = (own, own if other is None else other)
+    return table
+
+
+def _scheme_body() -> dict[str, Any]:
+    return {
+        "code": f"TEST-{uuid.uuid4().hex[:8].upper()}", "version": 1, "title": "Essai",
+        "sector": "ppe_textile", "decision_rule": "simple", "validity_months": 12,
+        "surveillance_months": 12, "standards": [{"code": "NM 1", "title": "T", "edition": "1"}],
+        "required_documents": [],
+        "test_items": [{"code": "X", "title": "X", "titles": {"fr": "X", "ar": "س"},
+                        "method": "M", "unit": "%", "upper_limit": "1"}],
+    }  # fmt: skip
+
+
+def _get(path: str) -> Call:
+    return lambda client, w, h: client.get(path.format(w=w), headers=h)
+
+
+CASES = [
+    Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h),
+         everyone(200)),
+    Case("get", "/api/v1/organizations", "", _get(f"{API}/organizations"), only("admin", 200)),
+    Case("post", "/api/v1/organizations", "",
+         lambda c, w, h: c.post(f"{API}/organizations", headers=h, json={
+             "name": "Org", "registration_id": unique_ice(), "address": "Rabat",
+             "country": "MA"}),
+         only("admin", 201)),
+    Case("get", "/api/v1/users", "", _get(f"{API}/users"), only("admin", 200)),
+    Case("post", "/api/v1/users", "",
+         lambda c, w, h: c.post(f"{API}/users", headers=h, json={
+             "email": f"m-{uuid.uuid4().hex[:10]}@example.ma", "full_name": "Officer",
+             "password": "long enough password", "roles": ["compliance_officer"]}),
+         only("admin", 201)),
+    Case("patch", "/api/v1/users/{user_id}", "",
+         lambda c, w, h: c.patch(f"{API}/users/{w.cast.officer['id']}", headers=h,
+                                 json={"full_name": w.cast.officer["full_name"]}),
+         only("admin", 200)),
+    Case("get", "/api/v1/technical-centres", "", _get(f"{API}/technical-centres"),
+         everyone(200)),
+    Case("get", "/api/v1/schemes", "", _get(f"{API}/schemes"), everyone(200)),
+    Case("get", "/api/v1/schemes/{code}", "", _get(f"{API}/schemes/FFP2-NM-EN-149"),
+         everyone(200)),
+    Case("post", "/api/v1/schemes", "",
+         lambda c, w, h: c.post(f"{API}/schemes", headers=h, json=_scheme_body()),
+         only("admin", 201)),
+    Case("get", "/api/v1/products", "", _get(f"{API}/products"), only("manufacturer", 200)),
+    Case("post", "/api/v1/products", "",
+         lambda c, w, h: c.post(f"{API}/products", headers=h, json={
+             "name": "Masque", "brand": "B", "model": "M1", "description": ""}),
+         only("manufacturer", 201)),
+    Case("get", "/api/v1/products/{product_id}", "",
+         lambda c, w, h: c.get(f"{API}/products/{w.cast.product['id']}", headers=h),
+         only("manufacturer", 200, 404)),
+    Case("get", "/api/v1/requests", "", _get(f"{API}/requests"),
+         everyone(200) | {"admin": (403, 403)}),
+    Case("post", "/api/v1/requests", "",
+         lambda c, w, h: c.post(f"{API}/requests", headers=h, json={
+             "product_id": w.cast.product["id"], "scheme_code": "FFP2-NM-EN-149"}),
+         only("manufacturer", 201, 404)),
+    Case("get", "/api/v1/requests/{request_id}", "",
+         lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}", headers=h),
+         {"manufacturer": (200, 404), "lab_technician": (200, 404),
+          "compliance_officer": (200, 200), "admin": (403, 403)}),
+    Case("get", "/api/v1/requests/{request_id}/timeline", "",
+         lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}/timeline", headers=h),
+         {"manufacturer": (200, 404), "lab_technician": (200, 404),
+          "compliance_officer": (200, 200), "admin": (403, 403)}),
+    Case("post", "/api/v1/requests/{request_id}/documents", "",
+         lambda c, w, h: upload(c, h, create_request(c, w.cast)["id"], "technical_file"),
+         only("manufacturer", 201, 404)),
+    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "withdraw",
+         lambda c, w, h: act(c, h, create_request(c, w.cast)["id"], "withdraw", {}),
+         only("manufacturer", 200, 404)),
+    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "request_info",
+         lambda c, w, h: act(c, h, to_review(c, w.cast)["id"], "request_info",
+                             {"message": "More please"}),
+         only("compliance_officer", 200)),
+    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "reject_sample",
+         lambda c, w, h: act(c, h, w.sample_request, "reject_sample", {"reason": "Wet box"}),
+         only("lab_technician", 200, 404)),
+    Case("get", "/api/v1/evidence/{file_id}/content", "",
+         lambda c, w, h: c.get(f"{API}/evidence/{w.file_id}/content", headers=h,
+                               follow_redirects=False),
+         {"manufacturer": (307, 404), "lab_technician": (307, 404),
+          "compliance_officer": (307, 307), "admin": (403, 403)}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, worker: RunningWorker) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def world(client: TestClient, settings: Settings) -> World:
+    cast = make_cast(client, settings)
+    request = to_review(client, cast)
+    assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
+    return World(cast, request["id"], request["documents"][0]["id"])
+
+
+def test_every_route_has_a_row(client: TestClient) -> None:
+    routes = {
+        (method, path)
+        for path, operations in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        for method in operations
+    }
+    covered = {(case.method, case.path) for case in CASES} | PUBLIC
+    assert routes - covered == set(), "write the matrix row of these routes"
+    assert covered - routes == set(), "these rows name routes that do not exist"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path} {c.label}".strip())
+def test_matrix(client: TestClient, world: World, case: Case) -> None:
+    seen = []
+    for role in ROLES:
+        for tenant in ("own", "other"):
+            expected = (
+                (200 if case.path == "/health" else 401)
+                if role == "anonymous"
+                else case.expected[role][tenant == "other"]
+            )
+            response = case.call(client, world, world.headers(role, tenant))
+            seen.append((role, tenant, response.status_code, expected))
+            if response.status_code >= 400:
+                assert response.headers["content-type"] == "application/problem+json"
+    wrong = [(r, t, got, want) for r, t, got, want in seen if got != want]
+    assert wrong == [], f"(role, tenant, got, expected): {wrong}"
