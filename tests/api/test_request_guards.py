@@ -63,10 +63,23 @@ def snapshot(engine: Engine, request_id: str) -> dict[str, Any]:
     return rows
 
 
-async def history_length(settings: Settings, workflow_id: str) -> int:
+async def history_length(settings: Settings, workflow_id: str, *, settle: bool = False) -> int:
+    """Events in the workflow's history; with ``settle``, first wait until background work
+    (e-mails being sent) is done, so that only the action under test could add events."""
     client = await connect_temporal(settings)
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return len(history.events)
+    handle = client.get_workflow_handle(workflow_id)
+    length = len((await handle.fetch_history()).events)
+    quiet = 0
+    for _ in range(150 if settle else 0):
+        raw = (await handle.describe()).raw_description
+        busy = bool(raw.pending_activities) or raw.HasField("pending_workflow_task")
+        await asyncio.sleep(0.2)
+        again = len((await handle.fetch_history()).events)
+        quiet = 0 if busy or again != length else quiet + 1
+        length = again
+        if quiet >= 3:
+            break
+    return length
 
 
 def workflow_id(engine: Engine, request_id: str) -> str:
@@ -132,7 +145,8 @@ def test_guard_refuses_and_changes_nothing(
 ) -> None:  # fmt: skip
     rid = in_status(client, cast, status)
     wid = workflow_id(engine, rid)
-    before, history_before = snapshot(engine, rid), asyncio.run(history_length(settings, wid))
+    history_before = asyncio.run(history_length(settings, wid, settle=True))
+    before = snapshot(engine, rid)
 
     response = act(client, who(cast), rid, action, body)
 
@@ -153,7 +167,8 @@ def test_document_upload_outside_draft_is_refused_unchanged(
 ) -> None:
     rid = in_status(client, cast, "awaiting_sample")
     wid = workflow_id(engine, rid)
-    before, history_before = snapshot(engine, rid), asyncio.run(history_length(settings, wid))
+    history_before = asyncio.run(history_length(settings, wid, settle=True))
+    before = snapshot(engine, rid)
     response = upload(client, cast.maker_auth, rid, "technical_file")
     assert response.status_code == 409
     assert response.json()["request_status"] == "awaiting_sample"
@@ -175,7 +190,7 @@ def test_the_workflow_validator_refuses_on_its_own_without_a_trace(
     leaves no event in the workflow's history."""
     rid = in_status(client, cast, "draft")
     wid = workflow_id(engine, rid)
-    history_before = asyncio.run(history_length(settings, wid))
+    history_before = asyncio.run(history_length(settings, wid, settle=True))
     maker = Actor(
         user_id=cast.maker["id"], email=cast.maker["email"], full_name="x",
         roles=(Role.MANUFACTURER,), organization_id=cast.org["id"],
