@@ -432,15 +432,22 @@ def _all_environments() -> list[tuple[str, str, Any]]:
     ]
 
 
+OPTIONAL_EMPTY_VARIABLE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*:-\}$")
+
+
 def test_no_secret_is_written_in_the_file() -> None:
     checked = set()
     for service_name, variable, value in _all_environments():
         if not SECRET_NAME.search(variable) or variable.endswith(NOT_A_SECRET_SUFFIXES):
             continue
         checked.add(variable)
-        assert isinstance(value, str) and REQUIRED_VARIABLE.match(value), (
-            f"{service_name}: {variable} must come from the environment as ${{VAR:?...}}, "
-            f"not {value!r}"
+        # Required secrets: ${VAR:?message}; optional ones (SMTP login): ${VAR:-} — never a
+        # literal value, and never a non-empty default.
+        assert isinstance(value, str) and (
+            REQUIRED_VARIABLE.match(value) or OPTIONAL_EMPTY_VARIABLE.match(value)
+        ), (
+            f"{service_name}: {variable} must come from the environment as ${{VAR:?...}} "
+            f"(or ${{VAR:-}} when optional), not {value!r}"
         )
     assert {
         "POSTGRES_PASSWORD",
