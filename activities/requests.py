@@ -23,7 +23,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.audit import append_event
+from activities.lab import freeze_report
 from models.audit import request_chain
+from models.lab import Appeal
 from models.reference import TechnicalCentre
 from models.request_payloads import (
     CreateRequestInput,
@@ -207,12 +209,25 @@ class RequestActivities:
                 return RequestRef(request_id=row.id, number=row.number, status=row.status)
             if t.to_status is not None:
                 row.status = t.to_status
-            for name in ("centre_code", "proposed_centre_code", "scope", "round", "info_due_at"):
+            for name in (
+                "centre_code",
+                "proposed_centre_code",
+                "scope",
+                "round",
+                "info_due_at",
+                "retest_items",
+                "refused_by",
+                "appeal_until",
+                "appeal_filed",
+                "excluded_decider",
+            ):
                 value = getattr(t, name)
                 if value is not None:
                     setattr(row, name, value)
             if t.clear_info_due:
                 row.info_due_at = None
+            if t.clear_excluded_decider:
+                row.excluded_decider = None
             if t.stage_seconds is not None:
                 row.stage_seconds = dict(t.stage_seconds)
             row.updated_at = t.at
@@ -243,14 +258,43 @@ class RequestActivities:
             )
             return RequestRef(request_id=row.id, number=row.number, status=row.status)
 
-    @staticmethod
-    def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:
+    def _related_rows(self, session: Session, t: Transition, row: CertificationRequest) -> None:
+        if t.action == "verify_results":
+            assert t.actor is not None
+            report = freeze_report(session, row, t.actor.user_id, t.at)
+            t.detail["test_report"] = {"version": report.version, "digest": report.digest}
+        elif t.action == "appeal":
+            assert t.actor is not None and row.refused_by is not None
+            session.add(
+                Appeal(
+                    id=_stable_id(t.request_id, t.key),
+                    request_id=t.request_id,
+                    refusal_key=f"round-{row.round}:{row.refused_by}:{row.appeal_until}",
+                    refused_by=row.refused_by,
+                    reason=str(t.body.get("reason", "")),
+                    filed_by=t.actor.user_id,
+                    filed_at=t.at,
+                )
+            )
+        elif t.action in ("uphold", "overturn"):
+            assert t.actor is not None
+            appeal = session.exec(
+                select(Appeal)
+                .where(Appeal.request_id == t.request_id, col(Appeal.decision).is_(None))
+                .order_by(col(Appeal.filed_at).desc())
+            ).first()
+            if appeal is not None:
+                appeal.decision = "upheld" if t.action == "uphold" else "overturned"
+                appeal.decided_by = t.actor.user_id
+                appeal.decided_at = t.at
+                appeal.decision_reason = str(t.body.get("reason", ""))
+                session.add(appeal)
         if t.action in ("receive_sample", "reject_sample"):
             assert t.actor is not None
             received = t.action == "receive_sample"
             session.add(
                 Sample(
-                    id=hashlib.sha256(f"{t.request_id}:{t.key}".encode()).hexdigest()[:32],
+                    id=_stable_id(t.request_id, t.key),
                     request_id=t.request_id,
                     round=row.round,
                     status=SampleStatus.RECEIVED if received else SampleStatus.REJECTED,
@@ -413,6 +457,6 @@ class RequestActivities:
             )
 
 
-def detail_of(values: dict[str, Any]) -> dict[str, Any]:
-    """Only JSON-friendly values go into audit details."""
-    return {k: v for k, v in values.items() if v is not None}
+def _stable_id(*parts: str) -> str:
+    """An id derived from business keys, so a retried activity finds its earlier row."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]

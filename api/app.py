@@ -12,7 +12,17 @@ from temporalio.client import Client
 from api import health
 from api.context import AppContext
 from api.problems import install_problem_handlers
-from api.routes import auth, evidence, organizations, products, reference, requests, users
+from api.routes import (
+    auth,
+    evidence,
+    files,
+    lab,
+    organizations,
+    products,
+    reference,
+    requests,
+    users,
+)
 from mutabaqa import __version__
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
@@ -42,7 +52,17 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     install_problem_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix=API_PREFIX)
-    for module in (auth, organizations, users, reference, products, requests, evidence):
+    for module in (
+        auth,
+        organizations,
+        users,
+        reference,
+        products,
+        requests,
+        files,
+        lab,
+        evidence,
+    ):
         v1.include_router(module.router)
     app.include_router(v1)
     app.mount("/metrics", make_asgi_app())

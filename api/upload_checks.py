@@ -154,7 +154,8 @@ def sanitize_filename(raw: str, *, default: str = "file") -> str:
             out.append(char)
         else:
             out.append("_")
-    name = " ".join("".join(out).split())
+    # Removing characters can leave marks next to a new base: normalise again.
+    name = unicodedata.normalize("NFC", " ".join("".join(out).split()))
     while "__" in name:
         name = name.replace("__", "_")
     name = name.lstrip(". ").rstrip(". ")

@@ -1,21 +1,21 @@
 """Streaming uploads: a ``multipart/form-data`` body goes straight into the object store.
 
 The body is parsed from ``request.stream()`` with python-multipart's streaming parser
-(FastAPI's ``UploadFile`` spools to disk). File bytes flow through a bounded pipe to
-minio's blocking ``put_object`` running in a worker thread, so memory stays about
-``part_size`` times a small constant and nothing touches the disk. While the bytes flow:
+(FastAPI's ``UploadFile`` spools to disk); the file's bytes go to a
+:class:`~api.streaming_put.StreamingPut`, whose worker thread uploads them part by part
+while the body is still arriving. Memory stays about ``part_size`` times a small constant
+and nothing touches the disk. While the bytes flow:
 
-- the size is counted and ``max_bytes`` enforced (413), and a declared ``Content-Length``
+- the size is counted and ``max_bytes`` enforced (413); a declared ``Content-Length``
   that is already too large is refused before the body is read;
-- the first bytes of the file (``SNIFF_BYTES``) are checked against the allow-list before
+- the file's first bytes (``SNIFF_BYTES``) are checked against the allow-list before
   anything is sent to the store: the declared type must be allowed *and* the leading bytes
   must fit it (415); an empty file is refused (422);
-- the SHA-256 is computed over exactly the bytes handed to the store.
+- the SHA-256 is computed over exactly the bytes stored.
 
-The store only completes the object once the whole body has been parsed and accepted: the
-pipe's end of file is given after the closing boundary. Any error before that makes the
-pipe raise inside ``put_object``, which aborts the multipart upload (or never sends the
-single PUT), so a refused upload leaves no object behind.
+The object is only completed once the whole body has been parsed and accepted (the end of
+the file is given to the writer after the closing boundary), so any refusal, a broken body
+or a client that goes away leaves no object behind.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from api.upload_checks import (
 log = logging.getLogger(__name__)
 
 KiB = 1024
-MiB = 1024 * KiB
 
 #: How many leading bytes of a file are checked against the allow-list.
 SNIFF_BYTES = 8 * KiB
@@ -52,6 +51,8 @@ MAX_FIELDS = 20
 #: What a form may add to the file's bytes: boundaries, part headers and the small fields.
 FORM_OVERHEAD = MAX_FIELDS * (MAX_FIELD_BYTES + 1 * KiB) + 16 * KiB
 FILE_FIELD = "file"
+#: S3 allows at most this many parts in a multipart upload.
+MAX_PARTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -270,14 +271,19 @@ async def receive_upload(
     max_bytes: int,
     part_size: int,
     allowed_types: Mapping[str, Sniffer] | None = None,
+    check_fields: Callable[[Mapping[str, str]], None] | None = None,
 ) -> UploadedObject:
     """Stream the multipart body's ``file`` into ``bucket`` at ``key_for(filename)``.
 
     ``allowed_types`` maps each accepted media type to a check of the file's leading bytes
-    (default :data:`DEFAULT_ALLOWED_TYPES`). Raises :class:`Problem`: 413 too large, 415 not
-    multipart or type not allowed, 422 empty file, missing file or malformed form, 503 the
-    store failed. On any error no object is left in the bucket.
+    (default :data:`DEFAULT_ALLOWED_TYPES`). ``check_fields`` sees the other form fields
+    once the whole body is in, before the object is completed; a :class:`Problem` it raises
+    refuses the upload. Raises :class:`Problem`: 413 too large, 415 not multipart or type not
+    allowed, 422 empty file, missing file or malformed form, 503 the store failed. On any
+    error no object is left in the bucket.
     """
+    if max_bytes > part_size * MAX_PARTS:
+        raise ValueError(f"a part size of {part_size} bytes cannot store {max_bytes} bytes")
     boundary = _boundary(request)
     declared_length = request.headers.get("content-length")
     if (
@@ -313,6 +319,8 @@ async def receive_upload(
         writer = receiver.writer
         if writer is None:
             raise _invalid_form("the form has no file: send it in the field 'file'")
+        if check_fields is not None:
+            check_fields(receiver.fields)
         writer.finish()
         try:
             stored = await asyncio.shield(writer.done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     WorkflowHandle,
@@ -53,14 +53,21 @@ def _title(status: int) -> str:
     }.get(status, "Refused")
 
 
+R = TypeVar("R")
+
+
 async def send_action(
-    handle: WorkflowHandle[Any, Any], name: str, command: ActionInput, wait_seconds: float
-) -> ActionResult:
+    handle: WorkflowHandle[Any, Any],
+    name: str,
+    command: ActionInput,
+    wait_seconds: float,
+    result_type: type[R] = ActionResult,  # type: ignore[assignment]
+) -> R:
     """Send one action Update (its id is the command's key) and wait at most ``wait_seconds``."""
     try:
         async with asyncio.timeout(wait_seconds):
-            result: ActionResult = await handle.execute_update(
-                name, command, id=command.key, result_type=ActionResult
+            result: R = await handle.execute_update(
+                name, command, id=command.key, result_type=result_type
             )
             return result
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from models.permissions import Actor
 from models.requests import RequestKind, RequestStatus
@@ -44,6 +45,11 @@ class ReceiveSampleBody(_Body):
     condition: Text
 
 
+class RetestBody(_Body):
+    items: list[ShortText] = Field(min_length=1, max_length=100)
+    reason: Text
+
+
 #: The body model of each action of SPEC section 4 handled so far.
 ACTION_BODIES: dict[str, type[_Body]] = {
     "submit": EmptyBody,
@@ -54,6 +60,15 @@ ACTION_BODIES: dict[str, type[_Body]] = {
     "reject_sample": ReasonBody,
     "receive_sample": ReceiveSampleBody,
     "withdraw": OptionalReasonBody,
+    "submit_results": EmptyBody,
+    "verify_results": EmptyBody,
+    "retract": ReasonBody,
+    "grant": EmptyBody,
+    "refuse": ReasonBody,
+    "request_retest": RetestBody,
+    "appeal": ReasonBody,
+    "uphold": ReasonBody,
+    "overturn": ReasonBody,
 }
 
 
@@ -68,6 +83,11 @@ class RequestCreate(BaseModel):
     scope: Text | None = None
 
 
+class PlanEntry(BaseModel):
+    code: str
+    mandatory: bool = True
+
+
 class SchemeSnapshot(BaseModel):
     """What the workflow keeps of the scheme version the request started with."""
 
@@ -77,6 +97,8 @@ class SchemeSnapshot(BaseModel):
     sector: str
     title: str
     required_documents: tuple[str, ...]
+    decision_rule: str = "simple"
+    items: tuple[PlanEntry, ...] = ()
 
 
 class Timing(BaseModel):
@@ -87,6 +109,7 @@ class Timing(BaseModel):
     sample_receipt_target: float
     testing_target: float
     decision_target: float
+    appeal_window: float = 30 * 24 * 3600.0
 
 
 class RequestWorkflowInput(BaseModel):
@@ -140,6 +163,77 @@ class ActionResult(BaseModel):
     request_id: str
     status: RequestStatus
     round: int
+    certificate_number: str | None = None
+
+
+class ResultBody(BaseModel):
+    """``PUT /requests/{id}/results/{item_code}``: one ``value`` or specimen ``values``.
+
+    Numbers may be JSON numbers or decimal strings; they are kept as exact decimals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: Decimal | None = None
+    values: list[Decimal] | None = Field(default=None, min_length=1, max_length=1000)
+    uncertainty: Decimal | None = Field(default=None, ge=0)
+    equipment_id: Annotated[str, StringConstraints(max_length=100)] | None = None
+    remarks: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ResultBody:
+        if (self.value is None) == (self.values is None):
+            raise ValueError("give exactly one of value or values")
+        for number in [self.value, self.uncertainty, *(self.values or [])]:
+            if number is not None and not number.is_finite():
+                raise ValueError("values must be finite numbers")
+        return self
+
+    @property
+    def all_values(self) -> list[Decimal]:
+        return list(self.values) if self.values is not None else [self.value]  # type: ignore[list-item]
+
+
+class RecordResultInput(BaseModel):
+    request_id: str
+    key: str
+    round: int
+    item_code: str
+    values: list[str]
+    uncertainty: str | None = None
+    equipment_id: str | None = None
+    remarks: str | None = None
+    actor: Actor
+    at: datetime
+
+
+class ResultView(BaseModel):
+    item_code: str
+    value: str | None
+    values: list[str]
+    uncertainty: str | None
+    unit: str
+    verdict: str
+    specimen_verdicts: list[str] = Field(default_factory=list)
+    round: int
+    revision: int
+    recorded_by: str
+    recorded_at: datetime
+    verified_by: str | None = None
+    equipment_id: str | None = None
+    remarks: str | None = None
+
+
+class IssueCertificateInput(BaseModel):
+    request_id: str
+    key: str
+    actor: Actor
+    at: datetime
+
+
+class CertificateRef(BaseModel):
+    certificate_id: str
+    number: str
+    issue: int
 
 
 class TimelineItem(BaseModel):
@@ -192,6 +286,12 @@ class Transition(BaseModel):
     info_due_at: datetime | None = None
     clear_info_due: bool = False
     stage_seconds: dict[str, float] | None = None
+    retest_items: list[str] | None = None
+    refused_by: str | None = None
+    appeal_until: datetime | None = None
+    appeal_filed: bool | None = None
+    excluded_decider: str | None = None
+    clear_excluded_decider: bool = False
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -270,8 +370,11 @@ class RequestPublic(BaseModel):
     documents: list[FilePublic]
     evidence: list[FilePublic]
     samples: list[SamplePublic]
-    results: list[dict[str, Any]] = Field(default_factory=list)
+    retest_items: list[str] = Field(default_factory=list)
+    results: list[ResultView] = Field(default_factory=list)
+    test_report: dict[str, Any] | None = None
     certificate_number: str | None = None
+    appeal_until: datetime | None = None
     info_due_at: datetime | None = None
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     created_at: datetime
@@ -292,3 +395,6 @@ class RequestSummary(BaseModel):
 
 class Timeline(BaseModel):
     items: list[TimelineItem]
+
+
+RequestPublic.model_rebuild()

@@ -71,6 +71,13 @@ class CertificationRequest(SQLModel, table=True):
     info_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: Seconds spent in each stage so far, e.g. ``{"application_review": 5400.0}``.
     stage_seconds: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    #: Items re-tested in the current round (round > 1).
+    retest_items: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    refused_by: str | None = Field(default=None, max_length=32)
+    appeal_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    appeal_filed: bool = False
+    #: After an overturn, the officer who refused may not take the next decision.
+    excluded_decider: str | None = Field(default=None, max_length=32)
 
 
 class NumberCounter(SQLModel, table=True):

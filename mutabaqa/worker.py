@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.lab import LabActivities
 from activities.notifications import NotificationActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
@@ -35,6 +36,7 @@ def build_worker(
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
     notifications = NotificationActivities(engine, settings)
+    lab = LabActivities(engine, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -47,6 +49,8 @@ def build_worker(
             requests.record_file,
             requests.record_event,
             notifications.notify,
+            lab.record_result,
+            lab.issue_certificate,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.lab import INVALID_RESULT, LabActivities
     from activities.notifications import (
         NOTIFY_RETRY_POLICY,
         NOTIFY_START_TO_CLOSE,
@@ -29,25 +30,32 @@ with workflow.unsafe.imports_passed_through():
     from models.request_payloads import (
         ActionInput,
         ActionResult,
+        CertificateRef,
         CreateRequestInput,
         IntakeInput,
+        IssueCertificateInput,
         RecordFileInput,
+        RecordResultInput,
         RequestRef,
         RequestWorkflowInput,
+        ResultView,
         Transition,
     )
-    from models.requests import FilePurpose, RequestStatus
+    from models.requests import FilePurpose, RequestKind, RequestStatus
     from workflows import search_attributes as sa
     from workflows.request_rules import (
-        TERMINAL,
+        RECORD_RESULT,
         TRANSITIONS,
         UPLOAD_DOCUMENT,
+        UPLOAD_EVIDENCE,
         Refusal,
         RequestFacts,
         acting_role,
         allowed_actions,
+        can_test,
         can_upload_document,
         check,
+        check_result,
     )
 
 S = RequestStatus
@@ -56,7 +64,7 @@ FILE_TIMEOUT = timedelta(minutes=30)
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=NON_RETRYABLE,
+    non_retryable_error_types=[*NON_RETRYABLE, INVALID_RESULT],
 )
 
 #: Stages with a target duration (SPEC section 4), keyed by the status that is the stage.
@@ -73,6 +81,10 @@ ACTION_NOTICES = {
     "decline": NotificationKind.DECLINED,
     "accept": NotificationKind.ACCEPTED,
     "reject_sample": NotificationKind.SAMPLE_REJECTED,
+    "refuse": NotificationKind.REFUSED,
+    "request_retest": NotificationKind.RETEST_REQUESTED,
+    "uphold": NotificationKind.APPEAL_DECIDED,
+    "overturn": NotificationKind.APPEAL_DECIDED,
 }
 
 
@@ -111,6 +123,19 @@ class RequestWorkflow:
         self.stage_seconds: dict[str, float] = {}
         self.escalated: set[str] = set()
         self.notifications: list[asyncio.Future[Any]] = []
+        # laboratory and decision
+        self.plan = {entry.code: entry.mandatory for entry in params.scheme.items}
+        self.retest_items: set[str] = set()
+        self.round_results: set[str] = set()
+        self.verdicts: dict[str, str] = {}
+        self.round_recorders: set[str] = set()
+        self.recorders: set[str] = set()
+        self.verifiers: set[str] = set()
+        self.refused_by: str | None = None
+        self.excluded_decider: str | None = None
+        self.appeal_until: datetime | None = None
+        self.appeal_filed = False
+        self.certificate: CertificateRef | None = None
 
     # --- facts and helpers -----------------------------------------------------------------
 
@@ -122,6 +147,23 @@ class RequestWorkflow:
             proposed_centre_code=self.proposed_centre_code,
             required_documents=self.params.scheme.required_documents,
             documents=frozenset(self.documents),
+            kind=self.params.kind,
+            round=self.round,
+            plan=self.plan,
+            retest_items=frozenset(self.retest_items),
+            round_results=frozenset(self.round_results),
+            verdicts=self.verdicts,
+            round_recorders=frozenset(self.round_recorders),
+            recorders=frozenset(self.recorders),
+            verifiers=frozenset(self.verifiers),
+            refused_by=self.refused_by,
+            excluded_decider=self.excluded_decider,
+            appeal_open=(
+                self.status is S.REFUSED
+                and not self.appeal_filed
+                and self.appeal_until is not None
+                and workflow.now() < self.appeal_until
+            ),
         )
 
     def _refuse(self, action: str, actor: Actor, body: dict[str, Any]) -> None:
@@ -194,7 +236,7 @@ class RequestWorkflow:
         )
         self.stage_started = workflow.now()
         self._search_attributes()
-        while self.status not in TERMINAL:
+        while not self.facts().finished:
             if self.status is S.SUBMITTED:
                 await self._intake()
                 continue
@@ -257,6 +299,8 @@ class RequestWorkflow:
             instants.append(self.info_due)
             if not self.reminder_sent and self.info_reminder_at is not None:
                 instants.append(self.info_reminder_at)
+        if self.status is S.REFUSED and not self.appeal_filed and self.appeal_until:
+            instants.append(self.appeal_until)
         target = self._stage_target()
         if (
             target is not None
@@ -363,13 +407,21 @@ class RequestWorkflow:
 
     # --- actions ---------------------------------------------------------------------------
 
+    def _target(self, action: str) -> RequestStatus:
+        _, target = TRANSITIONS[action]
+        if action == "grant":
+            return (
+                S.VERIFIED if self.params.kind is RequestKind.SAFETY_VERIFICATION else S.CERTIFIED
+            )
+        assert target is not None
+        return target
+
     async def _act(self, cmd: ActionInput) -> ActionResult:
         async with self.lock:
             self._refuse(cmd.action, cmd.actor, cmd.body)  # state may have moved meanwhile
             now = workflow.now()
             before = self.status
-            _, target = TRANSITIONS[cmd.action]
-            assert target is not None
+            target = self._target(cmd.action)
             role = acting_role(cmd.action, cmd.actor)
             t = Transition(
                 request_id=self.params.request_id,
@@ -384,74 +436,183 @@ class RequestWorkflow:
                 at=now,
                 detail={k: v for k, v in cmd.body.items() if v is not None},
             )
-            if cmd.action == "accept":
-                t.centre_code = cmd.body.get("centre_code") or self.proposed_centre_code
-                t.scope = cmd.body.get("scope")
-                t.detail["centre_code"] = t.centre_code
-            elif cmd.action == "request_info":
-                due = now + timedelta(seconds=self.params.timing.info_response)
-                t.info_due_at = due
-                t.detail["due_at"] = due.isoformat()
-            elif cmd.action in ("respond", "withdraw"):
-                t.clear_info_due = True
+            self._plan_transition(cmd, t, now)
             if target is not before:
                 self._leave_stage(now)
                 t.stage_seconds = dict(self.stage_seconds)
+            if cmd.action == "grant" and target is S.CERTIFIED:
+                # One activity issues the certificate, exactly once whatever retries happen.
+                self.certificate = await workflow.execute_activity_method(
+                    LabActivities.issue_certificate,
+                    IssueCertificateInput(
+                        request_id=self.params.request_id, key=cmd.key, actor=cmd.actor, at=now
+                    ),
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY,
+                )
+                t.detail["certificate_number"] = self.certificate.number
             await self._transition(t)
             # The record is written: now the workflow's own state follows.
-            if cmd.action == "accept":
-                self.centre_code = t.centre_code
-            elif cmd.action == "request_info":
-                self.info_due = t.info_due_at
-                fraction = self.params.timing.info_reminder_fraction
-                self.info_reminder_at = now + timedelta(
-                    seconds=self.params.timing.info_response * fraction
-                )
-                self.reminder_sent = False
-            elif cmd.action in ("respond", "withdraw"):
-                self.info_due = None
+            self._follow_transition(cmd, t, now)
             if target is not before:
                 self._enter(target, now)
             else:
                 self.changed = True
             self._notify_action(cmd)
             return ActionResult(
-                request_id=self.params.request_id, status=self.status, round=self.round
+                request_id=self.params.request_id,
+                status=self.status,
+                round=self.round,
+                certificate_number=self.certificate.number if self.certificate else None,
             )
 
+    def _plan_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
+        """What the record must change besides the status (pure: no state changes yet)."""
+        action = cmd.action
+        if action == "accept":
+            t.centre_code = cmd.body.get("centre_code") or self.proposed_centre_code
+            t.scope = cmd.body.get("scope")
+            t.detail["centre_code"] = t.centre_code
+        elif action == "request_info":
+            due = now + timedelta(seconds=self.params.timing.info_response)
+            t.info_due_at = due
+            t.detail["due_at"] = due.isoformat()
+        elif action in ("respond", "withdraw"):
+            t.clear_info_due = True
+        elif action == "request_retest":
+            t.round = self.round + 1
+            t.retest_items = sorted(set(cmd.body["items"]))
+            t.detail["round"] = t.round
+        elif action == "refuse":
+            t.refused_by = cmd.actor.user_id
+            t.appeal_until = now + timedelta(seconds=self.params.timing.appeal_window)
+            t.appeal_filed = False
+            t.clear_excluded_decider = True
+            t.detail["appeal_until"] = t.appeal_until.isoformat()
+        elif action == "appeal":
+            t.appeal_filed = True
+        elif action == "overturn":
+            t.excluded_decider = self.refused_by
+        elif action in ("grant", "request_retest"):
+            t.clear_excluded_decider = True
+
+    def _follow_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
+        action = cmd.action
+        if action == "accept":
+            self.centre_code = t.centre_code
+        elif action == "request_info":
+            self.info_due = t.info_due_at
+            fraction = self.params.timing.info_reminder_fraction
+            self.info_reminder_at = now + timedelta(
+                seconds=self.params.timing.info_response * fraction
+            )
+            self.reminder_sent = False
+        elif action in ("respond", "withdraw"):
+            self.info_due = None
+        elif action == "verify_results":
+            self.verifiers.add(cmd.actor.user_id)
+        elif action == "request_retest":
+            self.round += 1
+            self.retest_items = set(t.retest_items or [])
+            self.round_results = set()
+            self.round_recorders = set()
+            self.excluded_decider = None
+        elif action == "refuse":
+            self.refused_by = cmd.actor.user_id
+            self.appeal_until = t.appeal_until
+            self.appeal_filed = False
+            self.excluded_decider = None
+        elif action == "appeal":
+            self.appeal_filed = True
+        elif action == "overturn":
+            self.excluded_decider = self.refused_by
+        elif action == "grant":
+            self.excluded_decider = None
+
+    async def _record(self, cmd: ActionInput) -> ResultView:
+        async with self.lock:
+            item = str(cmd.body.get("item_code"))
+            self._validate_record(cmd)
+            result = await workflow.execute_activity_method(
+                LabActivities.record_result,
+                RecordResultInput(
+                    request_id=self.params.request_id,
+                    key=cmd.key,
+                    round=self.round,
+                    item_code=item,
+                    values=list(cmd.body.get("values", [])),
+                    uncertainty=cmd.body.get("uncertainty"),
+                    equipment_id=cmd.body.get("equipment_id"),
+                    remarks=cmd.body.get("remarks"),
+                    actor=cmd.actor,
+                    at=workflow.now(),
+                ),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+            self.round_results.add(item)
+            self.round_recorders.add(cmd.actor.user_id)
+            self.recorders.add(cmd.actor.user_id)
+            self.verdicts[item] = result.verdict
+            self.changed = True
+            return result
+
+    def _validate_record(self, cmd: ActionInput) -> None:
+        if self.ref is None:
+            raise ApplicationError("the request is still being created", type="not-ready")
+        try:
+            check_result(str(cmd.body.get("item_code")), self.facts(), cmd.actor)
+        except Refusal as refusal:
+            raise refusal_error(
+                refusal, self.status, allowed_actions(self.facts(), cmd.actor)
+            ) from None
+
     def _notify_action(self, cmd: ActionInput) -> None:
+        if cmd.action == "grant":
+            certified = self.status is S.CERTIFIED
+            self._notify(
+                NotificationKind.CERTIFIED if certified else NotificationKind.VERIFIED,
+                cmd.key,
+                certificate_number=self.certificate.number if self.certificate else None,
+            )
+            return
         kind = ACTION_NOTICES.get(cmd.action)
         if kind is None:
             return
+        due = {"request_info": self.info_due, "refuse": self.appeal_until}.get(cmd.action)
+        outcome = {"uphold": "upheld", "overturn": "overturned"}.get(cmd.action)
         self._notify(
             kind,
             cmd.key,
             reason=cmd.body.get("reason"),
             message=cmd.body.get("message"),
-            due_at=self.info_due if cmd.action == "request_info" else None,
+            due_at=due,
+            **({"appeal_outcome": outcome} if outcome else {}),
         )
 
     async def _upload(self, cmd: ActionInput) -> ActionResult:
         async with self.lock:
             self._validate_upload(cmd)
             assert cmd.file is not None
+            evidence = cmd.action == UPLOAD_EVIDENCE
             await workflow.execute_activity_method(
                 RequestActivities.record_file,
                 RecordFileInput(
                     request_id=self.params.request_id,
                     key=cmd.key,
                     actor=cmd.actor,
-                    acting_role="manufacturer",
+                    acting_role="lab_technician" if evidence else "manufacturer",
                     status=self.status,
-                    purpose=FilePurpose.DOCUMENT.value,
+                    purpose=(FilePurpose.EVIDENCE if evidence else FilePurpose.DOCUMENT).value,
                     file=cmd.file,
+                    round=self.round if evidence else None,
                     at=workflow.now(),
                 ),
                 start_to_close_timeout=FILE_TIMEOUT,
                 heartbeat_timeout=timedelta(minutes=2),
                 retry_policy=DB_RETRY,
             )
-            if cmd.file.kind:
+            if not evidence and cmd.file.kind:
                 self.documents.add(cmd.file.kind)
             self.changed = True
             return ActionResult(
@@ -462,22 +623,21 @@ class RequestWorkflow:
         if self.ref is None:
             raise ApplicationError("the request is still being created", type="not-ready")
         facts = self.facts()
-        if cmd.file is None or not cmd.file.kind:
-            raise refusal_error(
-                Refusal(422, "invalid-body", "a document needs its kind and file"),
-                self.status,
-                allowed_actions(facts, cmd.actor),
+        evidence = cmd.action == UPLOAD_EVIDENCE
+        refusal = None
+        if cmd.file is None or (not evidence and not cmd.file.kind):
+            refusal = Refusal(422, "invalid-body", "a document needs its kind and file")
+        elif evidence and cmd.file.item_code and cmd.file.item_code not in self.plan:
+            refusal = Refusal(404, "not-found", f"item {cmd.file.item_code!r} is not in the plan")
+        elif not (
+            can_test(facts, cmd.actor) if evidence else can_upload_document(facts, cmd.actor)
+        ):
+            what = "evidence" if evidence else "documents"
+            refusal = Refusal(
+                409, "invalid-transition", f"{what} cannot be uploaded while {self.status.value}"
             )
-        if not can_upload_document(facts, cmd.actor):
-            raise refusal_error(
-                Refusal(
-                    409,
-                    "invalid-transition",
-                    f"documents cannot be uploaded while {self.status.value}",
-                ),
-                self.status,
-                allowed_actions(facts, cmd.actor),
-            )
+        if refusal is not None:
+            raise refusal_error(refusal, self.status, allowed_actions(facts, cmd.actor))
 
     # --- Updates: one per action, each with its validator -----------------------------------
 
@@ -559,6 +719,94 @@ class RequestWorkflow:
     @withdraw.validator
     def _v_withdraw(self, cmd: ActionInput) -> None:
         self._refuse("withdraw", cmd.actor, cmd.body)
+
+    @workflow.update(name="submit_results")
+    async def submit_results(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @submit_results.validator
+    def _v_submit_results(self, cmd: ActionInput) -> None:
+        self._refuse("submit_results", cmd.actor, cmd.body)
+
+    @workflow.update(name="verify_results")
+    async def verify_results(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @verify_results.validator
+    def _v_verify_results(self, cmd: ActionInput) -> None:
+        self._refuse("verify_results", cmd.actor, cmd.body)
+
+    @workflow.update(name="retract")
+    async def retract(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @retract.validator
+    def _v_retract(self, cmd: ActionInput) -> None:
+        self._refuse("retract", cmd.actor, cmd.body)
+
+    @workflow.update(name="grant")
+    async def grant(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @grant.validator
+    def _v_grant(self, cmd: ActionInput) -> None:
+        self._refuse("grant", cmd.actor, cmd.body)
+
+    @workflow.update(name="refuse")
+    async def refuse(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @refuse.validator
+    def _v_refuse(self, cmd: ActionInput) -> None:
+        self._refuse("refuse", cmd.actor, cmd.body)
+
+    @workflow.update(name="request_retest")
+    async def request_retest(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @request_retest.validator
+    def _v_request_retest(self, cmd: ActionInput) -> None:
+        self._refuse("request_retest", cmd.actor, cmd.body)
+
+    @workflow.update(name="appeal")
+    async def appeal(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @appeal.validator
+    def _v_appeal(self, cmd: ActionInput) -> None:
+        self._refuse("appeal", cmd.actor, cmd.body)
+
+    @workflow.update(name="uphold")
+    async def uphold(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @uphold.validator
+    def _v_uphold(self, cmd: ActionInput) -> None:
+        self._refuse("uphold", cmd.actor, cmd.body)
+
+    @workflow.update(name="overturn")
+    async def overturn(self, cmd: ActionInput) -> ActionResult:
+        return await self._act(cmd)
+
+    @overturn.validator
+    def _v_overturn(self, cmd: ActionInput) -> None:
+        self._refuse("overturn", cmd.actor, cmd.body)
+
+    @workflow.update(name=UPLOAD_EVIDENCE)
+    async def upload_evidence(self, cmd: ActionInput) -> ActionResult:
+        return await self._upload(cmd)
+
+    @upload_evidence.validator
+    def _v_upload_evidence(self, cmd: ActionInput) -> None:
+        self._validate_upload(cmd)
+
+    @workflow.update(name=RECORD_RESULT)
+    async def record_result(self, cmd: ActionInput) -> ResultView:
+        return await self._record(cmd)
+
+    @record_result.validator
+    def _v_record_result(self, cmd: ActionInput) -> None:
+        self._validate_record(cmd)
 
     @workflow.query(name="facts")
     def current_facts(self) -> dict[str, Any]:

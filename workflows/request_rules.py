@@ -7,19 +7,21 @@ disagree. No I/O and no clock here: facts come in, a refusal or nothing comes ou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from models.permissions import ACTION_ROLES, Actor, Role, roles_allow
 from models.request_payloads import ACTION_BODIES
-from models.requests import RequestStatus
+from models.requests import RequestKind, RequestStatus
 
 S = RequestStatus
 
+#: Finished for good: every action answers 409. (``refused`` is finished once final.)
 TERMINAL = frozenset({S.CERTIFIED, S.VERIFIED, S.DECLINED, S.WITHDRAWN, S.LAPSED})
 
-#: action → (statuses it may start from, status it leads to; None = computed by the workflow)
+#: action → (statuses it may start from, status it leads to; None = decided by the workflow)
 TRANSITIONS: dict[str, tuple[frozenset[RequestStatus], RequestStatus | None]] = {
     "submit": (frozenset({S.DRAFT}), S.SUBMITTED),
     "request_info": (frozenset({S.APPLICATION_REVIEW}), S.INFO_REQUESTED),
@@ -28,6 +30,15 @@ TRANSITIONS: dict[str, tuple[frozenset[RequestStatus], RequestStatus | None]] = 
     "accept": (frozenset({S.APPLICATION_REVIEW}), S.AWAITING_SAMPLE),
     "reject_sample": (frozenset({S.AWAITING_SAMPLE}), S.AWAITING_SAMPLE),
     "receive_sample": (frozenset({S.AWAITING_SAMPLE}), S.TESTING),
+    "submit_results": (frozenset({S.TESTING}), S.RESULTS_SUBMITTED),
+    "verify_results": (frozenset({S.RESULTS_SUBMITTED}), S.EVALUATED),
+    "retract": (frozenset({S.RESULTS_SUBMITTED}), S.TESTING),
+    "grant": (frozenset({S.EVALUATED}), None),  # certified, or verified (safety verification)
+    "refuse": (frozenset({S.EVALUATED}), S.REFUSED),
+    "request_retest": (frozenset({S.EVALUATED}), S.TESTING),
+    "appeal": (frozenset({S.REFUSED}), S.UNDER_APPEAL),
+    "uphold": (frozenset({S.UNDER_APPEAL}), S.REFUSED),
+    "overturn": (frozenset({S.UNDER_APPEAL}), S.EVALUATED),
     "withdraw": (
         frozenset(
             {
@@ -47,9 +58,12 @@ TRANSITIONS: dict[str, tuple[frozenset[RequestStatus], RequestStatus | None]] = 
 
 #: Actions that are not transitions but appear in ``allowed_actions``.
 UPLOAD_DOCUMENT = "upload_document"
+UPLOAD_EVIDENCE = "upload_evidence"
+RECORD_RESULT = "record_result"
 DOCUMENT_STATUSES = frozenset({S.DRAFT, S.INFO_REQUESTED})
 
 ACTIONS = tuple(TRANSITIONS)
+DECISIONS = frozenset({"grant", "refuse", "request_retest"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,33 @@ class RequestFacts:
     proposed_centre_code: str | None = None
     required_documents: tuple[str, ...] = ()
     documents: frozenset[str] = field(default_factory=frozenset)
+    kind: RequestKind = RequestKind.CERTIFICATION
+    round: int = 1
+    #: The test plan: item code → mandatory.
+    plan: Mapping[str, bool] = field(default_factory=dict)
+    #: Items to test in this round (round > 1); empty in round 1 (every item).
+    retest_items: frozenset[str] = field(default_factory=frozenset)
+    #: Items with a result recorded in this round.
+    round_results: frozenset[str] = field(default_factory=frozenset)
+    #: The verdict that counts for each item (this round's or the one kept from before).
+    verdicts: Mapping[str, str] = field(default_factory=dict)
+    #: Who recorded any result of this round; of any round; who verified results.
+    round_recorders: frozenset[str] = field(default_factory=frozenset)
+    recorders: frozenset[str] = field(default_factory=frozenset)
+    verifiers: frozenset[str] = field(default_factory=frozenset)
+    refused_by: str | None = None
+    #: After an overturn, the officer who refused may not take the next decision.
+    excluded_decider: str | None = None
+    #: Refused, within the appeal window and no appeal filed yet for this refusal.
+    appeal_open: bool = False
+
+    @property
+    def items_this_round(self) -> frozenset[str]:
+        return self.retest_items if self.round > 1 else frozenset(self.plan)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL or (self.status is S.REFUSED and not self.appeal_open)
 
 
 class Refusal(Exception):
@@ -110,18 +151,42 @@ def check_role(action: str, actor: Actor) -> None:
         raise Refusal(403, "forbidden", f"your roles do not allow {action!r}")
 
 
-def check_body(action: str, body: dict[str, object]) -> None:
+def check_body(action: str, body: Mapping[str, object]) -> None:
     try:
-        ACTION_BODIES[action].model_validate(body)
+        ACTION_BODIES[action].model_validate(dict(body))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise Refusal(422, "invalid-body", f"{where}: {first['msg']}") from None
 
 
-def check_state(action: str, facts: RequestFacts, actor: Actor, body: dict[str, object]) -> None:
-    """409: the action is not allowed now (state, guard)."""
-    if facts.status in TERMINAL:
+def check_items(action: str, facts: RequestFacts, body: Mapping[str, object]) -> None:
+    """404: an item code in the body that is not in the request's plan."""
+    if action == "request_retest":
+        items = body.get("items")
+        unknown = [i for i in items if i not in facts.plan] if isinstance(items, list) else []
+        if unknown:
+            raise Refusal(404, "not-found", "not in the test plan: " + ", ".join(map(str, unknown)))
+
+
+def _separation(actor: Actor, facts: RequestFacts) -> None:
+    if actor.user_id in facts.recorders or actor.user_id in facts.verifiers:
+        raise Refusal(
+            409,
+            "separation-of-duties",
+            "the decision is taken by someone who neither recorded nor verified results",
+        )
+    if facts.excluded_decider == actor.user_id:
+        raise Refusal(
+            409,
+            "separation-of-duties",
+            "after an overturned refusal, the next decision is not taken by the one who refused",
+        )
+
+
+def check_state(action: str, facts: RequestFacts, actor: Actor, body: Mapping[str, object]) -> None:
+    """409: the action is not allowed now (state, guard, separation of duties)."""
+    if facts.finished:
         raise Refusal(409, "request-finished", f"the request is {facts.status.value}")
     sources, _ = TRANSITIONS[action]
     if facts.status not in sources:
@@ -134,29 +199,68 @@ def check_state(action: str, facts: RequestFacts, actor: Actor, body: dict[str, 
             raise Refusal(
                 409, "missing-documents", "documents still to upload: " + ", ".join(missing)
             )
-    if action == "accept" and not (body.get("centre_code") or facts.proposed_centre_code):
+    elif action == "accept" and not (body.get("centre_code") or facts.proposed_centre_code):
         raise Refusal(
             409, "no-centre", "no technical centre was proposed: give centre_code to accept"
         )
+    elif action == "submit_results":
+        due = [
+            code
+            for code in sorted(facts.items_this_round)
+            if facts.plan.get(code) and code not in facts.round_results
+        ]
+        if due:
+            raise Refusal(
+                409, "results-missing", "mandatory items without a result: " + ", ".join(due)
+            )
+    elif action == "verify_results":
+        if actor.user_id in facts.round_recorders:
+            raise Refusal(
+                409,
+                "separation-of-duties",
+                "results are verified by someone who recorded none of this round's results",
+            )
+    elif action in DECISIONS:
+        _separation(actor, facts)
+        if action == "grant":
+            failing = [
+                code
+                for code, mandatory in sorted(facts.plan.items())
+                if mandatory and facts.verdicts.get(code) != "pass"
+            ]
+            if failing:
+                raise Refusal(
+                    409,
+                    "mandatory-item-not-passed",
+                    "mandatory items that do not pass: " + ", ".join(failing),
+                )
+    elif action in ("uphold", "overturn") and actor.user_id == facts.refused_by:
+        raise Refusal(
+            409, "separation-of-duties", "an appeal is decided by someone other than the refuser"
+        )
 
 
-def check(action: str, facts: RequestFacts, actor: Actor, body: dict[str, object]) -> None:
+def check(action: str, facts: RequestFacts, actor: Actor, body: Mapping[str, object]) -> None:
     """Every check, in the order of SPEC section 6: 403 → 404 → 422 → 409."""
     check_role(action, actor)
     if not can_see(facts, actor) or not _in_tenant(action, facts, actor):
         raise Refusal(404, "not-found", "no such request within your reach")
+    check_items(action, facts, body)
     check_body(action, body)
     check_state(action, facts, actor, body)
 
 
+#: Bodies that satisfy body-dependent guards, to ask "would this action be accepted now?".
+_PROBE_BODY: dict[str, dict[str, object]] = {"accept": {"centre_code": "?"}}
+
+
 def allowed(action: str, facts: RequestFacts, actor: Actor) -> bool:
-    """Would ``action`` be accepted now (ignoring the body's contents)?"""
+    """Would ``action`` be accepted now (with a suitable body)?"""
     try:
         check_role(action, actor)
         if not _in_tenant(action, facts, actor):
             return False
-        # Body-dependent guards are assumed met (accept lists when a centre could be given).
-        check_state(action, facts, actor, {"centre_code": "?"})
+        check_state(action, facts, actor, _PROBE_BODY.get(action, {}))
     except Refusal:
         return False
     return True
@@ -170,11 +274,45 @@ def can_upload_document(facts: RequestFacts, actor: Actor) -> bool:
     )
 
 
+def can_test(facts: RequestFacts, actor: Actor) -> bool:
+    """Record results and upload evidence: a technician of the assigned centre, in testing."""
+    return (
+        actor.has(Role.LAB_TECHNICIAN)
+        and actor.centre_code is not None
+        and actor.centre_code == facts.centre_code
+        and facts.status is S.TESTING
+    )
+
+
+def check_result(item_code: str, facts: RequestFacts, actor: Actor) -> None:
+    """Guards of ``record_result`` in SPEC order (403 → 404 → 409)."""
+    if not actor.has(Role.LAB_TECHNICIAN):
+        raise Refusal(403, "forbidden", "only laboratory technicians record results")
+    if actor.centre_code is None or actor.centre_code != facts.centre_code:
+        raise Refusal(404, "not-found", "no such request within your reach")
+    if item_code not in facts.plan:
+        raise Refusal(404, "not-found", f"item {item_code!r} is not in the test plan")
+    if facts.finished:
+        raise Refusal(409, "request-finished", f"the request is {facts.status.value}")
+    if facts.status is not S.TESTING:
+        raise Refusal(
+            409,
+            "invalid-transition",
+            f"results are recorded while testing, not {facts.status.value}",
+        )
+    if facts.round > 1 and item_code not in facts.retest_items:
+        raise Refusal(
+            409, "not-in-retest", f"item {item_code!r} is not re-tested in round {facts.round}"
+        )
+
+
 def allowed_actions(facts: RequestFacts, actor: Actor) -> list[str]:
-    """The actions ``actor`` may take now, in SPEC order, plus the upload actions."""
+    """The actions ``actor`` may take now, in SPEC order, plus the upload/record actions."""
     if not can_see(facts, actor):
         return []
     result = [action for action in ACTIONS if allowed(action, facts, actor)]
     if can_upload_document(facts, actor):
         result.append(UPLOAD_DOCUMENT)
+    if can_test(facts, actor):
+        result += [RECORD_RESULT, UPLOAD_EVIDENCE]
     return result

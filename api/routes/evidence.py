@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from api.context import AppContext
 from api.deps import SessionDep, get_context, not_found, require
-from api.routes.requests import facts_of
+from api.request_views import facts_of
 from models.permissions import Actor, Permission
 from models.requests import CertificationRequest, StoredFile
 from workflows.request_rules import can_see

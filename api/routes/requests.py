@@ -13,8 +13,7 @@ from typing import Annotated, Any
 
 import rfc8785
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
-from minio import Minio
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from sqlmodel import Session, col, or_, select
 from temporalio.client import (
     Client,
@@ -33,26 +32,22 @@ from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
-from api.uploads import receive_upload
+from api.request_views import facts_of, plan_of, request_view
 from api.workflow_calls import send_action, unavailable
-from models.accounts import Product, User
+from models.accounts import Product
 from models.audit import AuditEvent, request_chain
 from models.permissions import Actor, Permission, Role
 from models.reference import Scheme, TechnicalCentre
 from models.request_payloads import (
     ACTION_BODIES,
     ActionInput,
-    FileFacts,
-    FilePublic,
-    ProductSummary,
+    PlanEntry,
     RequestCreate,
     RequestPublic,
     RequestRef,
     RequestSummary,
     RequestWorkflowInput,
-    SamplePublic,
     SchemeSnapshot,
-    SchemeSummary,
     Timeline,
     TimelineItem,
     Timing,
@@ -60,20 +55,15 @@ from models.request_payloads import (
 from models.requests import (
     ActionRecord,
     CertificationRequest,
-    FilePurpose,
     RequestStatus,
-    Sample,
-    StoredFile,
 )
 from mutabaqa.settings import Settings
 from workflows import search_attributes as attrs
 from workflows.request import RequestWorkflow
 from workflows.request_rules import (
     Refusal,
-    RequestFacts,
     allowed_actions,
     can_see,
-    can_upload_document,
     check,
     check_body,
     check_role,
@@ -103,25 +93,6 @@ def body_hash(value: Any) -> str:
 # --- reading -------------------------------------------------------------------------------
 
 
-def facts_of(session: Session, row: CertificationRequest) -> RequestFacts:
-    scheme = session.get(Scheme, row.scheme_id)
-    kinds = session.exec(
-        select(StoredFile.kind).where(
-            StoredFile.request_id == row.id,
-            StoredFile.purpose == FilePurpose.DOCUMENT,
-            col(StoredFile.superseded_at).is_(None),
-        )
-    ).all()
-    return RequestFacts(
-        status=row.status,
-        organization_id=row.organization_id,
-        centre_code=row.centre_code,
-        proposed_centre_code=row.proposed_centre_code,
-        required_documents=tuple(scheme.required_documents) if scheme else (),
-        documents=frozenset(k for k in kinds if k),
-    )
-
-
 def get_visible_request(
     request_id: str, actor: ReaderActor, session: SessionDep
 ) -> CertificationRequest:
@@ -133,79 +104,6 @@ def get_visible_request(
 
 
 VisibleRequest = Annotated[CertificationRequest, Depends(get_visible_request)]
-
-
-def _name_for(actor: Actor, user_id: str, names: dict[str, str], role: str | None = None) -> str:
-    """Staff see names; manufacturers see the role of whoever acted."""
-    if actor.has(Role.LAB_TECHNICIAN, Role.COMPLIANCE_OFFICER):
-        return names.get(user_id, user_id)
-    if user_id == actor.user_id:
-        return names.get(user_id, "you")
-    return role or "staff"
-
-
-def _names(session: Session, ids: set[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = session.exec(select(User).where(col(User.id).in_(ids))).all()
-    return {u.id: u.full_name for u in rows}
-
-
-def request_view(session: Session, row: CertificationRequest, actor: Actor) -> RequestPublic:
-    product = session.get(Product, row.product_id)
-    scheme = session.get(Scheme, row.scheme_id)
-    assert product is not None and scheme is not None
-    files = session.exec(
-        select(StoredFile)
-        .where(StoredFile.request_id == row.id)
-        .order_by(col(StoredFile.uploaded_at))
-    ).all()
-    samples = session.exec(
-        select(Sample).where(Sample.request_id == row.id).order_by(col(Sample.at))
-    ).all()
-    names = _names(session, {f.uploaded_by for f in files} | {s.actor_id for s in samples})
-
-    def file_view(f: StoredFile) -> FilePublic:
-        data = f.model_dump()
-        data["uploaded_by"] = _name_for(
-            actor,
-            f.uploaded_by,
-            names,
-            "manufacturer" if f.purpose is FilePurpose.DOCUMENT else "lab_technician",
-        )
-        return FilePublic.model_validate(data)
-
-    return RequestPublic(
-        id=row.id,
-        number=row.number,
-        status=row.status,
-        kind=row.kind,
-        scope=row.scope,
-        allowed_actions=allowed_actions(facts_of(session, row), actor),
-        product=ProductSummary.model_validate(product.model_dump()),
-        scheme=SchemeSummary(code=scheme.code, version=scheme.version, title=scheme.title),
-        centre=row.centre_code,
-        proposed_centre=row.proposed_centre_code,
-        round=row.round,
-        documents=[file_view(f) for f in files if f.purpose is FilePurpose.DOCUMENT],
-        evidence=[file_view(f) for f in files if f.purpose is FilePurpose.EVIDENCE],
-        samples=[
-            SamplePublic(
-                round=s.round,
-                status=s.status.value,
-                reference=s.reference,
-                condition=s.condition,
-                reason=s.reason,
-                at=s.at,
-                by=_name_for(actor, s.actor_id, names, "lab_technician"),
-            )
-            for s in samples
-        ],
-        info_due_at=row.info_due_at,
-        stage_seconds={k: float(v) for k, v in (row.stage_seconds or {}).items()},
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 @router.get("", response_model=Page[RequestSummary])
@@ -315,6 +213,7 @@ def timing_of(settings: Settings) -> Timing:
         sample_receipt_target=settings.sample_receipt_target_seconds,
         testing_target=settings.testing_target_seconds,
         decision_target=settings.decision_target_seconds,
+        appeal_window=settings.appeal_window_seconds,
     )
 
 
@@ -382,6 +281,11 @@ async def create_request(
             sector=scheme.sector,
             title=scheme.title,
             required_documents=tuple(scheme.required_documents),
+            decision_rule=scheme.decision_rule.value,
+            items=tuple(
+                PlanEntry(code=code, mandatory=mandatory)
+                for code, mandatory in plan_of(session, scheme.id).items()
+            ),
         ),
         kind=data.kind,
         scope=data.scope or f"{scheme.title} — {product.name} ({product.brand} {product.model})",
@@ -435,116 +339,6 @@ async def create_request(
             )
         response.status_code = status.HTTP_200_OK
     return request_view(session, row, actor)
-
-
-# --- documents -----------------------------------------------------------------------------
-
-
-def _document_key(request_id: str, file_id: str) -> Any:
-    def key_for(filename: str) -> str:
-        return f"requests/{request_id}/documents/{file_id}/{filename}"
-
-    return key_for
-
-
-@router.post(
-    "/{request_id}/documents",
-    response_model=FilePublic,
-    status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["kind", "file"],
-                        "properties": {
-                            "kind": {"type": "string"},
-                            "file": {"type": "string", "format": "binary"},
-                        },
-                    }
-                }
-            },
-        }
-    },
-)
-async def upload_document(
-    request_id: str,
-    request: Request,
-    actor: UploaderActor,
-    ctx: ContextDep,
-) -> FilePublic:
-    """Stream a dossier document into the object store; the workflow verifies and records it.
-
-    Refused on permission or state before the body is read."""
-    with ctx.session() as session:
-        row = session.get(CertificationRequest, request_id)
-        if row is None or not can_see(facts_of(session, row), actor):
-            raise not_found("request", request_id)
-        facts = facts_of(session, row)
-        workflow_id = row.workflow_id
-        if not can_upload_document(facts, actor):
-            raise Problem(
-                409,
-                "invalid-transition",
-                "Not allowed now",
-                f"documents cannot be uploaded while {row.status.value}",
-                request_status=row.status.value,
-                allowed_actions=allowed_actions(facts, actor),
-            )
-    file_id = uuid.uuid4().hex
-    bucket = ctx.settings.s3_evidence_bucket
-    uploaded = await receive_upload(
-        request,
-        store=ctx.store,
-        bucket=bucket,
-        key_for=_document_key(request_id, file_id),
-        max_bytes=ctx.settings.max_upload_bytes,
-        part_size=ctx.settings.upload_part_size,
-    )
-    kind = (uploaded.fields.get("kind") or "").strip()
-    if not kind or len(kind) > 64:
-        await asyncio.to_thread(_remove, ctx.store, bucket, uploaded.key, uploaded.version_id)
-        raise Problem(422, "invalid-body", "Invalid request", "field 'kind' is required")
-    command = ActionInput(
-        action="upload_document",
-        actor=actor,
-        key=f"upload:{file_id}",
-        body={"kind": kind},
-        body_hash=uploaded.sha256,
-        file=FileFacts(
-            file_id=file_id,
-            bucket=bucket,
-            key=uploaded.key,
-            version_id=uploaded.version_id,
-            size=uploaded.size,
-            sha256=uploaded.sha256,
-            content_type=uploaded.content_type,
-            filename=uploaded.filename,
-            kind=kind,
-        ),
-    )
-    client = await ctx.temporal()
-    try:
-        await send_action(
-            client.get_workflow_handle(workflow_id),
-            "upload_document",
-            command,
-            ctx.settings.workflow_answer_seconds,
-        )
-    except Problem as problem:
-        if problem.status != 503:  # refused: nothing recorded, the object can go
-            await asyncio.to_thread(_remove, ctx.store, bucket, uploaded.key, uploaded.version_id)
-        raise
-    with ctx.session() as session:
-        stored = session.get(StoredFile, file_id)
-        assert stored is not None
-        return FilePublic.model_validate(stored.model_dump() | {"uploaded_by": actor.full_name})
-
-
-def _remove(store: Minio, bucket: str, key: str, version_id: str | None) -> None:
-    store.remove_object(bucket, key, version_id=version_id)
 
 
 # --- actions -------------------------------------------------------------------------------

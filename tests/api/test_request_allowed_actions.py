@@ -35,18 +35,29 @@ VALID_BODY: dict[str, dict[str, Any]] = {
     "reject_sample": {"reason": "Damaged."},
     "receive_sample": {"sample_ref": "S-9", "condition": "Sealed"},
     "withdraw": {"reason": "No longer needed."},
+    "submit_results": {},
+    "verify_results": {},
+    "retract": {"reason": "Wrong balance used."},
+    "grant": {},
+    "refuse": {"reason": "Penetration above the limit."},
+    "request_retest": {"items": ["PEN-NACL"], "reason": "Re-test filter penetration."},
+    "appeal": {"reason": "The lab used the wrong flow rate."},
+    "uphold": {"reason": "Method confirmed."},
+    "overturn": {"reason": "Method error confirmed."},
 }
 DOCS = ("technical_file", "declaration_of_conformity", "user_instructions", "product_photos")
 
 actors = st.builds(
     Actor,
-    user_id=st.just("u"),
+    user_id=st.sampled_from(["u", "v", "w"]),
     email=st.just("u@example.ma"),
     full_name=st.just("U"),
     roles=st.lists(st.sampled_from(list(Role)), min_size=1, max_size=3, unique=True).map(tuple),
     organization_id=st.sampled_from([None, "org-a", "org-b"]),
     centre_code=st.sampled_from([None, "CTTH", "CETIEV"]),
 )
+PLAN = {"PEN-NACL": True, "CO2": True, "FLAME": False}
+people = st.sets(st.sampled_from(["u", "v", "w"])).map(frozenset)
 facts = st.builds(
     RequestFacts,
     status=st.sampled_from(list(RequestStatus)),
@@ -55,6 +66,18 @@ facts = st.builds(
     proposed_centre_code=st.sampled_from([None, "CTTH"]),
     required_documents=st.just(DOCS),
     documents=st.sets(st.sampled_from(DOCS)).map(frozenset),
+    round=st.integers(1, 3),
+    plan=st.just(PLAN),
+    retest_items=st.sets(st.sampled_from(list(PLAN))).map(frozenset),
+    round_results=st.sets(st.sampled_from(list(PLAN))).map(frozenset),
+    verdicts=st.dictionaries(st.sampled_from(list(PLAN)),
+                             st.sampled_from(["pass", "fail", "inconclusive"])),
+    round_recorders=people,
+    recorders=people,
+    verifiers=people,
+    refused_by=st.sampled_from([None, "u", "v"]),
+    excluded_decider=st.sampled_from([None, "u", "v"]),
+    appeal_open=st.booleans(),
 )
 
 

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from minio import Minio
 from pydantic import SecretStr
 
-from api.problems import PROBLEM_BASE, install_problem_handlers
+from api.problems import PROBLEM_BASE, Problem, install_problem_handlers
 from api.upload_checks import DOCX, XLSX, resolve_media_type, sanitize_filename
 from api.uploads import receive_upload
 from mutabaqa.devstack import ChildProcess, free_port, spawn, wait_until
@@ -56,8 +56,16 @@ def build_app() -> FastAPI:
 
     @app.post("/upload", status_code=201)
     async def upload(
-        request: Request, prefix: str, max_bytes: int = DEFAULT_LIMIT, refusing: bool = False
+        request: Request,
+        prefix: str,
+        max_bytes: int = DEFAULT_LIMIT,
+        refusing: bool = False,
+        required: str = "",
     ) -> dict[str, Any]:
+        def check_fields(fields: Mapping[str, str]) -> None:
+            if required and not fields.get(required):
+                raise Problem(422, "invalid-body", "Invalid request", f"'{required}' is required")
+
         stored = await receive_upload(
             request,
             store=refusing_store if refusing else store,
@@ -65,6 +73,7 @@ def build_app() -> FastAPI:
             key_for=lambda filename: f"{prefix}/{filename}",
             max_bytes=max_bytes,
             part_size=settings.upload_part_size,
+            check_fields=check_fields,
         )
         return dataclasses.asdict(stored)
 
@@ -283,10 +292,14 @@ async def test_pdf_is_stored_and_its_digest_matches_the_presigned_download(
     assert _presigned_sha256(store, bucket, body["key"], body["version_id"]) == body["sha256"]
 
 
+@pytest.mark.parametrize(
+    "size",
+    [PART_SIZE, PART_SIZE + 1, 2 * PART_SIZE, 2 * PART_SIZE + 12345],
+    ids=["one-full-part", "one-byte-more", "two-full-parts", "three-parts"],
+)
 async def test_multipart_object_digest_matches_the_presigned_download(
-    server: Server, store: Minio, settings: Settings, prefix: str
+    server: Server, store: Minio, settings: Settings, prefix: str, size: int
 ) -> None:
-    size = 2 * PART_SIZE + 12345  # three parts
     digest = hashlib.sha256()
 
     async def file() -> AsyncIterator[bytes]:
@@ -425,6 +438,19 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(
     )
     _problem(response, 413, "payload-too-large")
     assert _stored_under(store, settings.s3_evidence_bucket, prefix) == []
+    # The answer comes without a byte of the body having been sent.
+    port = int(server.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"POST /upload?prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {10**12}\r\n\r\n"
+        ).encode()
+    )
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413 "), status_line
 
 
 async def test_a_file_exactly_at_the_limit_is_accepted(server: Server, prefix: str) -> None:
@@ -446,6 +472,44 @@ async def test_body_cut_before_the_closing_boundary_is_422_and_leaves_nothing(
     assert _stored_under(store, settings.s3_evidence_bucket, prefix) == []
 
 
+async def test_client_that_goes_away_midway_leaves_nothing(
+    server: Server, store: Minio, settings: Settings, prefix: str
+) -> None:
+    bucket = settings.s3_evidence_bucket
+    boundary = uuid.uuid4().hex
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="gone.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"POST /upload?prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {100 * MiB}\r\n\r\n"
+        ).encode()
+        + head
+    )
+    for chunk in _pseudo_random(3 * PART_SIZE):
+        writer.write(chunk)
+        await writer.drain()
+    # Parts are in the store, unfinished, before the client goes away ...
+    for _ in range(100):
+        if f"unfinished:{prefix}/gone.pdf" in _stored_under(store, bucket, prefix):
+            break
+        await asyncio.sleep(0.1)
+    assert _stored_under(store, bucket, prefix) == [f"unfinished:{prefix}/gone.pdf"]
+    writer.close()
+    # ... and gone afterwards.
+    for _ in range(100):
+        if not _stored_under(store, bucket, prefix):
+            break
+        await asyncio.sleep(0.1)
+    assert _stored_under(store, bucket, prefix) == []
+
+
 async def test_form_errors_are_422_and_leave_nothing(
     server: Server, store: Minio, settings: Settings, prefix: str
 ) -> None:
@@ -456,6 +520,23 @@ async def test_form_errors_are_422_and_leave_nothing(
     many = await _post(server, prefix, PDF, before={f"f{i}": "v" for i in range(21)})
     _problem(many, 422, "invalid-form")
     assert _stored_under(store, settings.s3_evidence_bucket, prefix) == []
+
+
+async def test_fields_refused_by_the_route_leave_nothing(
+    server: Server, store: Minio, settings: Settings, prefix: str
+) -> None:
+    """The route checks the fields once the body is in; the parts already sent are dropped."""
+
+    async def file() -> AsyncIterator[bytes]:
+        for chunk in _pseudo_random(2 * PART_SIZE + 1):
+            yield chunk
+
+    params = {"required": "kind"}
+    refused = await _post(server, prefix, file(), params=params, after={"kind": ""})
+    assert "kind" in _problem(refused, 422, "invalid-body")["detail"]
+    assert _stored_under(store, settings.s3_evidence_bucket, prefix) == []
+    accepted = await _post(server, prefix, PDF, params=params, after={"kind": "manual"})
+    assert accepted.status_code == 201, accepted.text
 
 
 async def test_a_second_file_is_refused(
@@ -546,6 +627,7 @@ async def test_path_traversal_filename_stays_under_the_prefix(
         ("Rapport d'essai (v2) — lot #3.pdf", "Rapport d'essai (v2) _ lot _3.pdf"),
         ("تقرير، نهائي؟.pdf", "تقرير، نهائي؟.pdf"),
         ("e\u0301te\u0301.txt", "été.txt"),  # decomposed accents composed (NFC)
+        ("e\u202e\u0301.txt", "é.txt"),  # still composed once the override is dropped
     ],
 )
 def test_sanitize_filename(raw: str, expected: str) -> None:

@@ -1,0 +1,376 @@
+"""Laboratory results, the frozen test report and certificate issuance (the record side).
+
+Verdicts and dates come from the pure rules in ``workflows/decision_rules.py`` and
+``workflows/certificate_rules.py``; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.audit import append_event
+from models.accounts import Organization, Product
+from models.audit import request_chain
+from models.lab import Certificate, CertificateStatus, TestReport, TestResult
+from models.reference import DecisionRule, Scheme, TestItem
+from models.request_payloads import (
+    CertificateRef,
+    IssueCertificateInput,
+    RecordResultInput,
+    ResultView,
+)
+from models.requests import CertificationRequest, FilePurpose, StoredFile
+from mutabaqa.db import session_scope
+from mutabaqa.settings import Settings
+from workflows.certificate_rules import (
+    certificate_number,
+    report_digest,
+    to_canonical_value,
+    valid_until,
+)
+from workflows.decision_rules import InvalidValues, Limits, aggregate
+
+INVALID_RESULT = "invalid-result"
+
+
+def _stable_id(*parts: str) -> str:
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
+
+
+def _item(session: Session, scheme_id: int, code: str) -> TestItem:
+    item = session.exec(
+        select(TestItem).where(TestItem.scheme_id == scheme_id, TestItem.code == code)
+    ).first()
+    if item is None:
+        raise ApplicationError(
+            f"item {code} is not in the plan", type=INVALID_RESULT, non_retryable=True
+        )
+    return item
+
+
+def result_view(result: TestResult) -> ResultView:
+    return ResultView(
+        item_code=result.item_code,
+        value=None if result.value is None else str(result.value),
+        values=list(result.values),
+        uncertainty=None if result.uncertainty is None else str(result.uncertainty),
+        unit=result.unit,
+        verdict=result.verdict.value,
+        specimen_verdicts=list(result.specimen_verdicts),
+        round=result.round,
+        revision=result.revision,
+        recorded_by=result.recorded_by,
+        recorded_at=result.recorded_at,
+        verified_by=result.verified_by,
+        equipment_id=result.equipment_id,
+        remarks=result.remarks,
+    )
+
+
+def latest_results(session: Session, request_id: str) -> list[TestResult]:
+    """The latest revision of every (round, item)."""
+    rows = session.exec(
+        select(TestResult)
+        .where(TestResult.request_id == request_id)
+        .order_by(col(TestResult.round), col(TestResult.item_code), col(TestResult.revision))
+    ).all()
+    latest: dict[tuple[int, str], TestResult] = {}
+    for row in rows:
+        latest[(row.round, row.item_code)] = row
+    return list(latest.values())
+
+
+def counting_results(session: Session, request_id: str) -> dict[str, TestResult]:
+    """For each item, the result that counts: its latest round's latest revision."""
+    counting: dict[str, TestResult] = {}
+    for result in latest_results(session, request_id):
+        if result.item_code not in counting or result.round > counting[result.item_code].round:
+            counting[result.item_code] = result
+    return counting
+
+
+def freeze_report(
+    session: Session, row: CertificationRequest, verifier: str, at: datetime
+) -> TestReport:
+    """Mark this round's results verified and freeze the test report (a new version; an
+    earlier one is superseded, never overwritten)."""
+    for result in latest_results(session, row.id):
+        if result.round == row.round and result.verified_by is None:
+            result.verified_by = verifier
+            result.verified_at = at
+            session.add(result)
+    session.flush()
+    scheme = session.get(Scheme, row.scheme_id)
+    assert scheme is not None and scheme.id is not None
+    items = {
+        i.code: i
+        for i in session.exec(select(TestItem).where(TestItem.scheme_id == scheme.id)).all()
+    }
+    counting = counting_results(session, row.id)
+    evidence = session.exec(
+        select(StoredFile)
+        .where(StoredFile.request_id == row.id, StoredFile.purpose == FilePurpose.EVIDENCE)
+        .order_by(col(StoredFile.uploaded_at), col(StoredFile.id))
+    ).all()
+    body: dict[str, Any] = {
+        "request": row.number,
+        "scheme": {"code": scheme.code, "version": str(scheme.version)},
+        "decision_rule": scheme.decision_rule.value,
+        "round": str(row.round),
+        "results": [
+            {
+                "item": code,
+                "title": items[code].title,
+                "unit": items[code].unit,
+                "lower_limit": items[code].lower_limit,
+                "lower_inclusive": items[code].lower_inclusive,
+                "upper_limit": items[code].upper_limit,
+                "upper_inclusive": items[code].upper_inclusive,
+                "mandatory": items[code].mandatory,
+                "aggregation": items[code].aggregation.value,
+                "values": list(result.values),
+                "value": result.value,
+                "uncertainty": result.uncertainty,
+                "verdict": result.verdict.value,
+                "round": str(result.round),
+                "revision": str(result.revision),
+                "recorded_by": result.recorded_by,
+                "verified_by": result.verified_by,
+                "equipment_id": result.equipment_id,
+            }
+            for code, result in sorted(counting.items())
+            if code in items
+        ],
+        "evidence": [
+            {
+                "id": f.id,
+                "item_code": f.item_code,
+                "filename": f.filename,
+                "size": str(f.size),
+                "sha256": f.sha256,
+            }
+            for f in evidence
+        ],
+    }
+    canonical = to_canonical_value(body)
+    previous = session.exec(
+        select(TestReport).where(
+            TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
+        )
+    ).all()
+    for old in previous:
+        old.superseded_at = at
+        session.add(old)
+    version = 1 + max(
+        (
+            r.version
+            for r in session.exec(select(TestReport).where(TestReport.request_id == row.id)).all()
+        ),
+        default=0,
+    )
+    report = TestReport(
+        id=_stable_id(row.id, "report", str(version)),
+        request_id=row.id,
+        version=version,
+        round=row.round,
+        body=canonical,
+        digest=report_digest(canonical),
+        frozen_by=verifier,
+        frozen_at=at,
+    )
+    session.add(report)
+    session.flush()
+    return report
+
+
+class LabActivities:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+
+    @activity.defn(name="record_result")
+    def record_result(self, data: RecordResultInput) -> ResultView:
+        """A new revision of one item's result in this round, with its verdict."""
+        result_id = _stable_id(data.request_id, data.key)
+        with session_scope(self._engine) as session:
+            done = session.get(TestResult, result_id)
+            if done is not None:  # a retry: the revision is already recorded
+                return result_view(done)
+            row = session.get(CertificationRequest, data.request_id)
+            assert row is not None
+            scheme = session.get(Scheme, row.scheme_id)
+            assert scheme is not None and scheme.id is not None
+            item = _item(session, scheme.id, data.item_code)
+            values = [Decimal(v) for v in data.values]
+            uncertainty = None if data.uncertainty is None else Decimal(data.uncertainty)
+            try:
+                outcome = aggregate(
+                    values,
+                    item.aggregation,
+                    item.min_count,
+                    Limits.of(item),
+                    DecisionRule(scheme.decision_rule),
+                    uncertainty,
+                )
+            except (InvalidValues, ValueError) as exc:
+                raise ApplicationError(str(exc), type=INVALID_RESULT, non_retryable=True) from exc
+            revision = 1 + max(
+                (
+                    r.revision
+                    for r in session.exec(
+                        select(TestResult).where(
+                            TestResult.request_id == data.request_id,
+                            TestResult.round == data.round,
+                            TestResult.item_code == data.item_code,
+                        )
+                    ).all()
+                ),
+                default=0,
+            )
+            result = TestResult(
+                id=result_id,
+                request_id=data.request_id,
+                round=data.round,
+                item_code=data.item_code,
+                revision=revision,
+                values=data.values,
+                value=outcome.value,
+                uncertainty=uncertainty,
+                unit=item.unit,
+                verdict=outcome.verdict.value,  # type: ignore[arg-type]
+                specimen_verdicts=[v.value for v in outcome.specimen_verdicts],
+                equipment_id=data.equipment_id,
+                remarks=data.remarks,
+                recorded_by=data.actor.user_id,
+                recorded_at=data.at,
+            )
+            session.add(result)
+            session.flush()
+            append_event(
+                session,
+                chain=request_chain(data.request_id),
+                actor=data.actor,
+                actor_role="lab_technician",
+                action="record_result",
+                object_type="result",
+                object_id=result_id,
+                from_status=row.status.value,
+                to_status=row.status.value,
+                detail={
+                    "item_code": data.item_code,
+                    "round": data.round,
+                    "revision": revision,
+                    "values": data.values,
+                    "uncertainty": data.uncertainty,
+                    "verdict": outcome.verdict.value,
+                },
+                at=data.at,
+            )
+            return result_view(result)
+
+    @activity.defn(name="issue_certificate")
+    def issue_certificate(self, data: IssueCertificateInput) -> CertificateRef:
+        """Create the certificate record exactly once: the number comes from a counter row
+        per (centre, year) taken in the same transaction, and (request, issue) is unique,
+        so a retry returns the certificate it already created."""
+        from activities.requests import next_number
+
+        with session_scope(self._engine) as session:
+            existing = session.exec(
+                select(Certificate).where(
+                    Certificate.request_id == data.request_id, Certificate.issue == 0
+                )
+            ).first()
+            if existing is not None:
+                return CertificateRef(
+                    certificate_id=existing.id, number=existing.number, issue=existing.issue
+                )
+            row = session.get(CertificationRequest, data.request_id)
+            assert row is not None and row.centre_code is not None
+            scheme = session.get(Scheme, row.scheme_id)
+            product = session.get(Product, row.product_id)
+            holder = session.get(Organization, row.organization_id)
+            report = session.exec(
+                select(TestReport).where(
+                    TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
+                )
+            ).first()
+            assert scheme is not None and product is not None and holder is not None
+            assert report is not None, "a certificate needs a frozen test report"
+            issued_on = data.at.astimezone(ZoneInfo(self._settings.timezone)).date()
+            year = issued_on.year
+            seq = next_number(session, f"CERT-{row.centre_code}-{year}")
+            number = certificate_number(
+                self._settings.certificate_prefix, row.centre_code, year, seq
+            )
+            until = valid_until(issued_on, scheme.validity_months)
+            payload: dict[str, Any] = {
+                "v": "1",
+                "number": number,
+                "issue": "0",
+                "issuer": {
+                    "name": self._settings.body_name,
+                    "country": self._settings.body_country,
+                },
+                "holder": {
+                    "name": holder.name,
+                    "registration_id": holder.registration_id,
+                    "country": holder.country,
+                }
+                | ({"name_ar": holder.name_ar} if holder.name_ar else {}),
+                "product": {"name": product.name, "brand": product.brand, "model": product.model},
+                "scheme": {"code": scheme.code, "version": str(scheme.version)},
+                "standards": [
+                    {"code": s["code"], "edition": s["edition"]} for s in scheme.standards
+                ],
+                "scope": row.scope,
+                "decision_rule": scheme.decision_rule.value,
+                "test_report_digest": report.digest,
+                "issued_on": issued_on.isoformat(),
+                "valid_until": until.isoformat(),
+            }
+            certificate = Certificate(
+                id=_stable_id(row.id, "certificate", "0"),
+                number=number,
+                issue=0,
+                request_id=row.id,
+                organization_id=row.organization_id,
+                centre_code=row.centre_code,
+                status=CertificateStatus.ACTIVE,
+                status_since=data.at,
+                payload=payload,
+                test_report_digest=report.digest,
+                issued_on=issued_on,
+                valid_until=until,
+                created_at=data.at,
+            )
+            session.add(certificate)
+            session.flush()
+            append_event(
+                session,
+                chain=request_chain(row.id),
+                actor=None,
+                actor_role="system",
+                action="issue_certificate",
+                object_type="certificate",
+                object_id=certificate.id,
+                from_status=row.status.value,
+                to_status=row.status.value,
+                detail={
+                    "number": number,
+                    "issue": 0,
+                    "valid_until": until.isoformat(),
+                    "test_report_digest": report.digest,
+                },
+                at=data.at,
+            )
+            return CertificateRef(certificate_id=certificate.id, number=number, issue=0)

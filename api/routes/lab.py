@@ -1,0 +1,110 @@
+"""Laboratory results: ``PUT /requests/{id}/results/{item_code}``.
+
+Values are exact decimals (JSON numbers or decimal strings); the verdict is computed by the
+scheme's decision rule when the workflow has the result recorded. A correction is a new
+revision; earlier revisions are kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from sqlmodel import select
+
+from api.context import AppContext
+from api.deps import SessionDep, get_context, not_found, require
+from api.problems import Problem
+from api.request_views import facts_of
+from api.workflow_calls import send_action
+from models.permissions import Actor, Permission
+from models.reference import Aggregation, DecisionRule, Scheme, TestItem
+from models.request_payloads import ActionInput, ResultBody, ResultView
+from models.requests import CertificationRequest
+from workflows.decision_rules import InvalidValues, Limits, aggregate
+from workflows.request_rules import RECORD_RESULT, Refusal, allowed_actions, check_result
+
+router = APIRouter(prefix="/requests", tags=["results"])
+
+TechnicianActor = Annotated[Actor, Depends(require(Permission.RESULTS_RECORD))]
+
+
+def get_plan_item(
+    request_id: str, item_code: str, actor: TechnicianActor, session: SessionDep
+) -> tuple[CertificationRequest, TestItem]:
+    """404 unless the request is assigned to the caller's centre and the item is in its plan."""
+    row = session.get(CertificationRequest, request_id)
+    if row is None or actor.centre_code is None or row.centre_code != actor.centre_code:
+        raise not_found("request", request_id)
+    item = session.exec(
+        select(TestItem).where(TestItem.scheme_id == row.scheme_id, TestItem.code == item_code)
+    ).first()
+    if item is None:
+        raise not_found("test item of this plan", item_code)
+    return row, item
+
+
+PlanItem = Annotated[tuple[CertificationRequest, TestItem], Depends(get_plan_item)]
+
+
+def _validate(body: ResultBody, item: TestItem, rule: DecisionRule) -> None:
+    """422: the values cannot be judged as given (count, uncertainty under ``guarded``)."""
+    values = body.all_values
+    try:
+        if item.aggregation is Aggregation.SINGLE and len(values) != 1:
+            raise InvalidValues(f"item {item.code} takes one value, not {len(values)}")
+        aggregate(values, item.aggregation, item.min_count, Limits.of(item), rule, body.uncertainty)
+    except ValueError as exc:  # InvalidValues, UncertaintyRequired
+        raise Problem(422, "invalid-result", "Invalid result", str(exc)) from None
+
+
+@router.put(
+    "/{request_id}/results/{item_code}",
+    response_model=ResultView,
+    responses={201: {"description": "the round's first result for this item"}},
+)
+async def record_result(
+    plan_item: PlanItem,
+    body: ResultBody,
+    actor: TechnicianActor,
+    session: SessionDep,
+    response: Response,
+    ctx: Annotated[AppContext, Depends(get_context)],
+) -> ResultView:
+    row, item = plan_item
+    scheme = session.get(Scheme, row.scheme_id)
+    assert scheme is not None
+    _validate(body, item, scheme.decision_rule)
+    facts = facts_of(session, row)
+    try:
+        check_result(item.code, facts, actor)
+    except Refusal as refusal:
+        raise Problem(
+            refusal.status, refusal.kind, "Not allowed now", refusal.detail,
+            request_status=row.status.value, allowed_actions=allowed_actions(facts, actor),
+        ) from None  # fmt: skip
+    command = ActionInput(
+        action=RECORD_RESULT,
+        actor=actor,
+        key=f"result:{uuid.uuid4().hex}",
+        body={
+            "item_code": item.code,
+            "values": [str(v) for v in body.all_values],
+            "uncertainty": None if body.uncertainty is None else str(body.uncertainty),
+            "equipment_id": body.equipment_id,
+            "remarks": body.remarks,
+        },
+        body_hash="",
+    )
+    client = await ctx.temporal()
+    result = await send_action(
+        client.get_workflow_handle(row.workflow_id), RECORD_RESULT, command,
+        ctx.settings.workflow_answer_seconds, result_type=ResultView,
+    )  # fmt: skip
+    if result.revision == 1:
+        response.status_code = status.HTTP_201_CREATED
+    result.recorded_by = actor.full_name
+    return result
+
+

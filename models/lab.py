@@ -1,0 +1,119 @@
+"""Laboratory and decision records: result revisions, frozen test reports, certificates,
+appeals. Written only by the request workflow's activities."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from models.types import DecimalText, UTCDateTime, text_enum, utcnow
+
+
+class ResultVerdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class TestResult(SQLModel, table=True):
+    """One revision of one item's result in one round (ISO/IEC 17025 7.5: corrections are
+    new revisions; earlier ones are kept)."""
+
+    __test__ = False  # not a pytest test class
+    __tablename__ = "test_result"
+    __table_args__ = (sa.UniqueConstraint("request_id", "round", "item_code", "revision"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    request_id: str = Field(foreign_key="certification_request.id", index=True, max_length=32)
+    round: int
+    item_code: str = Field(max_length=64)
+    revision: int
+    values: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    value: Decimal | None = Field(default=None, sa_type=DecimalText)
+    uncertainty: Decimal | None = Field(default=None, sa_type=DecimalText)
+    unit: str = Field(max_length=32)
+    verdict: ResultVerdict = Field(sa_type=text_enum(ResultVerdict))
+    specimen_verdicts: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    equipment_id: str | None = Field(default=None, max_length=100)
+    remarks: str | None = Field(default=None, max_length=2000)
+    recorded_by: str = Field(max_length=32)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    verified_by: str | None = Field(default=None, max_length=32)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TestReport(SQLModel, table=True):
+    """The report frozen at ``verify_results``; an amendment is a new version."""
+
+    __test__ = False
+    __tablename__ = "test_report"
+    __table_args__ = (sa.UniqueConstraint("request_id", "version"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    request_id: str = Field(foreign_key="certification_request.id", index=True, max_length=32)
+    version: int
+    round: int
+    body: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    digest: str = Field(max_length=80)
+    frozen_by: str = Field(max_length=32)
+    frozen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CertificateStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+    TERMINATED = "terminated"
+
+
+class Certificate(SQLModel, table=True):
+    """One issue of a certificate. Numbers are gap-free per centre and year."""
+
+    __tablename__ = "certificate"
+    __table_args__ = (
+        sa.UniqueConstraint("request_id", "issue"),
+        sa.UniqueConstraint("number", "issue"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    number: str = Field(max_length=40, index=True)
+    issue: int = 0
+    request_id: str = Field(foreign_key="certification_request.id", index=True, max_length=32)
+    organization_id: str = Field(foreign_key="organization.id", index=True, max_length=32)
+    centre_code: str = Field(max_length=32)
+    status: CertificateStatus = Field(sa_type=text_enum(CertificateStatus))
+    status_since: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    signature: str | None = Field(default=None, max_length=200)
+    kid: str | None = Field(default=None, max_length=100)
+    test_report_digest: str = Field(max_length=80)
+    issued_on: date
+    valid_until: date
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Appeal(SQLModel, table=True):
+    """One appeal per refusal."""
+
+    __tablename__ = "appeal"
+    __table_args__ = (sa.UniqueConstraint("request_id", "refusal_key"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    request_id: str = Field(foreign_key="certification_request.id", index=True, max_length=32)
+    refusal_key: str = Field(max_length=200)
+    refused_by: str = Field(max_length=32)
+    reason: str = Field(max_length=4000)
+    filed_by: str = Field(max_length=32)
+    filed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decision: str | None = Field(default=None, max_length=16)
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_reason: str | None = Field(default=None, max_length=4000)
