@@ -106,5 +106,3 @@ async def record_result(
         response.status_code = status.HTTP_201_CREATED
     result.recorded_by = actor.full_name
     return result
-
-

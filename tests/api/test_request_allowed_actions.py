@@ -70,8 +70,9 @@ facts = st.builds(
     plan=st.just(PLAN),
     retest_items=st.sets(st.sampled_from(list(PLAN))).map(frozenset),
     round_results=st.sets(st.sampled_from(list(PLAN))).map(frozenset),
-    verdicts=st.dictionaries(st.sampled_from(list(PLAN)),
-                             st.sampled_from(["pass", "fail", "inconclusive"])),
+    verdicts=st.dictionaries(
+        st.sampled_from(list(PLAN)), st.sampled_from(["pass", "fail", "inconclusive"])
+    ),
     round_recorders=people,
     recorders=people,
     verifiers=people,
