@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.audit import append_event
 from models.accounts import Organization, Product
 from models.audit import request_chain
-from models.lab import Certificate, CertificateStatus, TestReport, TestResult
+from models.lab import Certificate, CertificateStatus, ResultVerdict, TestReport, TestResult
 from models.reference import DecisionRule, Scheme, TestItem
 from models.request_payloads import (
     CertificateRef,
@@ -246,7 +246,7 @@ class LabActivities:
                 value=outcome.value,
                 uncertainty=uncertainty,
                 unit=item.unit,
-                verdict=outcome.verdict.value,  # type: ignore[arg-type]
+                verdict=ResultVerdict(outcome.verdict.value),
                 specimen_verdicts=[v.value for v in outcome.specimen_verdicts],
                 equipment_id=data.equipment_id,
                 remarks=data.remarks,
