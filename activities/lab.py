@@ -7,6 +7,7 @@ Verdicts and dates come from the pure rules in ``workflows/decision_rules.py`` a
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -373,4 +374,7 @@ class LabActivities:
                 },
                 at=data.at,
             )
-            return CertificateRef(certificate_id=certificate.id, number=number, issue=0)
+            ref = CertificateRef(certificate_id=certificate.id, number=number, issue=0)
+        if self._settings.fault_pause_after_certificate_seconds:
+            time.sleep(self._settings.fault_pause_after_certificate_seconds)
+        return ref

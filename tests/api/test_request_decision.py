@@ -25,8 +25,17 @@ from tests.api.lab_helpers import (
     record_all,
     to_testing,
 )
-from tests.api.requests_helpers import PNG, Cast, act, get, make_cast
+from tests.api.requests_helpers import (
+    PNG,
+    Cast,
+    act,
+    get,
+    make_cast,
+    upload_all,
+    wait_status,
+)
 from tests.conftest import RunningWorker
+from tests.smtp import SmtpSink
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +155,40 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     actions = [e["action"] for e in timeline["items"]]
     assert actions.count("verify_results") == 2
     assert actions[-2:] == ["issue_certificate", "grant"]
+
+
+def test_safety_verification_ends_verified_with_its_test_report(
+    client: TestClient, cast: Cast, lab: Lab, engine: Engine, mailbox: SmtpSink
+) -> None:
+    created = client.post(
+        f"{API}/requests",
+        json={"product_id": cast.product["id"], "scheme_code": "FFP2-NM-EN-149",
+              "kind": "safety_verification"},
+        headers=cast.maker_auth,
+    )  # fmt: skip
+    assert created.status_code == 201
+    rid = created.json()["id"]
+    upload_all(client, cast, rid)
+    assert act(client, cast.maker_auth, rid, "submit").status_code == 200
+    wait_status(client, cast.officer_auth, rid, "application_review")
+    assert act(client, cast.officer_auth, rid, "accept", {}).status_code == 200
+    assert act(client, cast.tech_auth, rid, "receive_sample",
+               {"sample_ref": "SV-1", "condition": "ok"}).status_code == 200  # fmt: skip
+    record_all(client, cast.tech_auth, rid)
+    assert act(client, cast.tech_auth, rid, "submit_results").status_code == 200
+    assert act(client, lab.verifier_auth, rid, "verify_results").status_code == 200
+    granted = act(client, cast.officer_auth, rid, "grant")
+    assert granted.status_code == 200, granted.text
+    done = granted.json()
+    assert done["status"] == "verified"
+    assert done["certificate_number"] is None
+    assert done["test_report"]["digest"].startswith("sha256:")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM certificate WHERE request_id = :r"),
+                            {"r": rid}).scalar_one() == 0  # fmt: skip
+    number = done["number"]
+    mailbox.wait_for(
+        lambda mails: any(m.message["X-Mutabaqa-Request"] == number
+                          and m.message["X-Mutabaqa-Notification"] == "verified" for m in mails),
+        timeout=30,
+    )  # fmt: skip
