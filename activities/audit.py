@@ -17,9 +17,19 @@ from models.types import utcnow
 
 #: Fields covered by the canonical form, in no particular order (RFC 8785 sorts keys).
 CANONICAL_FIELDS = (
-    "chain", "seq", "at", "actor_id", "actor_name", "actor_role", "action", "object_type",
-    "object_id", "from_status", "to_status", "detail",
-)  # fmt: skip
+    "chain",
+    "seq",
+    "at",
+    "actor_id",
+    "actor_name",
+    "actor_role",
+    "action",
+    "object_type",
+    "object_id",
+    "from_status",
+    "to_status",
+    "detail",
+)
 
 
 def canonical_bytes(fields: dict[str, Any]) -> bytes:

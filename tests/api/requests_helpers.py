@@ -14,8 +14,12 @@ from mutabaqa.settings import Settings
 from tests.api.helpers import API, Headers, admin_headers, make_org, make_product, make_user
 
 FFP2 = "FFP2-NM-EN-149"
-FFP2_DOCUMENTS = ("technical_file", "declaration_of_conformity", "user_instructions",
-                  "product_photos")  # fmt: skip
+FFP2_DOCUMENTS = (
+    "technical_file",
+    "declaration_of_conformity",
+    "user_instructions",
+    "product_photos",
+)
 
 PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 PNG = (
@@ -54,8 +58,19 @@ def make_cast(client: TestClient, settings: Settings) -> Cast:
     )
     _, other_tech_auth = make_user(client, admin, [Role.LAB_TECHNICIAN], centre_code="CETIEV")
     product = make_product(client, maker_auth)
-    return Cast(admin, org, maker, maker_auth, officer, officer_auth, tech, tech_auth, product,
-                other_maker_auth, other_tech_auth)  # fmt: skip
+    return Cast(
+        admin,
+        org,
+        maker,
+        maker_auth,
+        officer,
+        officer_auth,
+        tech,
+        tech_auth,
+        product,
+        other_maker_auth,
+        other_tech_auth,
+    )
 
 
 def create_request(
@@ -93,8 +108,9 @@ def upload(
 def upload_all(client: TestClient, cast: Cast, request_id: str) -> None:
     for kind in FFP2_DOCUMENTS:
         if kind == "product_photos":
-            response = upload(client, cast.maker_auth, request_id, kind, PNG, "photo.png",
-                              "image/png")  # fmt: skip
+            response = upload(
+                client, cast.maker_auth, request_id, kind, PNG, "photo.png", "image/png"
+            )
         else:
             response = upload(client, cast.maker_auth, request_id, kind, filename=f"{kind}.pdf")
         assert response.status_code == 201, response.text

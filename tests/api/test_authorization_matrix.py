@@ -76,13 +76,26 @@ def only(role: str, own: int, other: int | None = None) -> dict[str, tuple[int, 
 
 def _scheme_body() -> dict[str, Any]:
     return {
-        "code": f"TEST-{uuid.uuid4().hex[:8].upper()}", "version": 1, "title": "Essai",
-        "sector": "ppe_textile", "decision_rule": "simple", "validity_months": 12,
-        "surveillance_months": 12, "standards": [{"code": "NM 1", "title": "T", "edition": "1"}],
+        "code": f"TEST-{uuid.uuid4().hex[:8].upper()}",
+        "version": 1,
+        "title": "Essai",
+        "sector": "ppe_textile",
+        "decision_rule": "simple",
+        "validity_months": 12,
+        "surveillance_months": 12,
+        "standards": [{"code": "NM 1", "title": "T", "edition": "1"}],
         "required_documents": [],
-        "test_items": [{"code": "X", "title": "X", "titles": {"fr": "X", "ar": "س"},
-                        "method": "M", "unit": "%", "upper_limit": "1"}],
-    }  # fmt: skip
+        "test_items": [
+            {
+                "code": "X",
+                "title": "X",
+                "titles": {"fr": "X", "ar": "س"},
+                "method": "M",
+                "unit": "%",
+                "upper_limit": "1",
+            }
+        ],
+    }
 
 
 def _get(path: str) -> Call:
@@ -90,82 +103,191 @@ def _get(path: str) -> Call:
 
 
 CASES = [
-    Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h),
-         everyone(200)),
+    Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h), everyone(200)),
     Case("get", "/api/v1/organizations", "", _get(f"{API}/organizations"), only("admin", 200)),
-    Case("post", "/api/v1/organizations", "",
-         lambda c, w, h: c.post(f"{API}/organizations", headers=h, json={
-             "name": "Org", "registration_id": unique_ice(), "address": "Rabat",
-             "country": "MA"}),
-         only("admin", 201)),
+    Case(
+        "post",
+        "/api/v1/organizations",
+        "",
+        lambda c, w, h: c.post(
+            f"{API}/organizations",
+            headers=h,
+            json={
+                "name": "Org",
+                "registration_id": unique_ice(),
+                "address": "Rabat",
+                "country": "MA",
+            },
+        ),
+        only("admin", 201),
+    ),
     Case("get", "/api/v1/users", "", _get(f"{API}/users"), only("admin", 200)),
-    Case("post", "/api/v1/users", "",
-         lambda c, w, h: c.post(f"{API}/users", headers=h, json={
-             "email": f"m-{uuid.uuid4().hex[:10]}@example.ma", "full_name": "Officer",
-             "password": "long enough password", "roles": ["compliance_officer"]}),
-         only("admin", 201)),
-    Case("patch", "/api/v1/users/{user_id}", "",
-         lambda c, w, h: c.patch(f"{API}/users/{w.cast.officer['id']}", headers=h,
-                                 json={"full_name": w.cast.officer["full_name"]}),
-         only("admin", 200)),
-    Case("get", "/api/v1/technical-centres", "", _get(f"{API}/technical-centres"),
-         everyone(200)),
+    Case(
+        "post",
+        "/api/v1/users",
+        "",
+        lambda c, w, h: c.post(
+            f"{API}/users",
+            headers=h,
+            json={
+                "email": f"m-{uuid.uuid4().hex[:10]}@example.ma",
+                "full_name": "Officer",
+                "password": "long enough password",
+                "roles": ["compliance_officer"],
+            },
+        ),
+        only("admin", 201),
+    ),
+    Case(
+        "patch",
+        "/api/v1/users/{user_id}",
+        "",
+        lambda c, w, h: c.patch(
+            f"{API}/users/{w.cast.officer['id']}",
+            headers=h,
+            json={"full_name": w.cast.officer["full_name"]},
+        ),
+        only("admin", 200),
+    ),
+    Case("get", "/api/v1/technical-centres", "", _get(f"{API}/technical-centres"), everyone(200)),
     Case("get", "/api/v1/schemes", "", _get(f"{API}/schemes"), everyone(200)),
-    Case("get", "/api/v1/schemes/{code}", "", _get(f"{API}/schemes/FFP2-NM-EN-149"),
-         everyone(200)),
-    Case("post", "/api/v1/schemes", "",
-         lambda c, w, h: c.post(f"{API}/schemes", headers=h, json=_scheme_body()),
-         only("admin", 201)),
+    Case("get", "/api/v1/schemes/{code}", "", _get(f"{API}/schemes/FFP2-NM-EN-149"), everyone(200)),
+    Case(
+        "post",
+        "/api/v1/schemes",
+        "",
+        lambda c, w, h: c.post(f"{API}/schemes", headers=h, json=_scheme_body()),
+        only("admin", 201),
+    ),
     Case("get", "/api/v1/products", "", _get(f"{API}/products"), only("manufacturer", 200)),
-    Case("post", "/api/v1/products", "",
-         lambda c, w, h: c.post(f"{API}/products", headers=h, json={
-             "name": "Masque", "brand": "B", "model": "M1", "description": ""}),
-         only("manufacturer", 201)),
-    Case("get", "/api/v1/products/{product_id}", "",
-         lambda c, w, h: c.get(f"{API}/products/{w.cast.product['id']}", headers=h),
-         only("manufacturer", 200, 404)),
-    Case("get", "/api/v1/requests", "", _get(f"{API}/requests"),
-         everyone(200) | {"admin": (403, 403)}),
-    Case("post", "/api/v1/requests", "",
-         lambda c, w, h: c.post(f"{API}/requests", headers=h, json={
-             "product_id": w.cast.product["id"], "scheme_code": "FFP2-NM-EN-149"}),
-         only("manufacturer", 201, 404)),
-    Case("get", "/api/v1/requests/{request_id}", "",
-         lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}", headers=h),
-         {"manufacturer": (200, 404), "lab_technician": (200, 404),
-          "compliance_officer": (200, 200), "admin": (403, 403)}),
-    Case("get", "/api/v1/requests/{request_id}/timeline", "",
-         lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}/timeline", headers=h),
-         {"manufacturer": (200, 404), "lab_technician": (200, 404),
-          "compliance_officer": (200, 200), "admin": (403, 403)}),
-    Case("post", "/api/v1/requests/{request_id}/documents", "",
-         lambda c, w, h: upload(c, h, create_request(c, w.cast)["id"], "technical_file"),
-         only("manufacturer", 201, 404)),
-    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "withdraw",
-         lambda c, w, h: act(c, h, create_request(c, w.cast)["id"], "withdraw", {}),
-         only("manufacturer", 200, 404)),
-    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "request_info",
-         lambda c, w, h: act(c, h, to_review(c, w.cast)["id"], "request_info",
-                             {"message": "More please"}),
-         only("compliance_officer", 200)),
-    Case("post", "/api/v1/requests/{request_id}/actions/{action}", "reject_sample",
-         lambda c, w, h: act(c, h, w.sample_request, "reject_sample", {"reason": "Wet box"}),
-         only("lab_technician", 200, 404)),
-    Case("put", "/api/v1/requests/{request_id}/results/{item_code}", "",
-         lambda c, w, h: c.put(f"{API}/requests/{w.sample_request}/results/CO2", headers=h,
-                               json={"values": ["0.5", "0.6", "0.4"], "uncertainty": "0.1"}),
-         # the world's request is awaiting its sample: the own technician may not record yet
-         only("lab_technician", 409, 404)),
-    Case("post", "/api/v1/requests/{request_id}/evidence", "",
-         lambda c, w, h: c.post(f"{API}/requests/{w.sample_request}/evidence", headers=h,
-                                files={"file": ("raw.csv", b"a,b\n1,2\n", "text/csv")}),
-         only("lab_technician", 409, 404)),
-    Case("get", "/api/v1/evidence/{file_id}/content", "",
-         lambda c, w, h: c.get(f"{API}/evidence/{w.file_id}/content", headers=h,
-                               follow_redirects=False),
-         {"manufacturer": (307, 404), "lab_technician": (307, 404),
-          "compliance_officer": (307, 307), "admin": (403, 403)}),
-]  # fmt: skip
+    Case(
+        "post",
+        "/api/v1/products",
+        "",
+        lambda c, w, h: c.post(
+            f"{API}/products",
+            headers=h,
+            json={"name": "Masque", "brand": "B", "model": "M1", "description": ""},
+        ),
+        only("manufacturer", 201),
+    ),
+    Case(
+        "get",
+        "/api/v1/products/{product_id}",
+        "",
+        lambda c, w, h: c.get(f"{API}/products/{w.cast.product['id']}", headers=h),
+        only("manufacturer", 200, 404),
+    ),
+    Case(
+        "get",
+        "/api/v1/requests",
+        "",
+        _get(f"{API}/requests"),
+        everyone(200) | {"admin": (403, 403)},
+    ),
+    Case(
+        "post",
+        "/api/v1/requests",
+        "",
+        lambda c, w, h: c.post(
+            f"{API}/requests",
+            headers=h,
+            json={"product_id": w.cast.product["id"], "scheme_code": "FFP2-NM-EN-149"},
+        ),
+        only("manufacturer", 201, 404),
+    ),
+    Case(
+        "get",
+        "/api/v1/requests/{request_id}",
+        "",
+        lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}", headers=h),
+        {
+            "manufacturer": (200, 404),
+            "lab_technician": (200, 404),
+            "compliance_officer": (200, 200),
+            "admin": (403, 403),
+        },
+    ),
+    Case(
+        "get",
+        "/api/v1/requests/{request_id}/timeline",
+        "",
+        lambda c, w, h: c.get(f"{API}/requests/{w.sample_request}/timeline", headers=h),
+        {
+            "manufacturer": (200, 404),
+            "lab_technician": (200, 404),
+            "compliance_officer": (200, 200),
+            "admin": (403, 403),
+        },
+    ),
+    Case(
+        "post",
+        "/api/v1/requests/{request_id}/documents",
+        "",
+        lambda c, w, h: upload(c, h, create_request(c, w.cast)["id"], "technical_file"),
+        only("manufacturer", 201, 404),
+    ),
+    Case(
+        "post",
+        "/api/v1/requests/{request_id}/actions/{action}",
+        "withdraw",
+        lambda c, w, h: act(c, h, create_request(c, w.cast)["id"], "withdraw", {}),
+        only("manufacturer", 200, 404),
+    ),
+    Case(
+        "post",
+        "/api/v1/requests/{request_id}/actions/{action}",
+        "request_info",
+        lambda c, w, h: act(
+            c, h, to_review(c, w.cast)["id"], "request_info", {"message": "More please"}
+        ),
+        only("compliance_officer", 200),
+    ),
+    Case(
+        "post",
+        "/api/v1/requests/{request_id}/actions/{action}",
+        "reject_sample",
+        lambda c, w, h: act(c, h, w.sample_request, "reject_sample", {"reason": "Wet box"}),
+        only("lab_technician", 200, 404),
+    ),
+    Case(
+        "put",
+        "/api/v1/requests/{request_id}/results/{item_code}",
+        "",
+        lambda c, w, h: c.put(
+            f"{API}/requests/{w.sample_request}/results/CO2",
+            headers=h,
+            json={"values": ["0.5", "0.6", "0.4"], "uncertainty": "0.1"},
+        ),
+        # the world's request is awaiting its sample: the own technician may not record yet
+        only("lab_technician", 409, 404),
+    ),
+    Case(
+        "post",
+        "/api/v1/requests/{request_id}/evidence",
+        "",
+        lambda c, w, h: c.post(
+            f"{API}/requests/{w.sample_request}/evidence",
+            headers=h,
+            files={"file": ("raw.csv", b"a,b\n1,2\n", "text/csv")},
+        ),
+        only("lab_technician", 409, 404),
+    ),
+    Case(
+        "get",
+        "/api/v1/evidence/{file_id}/content",
+        "",
+        lambda c, w, h: c.get(
+            f"{API}/evidence/{w.file_id}/content", headers=h, follow_redirects=False
+        ),
+        {
+            "manufacturer": (307, 404),
+            "lab_technician": (307, 404),
+            "compliance_officer": (307, 307),
+            "admin": (403, 403),
+        },
+    ),
+]
 
 
 @pytest.fixture(scope="module")

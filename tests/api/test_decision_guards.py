@@ -50,9 +50,16 @@ def lab(client: TestClient, cast: Cast) -> Lab:
 
 
 def refused_unchanged(
-    client: TestClient, settings: Settings, engine: Engine, rid: str, headers: Headers,
-    action: str, body: dict[str, Any], code: int, kind: str,
-) -> dict[str, Any]:  # fmt: skip
+    client: TestClient,
+    settings: Settings,
+    engine: Engine,
+    rid: str,
+    headers: Headers,
+    action: str,
+    body: dict[str, Any],
+    code: int,
+    kind: str,
+) -> dict[str, Any]:
     wid = workflow_id(engine, rid)
     history_before = asyncio.run(history_length(settings, wid, settle=True))
     before = snapshot(engine, rid)
@@ -70,10 +77,14 @@ def test_a_person_who_recorded_results_may_not_decide(
 ) -> None:
     # The dual-role person records (as technician), then tries to decide (as officer).
     rid = to_evaluated(client, cast, lab, recorder=lab.dual_auth)
-    for action, body in (("grant", {}), ("refuse", {"reason": "no"}),
-                         ("request_retest", {"items": ["CO2"], "reason": "again"})):  # fmt: skip
-        problem = refused_unchanged(client, settings, engine, rid, lab.dual_auth, action, body,
-                                    409, "separation-of-duties")  # fmt: skip
+    for action, body in (
+        ("grant", {}),
+        ("refuse", {"reason": "no"}),
+        ("request_retest", {"items": ["CO2"], "reason": "again"}),
+    ):
+        problem = refused_unchanged(
+            client, settings, engine, rid, lab.dual_auth, action, body, 409, "separation-of-duties"
+        )
         assert problem["request_status"] == "evaluated"
         assert action not in problem["allowed_actions"]
     assert act(client, cast.officer_auth, rid, "grant").status_code == 200
@@ -86,16 +97,26 @@ def test_a_person_who_verified_results_may_not_decide(
     record_all(client, cast.tech_auth, rid)
     assert act(client, cast.tech_auth, rid, "submit_results").status_code == 200
     assert act(client, lab.dual_auth, rid, "verify_results").status_code == 200
-    refused_unchanged(client, settings, engine, rid, lab.dual_auth, "grant", {}, 409,
-                      "separation-of-duties")  # fmt: skip
+    refused_unchanged(
+        client, settings, engine, rid, lab.dual_auth, "grant", {}, 409, "separation-of-duties"
+    )
 
 
 def test_grant_with_a_failing_mandatory_item_is_refused(
     client: TestClient, cast: Cast, lab: Lab, settings: Settings, engine: Engine
 ) -> None:
     rid = to_evaluated(client, cast, lab, {"PEN-PARAFFIN": FAILING_PARAFFIN})
-    problem = refused_unchanged(client, settings, engine, rid, cast.officer_auth, "grant", {},
-                                409, "mandatory-item-not-passed")  # fmt: skip
+    problem = refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.officer_auth,
+        "grant",
+        {},
+        409,
+        "mandatory-item-not-passed",
+    )
     assert "PEN-PARAFFIN" in problem["detail"]
 
 
@@ -103,12 +124,22 @@ def test_retest_of_an_item_outside_the_plan_is_404(
     client: TestClient, cast: Cast, lab: Lab, settings: Settings, engine: Engine
 ) -> None:
     rid = to_evaluated(client, cast, lab)
-    refused_unchanged(client, settings, engine, rid, cast.officer_auth, "request_retest",
-                      {"items": ["NOT-AN-ITEM"], "reason": "x"}, 404, "not-found")  # fmt: skip
+    refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.officer_auth,
+        "request_retest",
+        {"items": ["NOT-AN-ITEM"], "reason": "x"},
+        404,
+        "not-found",
+    )
 
 
-def test_appeals(client: TestClient, cast: Cast, lab: Lab, settings: Settings,
-                 engine: Engine) -> None:  # fmt: skip
+def test_appeals(
+    client: TestClient, cast: Cast, lab: Lab, settings: Settings, engine: Engine
+) -> None:
     rid = to_evaluated(client, cast, lab, {"PEN-PARAFFIN": FAILING_PARAFFIN})
     refused = act(client, cast.officer_auth, rid, "refuse", {"reason": "Penetration too high."})
     assert refused.status_code == 200
@@ -116,27 +147,52 @@ def test_appeals(client: TestClient, cast: Cast, lab: Lab, settings: Settings,
     assert refused.json()["appeal_until"] is not None
     assert get(client, cast.maker_auth, rid)["allowed_actions"] == ["appeal"]
 
-    refused_unchanged(client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409,
-                      "invalid-transition")  # fmt: skip
+    refused_unchanged(
+        client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409, "invalid-transition"
+    )
     appealed = act(client, cast.maker_auth, rid, "appeal", {"reason": "Flow rate was wrong."})
     assert appealed.status_code == 200 and appealed.json()["status"] == "under_appeal"
     # Decided by someone other than the refusing officer.
-    refused_unchanged(client, settings, engine, rid, cast.officer_auth, "overturn",
-                      {"reason": "I was wrong"}, 409, "separation-of-duties")  # fmt: skip
-    refused_unchanged(client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409,
-                      "invalid-transition")  # fmt: skip
+    refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.officer_auth,
+        "overturn",
+        {"reason": "I was wrong"},
+        409,
+        "separation-of-duties",
+    )
+    refused_unchanged(
+        client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409, "invalid-transition"
+    )
     overturned = act(client, lab.officer2_auth, rid, "overturn", {"reason": "Method error."})
     assert overturned.status_code == 200 and overturned.json()["status"] == "evaluated"
     # The next decision is not taken by the one who refused.
-    refused_unchanged(client, settings, engine, rid, cast.officer_auth, "request_retest",
-                      {"items": ["PEN-PARAFFIN"], "reason": "again"}, 409,
-                      "separation-of-duties")  # fmt: skip
-    retest = act(client, lab.officer2_auth, rid, "request_retest",
-                 {"items": ["PEN-PARAFFIN"], "reason": "Re-test at 95 l/min."})  # fmt: skip
+    refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.officer_auth,
+        "request_retest",
+        {"items": ["PEN-PARAFFIN"], "reason": "again"},
+        409,
+        "separation-of-duties",
+    )
+    retest = act(
+        client,
+        lab.officer2_auth,
+        rid,
+        "request_retest",
+        {"items": ["PEN-PARAFFIN"], "reason": "Re-test at 95 l/min."},
+    )
     assert retest.status_code == 200 and retest.json()["round"] == 2
     with engine.connect() as conn:
-        decision = conn.execute(sa.text(
-            "SELECT decision, decided_by FROM appeal WHERE request_id = :r"), {"r": rid}).one()  # fmt: skip
+        decision = conn.execute(
+            sa.text("SELECT decision, decided_by FROM appeal WHERE request_id = :r"), {"r": rid}
+        ).one()
     assert tuple(decision) == ("overturned", lab.officer2["id"])
 
 
@@ -148,8 +204,17 @@ def test_one_appeal_per_refusal_and_upheld_is_final(
     assert act(client, cast.maker_auth, rid, "appeal", {"reason": "Yes."}).status_code == 200
     upheld = act(client, lab.officer2_auth, rid, "uphold", {"reason": "Confirmed."})
     assert upheld.status_code == 200 and upheld.json()["status"] == "refused"
-    problem = refused_unchanged(client, settings, engine, rid, cast.maker_auth, "appeal",
-                                {"reason": "Again"}, 409, "request-finished")  # fmt: skip
+    problem = refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.maker_auth,
+        "appeal",
+        {"reason": "Again"},
+        409,
+        "request-finished",
+    )
     assert problem["allowed_actions"] == []
 
 
@@ -159,8 +224,17 @@ def test_appeal_after_the_window_is_refused(
     rid = to_evaluated(client, cast, lab, {"PEN-PARAFFIN": FAILING_PARAFFIN})
     assert act(client, cast.officer_auth, rid, "refuse", {"reason": "No."}).status_code == 200
     time.sleep(APPEAL_WINDOW + 1.0)
-    problem = refused_unchanged(client, settings, engine, rid, cast.maker_auth, "appeal",
-                                {"reason": "Late"}, 409, "request-finished")  # fmt: skip
+    problem = refused_unchanged(
+        client,
+        settings,
+        engine,
+        rid,
+        cast.maker_auth,
+        "appeal",
+        {"reason": "Late"},
+        409,
+        "request-finished",
+    )
     assert problem["request_status"] == "refused"
 
 
@@ -169,8 +243,9 @@ def test_withdraw_after_a_decision_is_refused(
 ) -> None:
     rid = to_evaluated(client, cast, lab)
     assert act(client, cast.officer_auth, rid, "grant").status_code == 200
-    refused_unchanged(client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409,
-                      "request-finished")  # fmt: skip
+    refused_unchanged(
+        client, settings, engine, rid, cast.maker_auth, "withdraw", {}, 409, "request-finished"
+    )
 
 
 def test_grant_and_refuse_at_the_same_moment_have_one_winner(
@@ -189,10 +264,18 @@ def test_grant_and_refuse_at_the_same_moment_have_one_winner(
     assert winner in ("certified", "refused")
     assert get(client, cast.maker_auth, rid)["status"] == winner
     with engine.connect() as conn:
-        decisions = conn.execute(sa.text(
-            "SELECT action FROM audit_event WHERE chain = :c AND action IN ('grant', 'refuse')"),
-            {"c": f"request:{rid}"}).scalars().all()  # fmt: skip
-        certificates = conn.execute(sa.text(
-            "SELECT count(*) FROM certificate WHERE request_id = :r"), {"r": rid}).scalar_one()  # fmt: skip
+        decisions = (
+            conn.execute(
+                sa.text(
+                    "SELECT action FROM audit_event WHERE chain = :c AND action IN ('grant', 'refuse')"
+                ),
+                {"c": f"request:{rid}"},
+            )
+            .scalars()
+            .all()
+        )
+        certificates = conn.execute(
+            sa.text("SELECT count(*) FROM certificate WHERE request_id = :r"), {"r": rid}
+        ).scalar_one()
     assert len(decisions) == 1
     assert certificates == (1 if winner == "certified" else 0)

@@ -125,8 +125,14 @@ def bring_to(client: TestClient, cast: Cast, status: str) -> str:
     return rid
 
 
-STATUSES = ["draft", "application_review", "info_requested", "awaiting_sample", "testing",
-            "declined"]  # fmt: skip
+STATUSES = [
+    "draft",
+    "application_review",
+    "info_requested",
+    "awaiting_sample",
+    "testing",
+    "declined",
+]
 ROLES = ["maker", "officer", "tech", "other_maker", "other_tech"]
 
 
@@ -135,9 +141,12 @@ def test_every_role_every_action_matches_allowed_actions(
     client: TestClient, cast: Cast, status: str
 ) -> None:
     headers = {
-        "maker": cast.maker_auth, "officer": cast.officer_auth, "tech": cast.tech_auth,
-        "other_maker": cast.other_maker_auth, "other_tech": cast.other_tech_auth,
-    }  # fmt: skip
+        "maker": cast.maker_auth,
+        "officer": cast.officer_auth,
+        "tech": cast.tech_auth,
+        "other_maker": cast.other_maker_auth,
+        "other_tech": cast.other_tech_auth,
+    }
     rid = bring_to(client, cast, status)
     for role in ROLES:
         seen = client.get(f"/api/v1/requests/{rid}", headers=headers[role])

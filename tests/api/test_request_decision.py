@@ -64,8 +64,9 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     first = put_result(client, tech, rid, "PEN-NACL", FFP2_PASSING["PEN-NACL"])
     assert first.status_code == 201
     assert first.json()["verdict"] == "pass" and first.json()["round"] == 1
-    correction = put_result(client, tech, rid, "PEN-NACL",
-                            {"values": ["2.2", "1.8", "2.4"], "uncertainty": "0.2"})  # fmt: skip
+    correction = put_result(
+        client, tech, rid, "PEN-NACL", {"values": ["2.2", "1.8", "2.4"], "uncertainty": "0.2"}
+    )
     assert correction.status_code == 200
     assert correction.json()["revision"] == 2
     record_all(client, tech, rid, {"PEN-PARAFFIN": FAILING_PARAFFIN})
@@ -73,14 +74,19 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     assert {r["item_code"]: r["verdict"] for r in til}["PEN-PARAFFIN"] == "fail"
 
     evidence = client.post(
-        f"{API}/requests/{rid}/evidence", headers=tech,
+        f"{API}/requests/{rid}/evidence",
+        headers=tech,
         data={"item_code": "PEN-PARAFFIN", "description": "Raw photometer export"},
-        files={"file": ("paraffin.csv", b"specimen,penetration\n1,6.8\n2,7.0\n3,6.9\n",
-                        "text/csv")},
-    )  # fmt: skip
+        files={
+            "file": ("paraffin.csv", b"specimen,penetration\n1,6.8\n2,7.0\n3,6.9\n", "text/csv")
+        },
+    )
     assert evidence.status_code == 201, evidence.text
-    photo = client.post(f"{API}/requests/{rid}/evidence", headers=tech,
-                        files={"file": ("sample.png", PNG, "image/png")})  # fmt: skip
+    photo = client.post(
+        f"{API}/requests/{rid}/evidence",
+        headers=tech,
+        files={"file": ("sample.png", PNG, "image/png")},
+    )
     assert photo.status_code == 201, photo.text
 
     assert act(client, tech, rid, "submit_results").status_code == 200
@@ -98,8 +104,13 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     assert refused_grant.json()["type"].endswith("/mandatory-item-not-passed")
     assert "PEN-PARAFFIN" in refused_grant.json()["detail"]
 
-    retest = act(client, cast.officer_auth, rid, "request_retest",
-                 {"items": ["PEN-PARAFFIN"], "reason": "Re-test with a fresh sample set."})  # fmt: skip
+    retest = act(
+        client,
+        cast.officer_auth,
+        rid,
+        "request_retest",
+        {"items": ["PEN-PARAFFIN"], "reason": "Re-test with a fresh sample set."},
+    )
     assert retest.status_code == 200, retest.text
     assert (retest.json()["status"], retest.json()["round"]) == ("testing", 2)
     assert retest.json()["retest_items"] == ["PEN-PARAFFIN"]
@@ -108,8 +119,9 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     not_listed = put_result(client, tech, rid, "PEN-NACL", FFP2_PASSING["PEN-NACL"])
     assert not_listed.status_code == 409
     assert not_listed.json()["type"].endswith("/not-in-retest")
-    again = put_result(client, tech, rid, "PEN-PARAFFIN",
-                       {"values": ["4.1", "4.3", "4.0"], "uncertainty": "0.2"})  # fmt: skip
+    again = put_result(
+        client, tech, rid, "PEN-PARAFFIN", {"values": ["4.1", "4.3", "4.0"], "uncertainty": "0.2"}
+    )
     assert again.status_code == 201
     assert (again.json()["round"], again.json()["verdict"]) == (2, "pass")
     assert act(client, tech, rid, "submit_results").status_code == 200
@@ -136,14 +148,23 @@ def test_ffp2_from_testing_to_certified_with_a_retest_round(
     assert all(r["verified_by"] for r in done["results"])
 
     with engine.connect() as conn:
-        reports = conn.execute(sa.text(
-            "SELECT version, superseded_at IS NULL FROM test_report WHERE request_id = :r "
-            "ORDER BY version"), {"r": rid}).all()  # fmt: skip
-        certificates = conn.execute(sa.text(
-            "SELECT number, issue, test_report_digest, valid_until FROM certificate "
-            "WHERE request_id = :r"), {"r": rid}).all()  # fmt: skip
-        revisions = conn.execute(sa.text(
-            "SELECT count(*) FROM test_result WHERE request_id = :r"), {"r": rid}).scalar_one()  # fmt: skip
+        reports = conn.execute(
+            sa.text(
+                "SELECT version, superseded_at IS NULL FROM test_report WHERE request_id = :r "
+                "ORDER BY version"
+            ),
+            {"r": rid},
+        ).all()
+        certificates = conn.execute(
+            sa.text(
+                "SELECT number, issue, test_report_digest, valid_until FROM certificate "
+                "WHERE request_id = :r"
+            ),
+            {"r": rid},
+        ).all()
+        revisions = conn.execute(
+            sa.text("SELECT count(*) FROM test_result WHERE request_id = :r"), {"r": rid}
+        ).scalar_one()
     assert [tuple(r) for r in reports] == [(1, False), (2, True)]
     assert len(certificates) == 1
     number, issue, digest, valid_until = certificates[0]
@@ -162,18 +183,25 @@ def test_safety_verification_ends_verified_with_its_test_report(
 ) -> None:
     created = client.post(
         f"{API}/requests",
-        json={"product_id": cast.product["id"], "scheme_code": "FFP2-NM-EN-149",
-              "kind": "safety_verification"},
+        json={
+            "product_id": cast.product["id"],
+            "scheme_code": "FFP2-NM-EN-149",
+            "kind": "safety_verification",
+        },
         headers=cast.maker_auth,
-    )  # fmt: skip
+    )
     assert created.status_code == 201
     rid = created.json()["id"]
     upload_all(client, cast, rid)
     assert act(client, cast.maker_auth, rid, "submit").status_code == 200
     wait_status(client, cast.officer_auth, rid, "application_review")
     assert act(client, cast.officer_auth, rid, "accept", {}).status_code == 200
-    assert act(client, cast.tech_auth, rid, "receive_sample",
-               {"sample_ref": "SV-1", "condition": "ok"}).status_code == 200  # fmt: skip
+    assert (
+        act(
+            client, cast.tech_auth, rid, "receive_sample", {"sample_ref": "SV-1", "condition": "ok"}
+        ).status_code
+        == 200
+    )
     record_all(client, cast.tech_auth, rid)
     assert act(client, cast.tech_auth, rid, "submit_results").status_code == 200
     assert act(client, lab.verifier_auth, rid, "verify_results").status_code == 200
@@ -184,11 +212,18 @@ def test_safety_verification_ends_verified_with_its_test_report(
     assert done["certificate_number"] is None
     assert done["test_report"]["digest"].startswith("sha256:")
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM certificate WHERE request_id = :r"),
-                            {"r": rid}).scalar_one() == 0  # fmt: skip
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM certificate WHERE request_id = :r"), {"r": rid}
+            ).scalar_one()
+            == 0
+        )
     number = done["number"]
     mailbox.wait_for(
-        lambda mails: any(m.message["X-Mutabaqa-Request"] == number
-                          and m.message["X-Mutabaqa-Notification"] == "verified" for m in mails),
+        lambda mails: any(
+            m.message["X-Mutabaqa-Request"] == number
+            and m.message["X-Mutabaqa-Notification"] == "verified"
+            for m in mails
+        ),
         timeout=30,
-    )  # fmt: skip
+    )

@@ -84,10 +84,12 @@ async def history_length(settings: Settings, workflow_id: str, *, settle: bool =
 
 def workflow_id(engine: Engine, request_id: str) -> str:
     with engine.connect() as conn:
-        return str(conn.execute(
-            sa.text("SELECT workflow_id FROM certification_request WHERE id = :id"),
-            {"id": request_id},
-        ).scalar_one())  # fmt: skip
+        return str(
+            conn.execute(
+                sa.text("SELECT workflow_id FROM certification_request WHERE id = :id"),
+                {"id": request_id},
+            ).scalar_one()
+        )
 
 
 def in_status(client: TestClient, cast: Cast, status: str) -> str:
@@ -123,26 +125,52 @@ CASES = [
     ("application_review", MAKER, "accept", {}, 403, "forbidden"),
     ("application_review", MAKER, "respond", {"message": "hi"}, 409, "invalid-transition"),
     ("application_review", OFFICER, "submit", {}, 403, "forbidden"),
-    ("application_review", TECH, "receive_sample", {"sample_ref": "s", "condition": "c"},
-     404, "not-found"),  # not yet assigned to the centre
+    (
+        "application_review",
+        TECH,
+        "receive_sample",
+        {"sample_ref": "s", "condition": "c"},
+        404,
+        "not-found",
+    ),  # not yet assigned to the centre
     ("awaiting_sample", TECH, "reject_sample", {}, 422, "invalid-body"),
     ("awaiting_sample", TECH, "receive_sample", {"sample_ref": "S-1"}, 422, "invalid-body"),
-    ("awaiting_sample", OTHER_TECH, "receive_sample", {"sample_ref": "s", "condition": "c"},
-     404, "not-found"),
+    (
+        "awaiting_sample",
+        OTHER_TECH,
+        "receive_sample",
+        {"sample_ref": "s", "condition": "c"},
+        404,
+        "not-found",
+    ),
     ("awaiting_sample", OFFICER, "accept", {}, 409, "invalid-transition"),
-    ("awaiting_sample", OFFICER, "receive_sample", {"sample_ref": "s", "condition": "c"},
-     403, "forbidden"),
+    (
+        "awaiting_sample",
+        OFFICER,
+        "receive_sample",
+        {"sample_ref": "s", "condition": "c"},
+        403,
+        "forbidden",
+    ),
     ("withdrawn", MAKER, "withdraw", {}, 409, "request-finished"),
     ("withdrawn", MAKER, "submit", {}, 409, "request-finished"),
     ("withdrawn", OFFICER, "accept", {}, 409, "request-finished"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("status", "who", "action", "body", "code", "kind"), CASES)
 def test_guard_refuses_and_changes_nothing(
-    client: TestClient, cast: Cast, settings: Settings, engine: Engine,
-    status: str, who: Who, action: str, body: dict[str, Any], code: int, kind: str,
-) -> None:  # fmt: skip
+    client: TestClient,
+    cast: Cast,
+    settings: Settings,
+    engine: Engine,
+    status: str,
+    who: Who,
+    action: str,
+    body: dict[str, Any],
+    code: int,
+    kind: str,
+) -> None:
     rid = in_status(client, cast, status)
     wid = workflow_id(engine, rid)
     history_before = asyncio.run(history_length(settings, wid, settle=True))
@@ -192,18 +220,41 @@ def test_the_workflow_validator_refuses_on_its_own_without_a_trace(
     wid = workflow_id(engine, rid)
     history_before = asyncio.run(history_length(settings, wid, settle=True))
     maker = Actor(
-        user_id=cast.maker["id"], email=cast.maker["email"], full_name="x",
-        roles=(Role.MANUFACTURER,), organization_id=cast.org["id"],
-    )  # fmt: skip
+        user_id=cast.maker["id"],
+        email=cast.maker["email"],
+        full_name="x",
+        roles=(Role.MANUFACTURER,),
+        organization_id=cast.org["id"],
+    )
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        asyncio.run(_update(settings, wid, ActionInput(
-            action="submit", actor=maker, body={}, key=uuid.uuid4().hex, body_hash="x",
-        )))  # fmt: skip
+        asyncio.run(
+            _update(
+                settings,
+                wid,
+                ActionInput(
+                    action="submit",
+                    actor=maker,
+                    body={},
+                    key=uuid.uuid4().hex,
+                    body_hash="x",
+                ),
+            )
+        )
     assert "documents still to upload" in str(refused.value.cause)
     intruder = maker.model_copy(update={"organization_id": "someone-else"})
     with pytest.raises(WorkflowUpdateFailedError):
-        asyncio.run(_update(settings, wid, ActionInput(
-            action="withdraw", actor=intruder, body={}, key=uuid.uuid4().hex, body_hash="x",
-        )))  # fmt: skip
+        asyncio.run(
+            _update(
+                settings,
+                wid,
+                ActionInput(
+                    action="withdraw",
+                    actor=intruder,
+                    body={},
+                    key=uuid.uuid4().hex,
+                    body_hash="x",
+                ),
+            )
+        )
     assert asyncio.run(history_length(settings, wid)) == history_before
     assert get(client, cast.maker_auth, rid)["status"] == "draft"

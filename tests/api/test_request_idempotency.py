@@ -64,10 +64,12 @@ def test_concurrent_creates_with_one_key_make_one_request_and_one_workflow(
     assert results[0][1]["number"] == results[1][1]["number"]
     with engine.connect() as conn:
         count = conn.execute(
-            sa.text("SELECT count(*) FROM certification_request "
-                    "WHERE organization_id = :org AND idempotency_key = :key"),
+            sa.text(
+                "SELECT count(*) FROM certification_request "
+                "WHERE organization_id = :org AND idempotency_key = :key"
+            ),
             {"org": cast.org["id"], "key": key},
-        ).scalar_one()  # fmt: skip
+        ).scalar_one()
     assert count == 1
     assert len(asyncio.run(_workflows_of(settings, cast.org["id"]))) == 1
 

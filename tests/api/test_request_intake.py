@@ -69,15 +69,24 @@ def test_draft_to_sample_receipt(
     assert review["proposed_centre"] == "CTTH"  # the only centre serving ppe_textile
     assert set(review["allowed_actions"]) >= {"request_info", "accept", "decline"}
 
-    asked = act(client, cast.officer_auth, rid, "request_info",
-                {"message": "Please send the updated technical file."})  # fmt: skip
+    asked = act(
+        client,
+        cast.officer_auth,
+        rid,
+        "request_info",
+        {"message": "Please send the updated technical file."},
+    )
     assert asked.status_code == 200, asked.text
     assert asked.json()["status"] == "info_requested"
     assert asked.json()["info_due_at"] is not None
 
     new_file = PDF + b"% revision 2\n"
-    assert upload(client, cast.maker_auth, rid, "technical_file", new_file,
-                  "technical_file_v2.pdf").status_code == 201  # fmt: skip
+    assert (
+        upload(
+            client, cast.maker_auth, rid, "technical_file", new_file, "technical_file_v2.pdf"
+        ).status_code
+        == 201
+    )
     answered = act(client, cast.maker_auth, rid, "respond", {"message": "Updated file sent."})
     assert answered.status_code == 200, answered.text
     assert answered.json()["status"] == "application_review"
@@ -91,12 +100,18 @@ def test_draft_to_sample_receipt(
     assert accepted.json()["status"] == "awaiting_sample"
     assert accepted.json()["centre"] == "CTTH"
 
-    rejected = act(client, cast.tech_auth, rid, "reject_sample",
-                   {"reason": "Packaging torn, masks exposed."})  # fmt: skip
+    rejected = act(
+        client, cast.tech_auth, rid, "reject_sample", {"reason": "Packaging torn, masks exposed."}
+    )
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "awaiting_sample"
-    received = act(client, cast.tech_auth, rid, "receive_sample",
-                   {"sample_ref": "CTTH-S-0001", "condition": "Sealed, 20 masks"})  # fmt: skip
+    received = act(
+        client,
+        cast.tech_auth,
+        rid,
+        "receive_sample",
+        {"sample_ref": "CTTH-S-0001", "condition": "Sealed, 20 masks"},
+    )
     assert received.status_code == 200, received.text
     done = received.json()
     assert done["status"] == "testing"
@@ -163,8 +178,11 @@ def test_recorded_sha256_matches_the_object_behind_the_presigned_url(
     document = response.json()
     with Session(engine) as session:  # type: ignore[arg-type]
         row = session.exec(select(StoredFile).where(StoredFile.id == document["id"])).one()
-    url = store.presigned_get_object(row.bucket, row.object_key,  # type: ignore[attr-defined]
-                                     version_id=row.version_id)  # fmt: skip
+    url = store.presigned_get_object(
+        row.bucket,
+        row.object_key,  # type: ignore[attr-defined]
+        version_id=row.version_id,
+    )
     fetched = httpx.get(url, timeout=30).content
     assert hashlib.sha256(fetched).hexdigest() == document["sha256"] == row.sha256
     assert row.retention_until is not None
@@ -172,8 +190,14 @@ def test_recorded_sha256_matches_the_object_behind_the_presigned_url(
 
 def test_declared_pdf_that_is_not_one_is_refused(client: TestClient, cast: Cast) -> None:
     request = create_request(client, cast)
-    response = upload(client, cast.maker_auth, request["id"], "technical_file",
-                      b"MZ\x90\x00 this is an executable", "dossier.pdf")  # fmt: skip
+    response = upload(
+        client,
+        cast.maker_auth,
+        request["id"],
+        "technical_file",
+        b"MZ\x90\x00 this is an executable",
+        "dossier.pdf",
+    )
     assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
     assert get(client, cast.maker_auth, request["id"])["documents"] == []

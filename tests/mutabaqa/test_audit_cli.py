@@ -32,8 +32,12 @@ def run_audit(settings: Settings) -> subprocess.CompletedProcess[str]:
 
 def _chain(engine: Engine, events: int) -> tuple[str, list[int]]:
     chain = request_chain(uuid.uuid4().hex)
-    actor = Actor(user_id="u1", email="o@example.ma", full_name="Officer One",
-                  roles=(Role.COMPLIANCE_OFFICER,))  # fmt: skip
+    actor = Actor(
+        user_id="u1",
+        email="o@example.ma",
+        full_name="Officer One",
+        roles=(Role.COMPLIANCE_OFFICER,),
+    )
     ids = []
     with session_scope(engine) as session:
         for n in range(events):
@@ -83,8 +87,11 @@ def test_a_tampered_event_is_named(settings: Settings, engine: Engine) -> None:
 def test_a_deleted_event_is_detected(settings: Settings, engine: Engine) -> None:
     chain, ids = _chain(engine, 3)
     with engine.begin() as conn:
-        row = conn.execute(sa.select(AuditEvent.__table__).where(
-            AuditEvent.__table__.c.id == ids[1])).mappings().one()  # fmt: skip
+        row = (
+            conn.execute(sa.select(AuditEvent.__table__).where(AuditEvent.__table__.c.id == ids[1]))
+            .mappings()
+            .one()
+        )
         conn.execute(sa.delete(AuditEvent).where(AuditEvent.id == ids[1]))  # type: ignore[arg-type]
     result = run_audit(settings)
     assert result.returncode == 1

@@ -51,16 +51,27 @@ class Ports:
 def start_dev(data_dir: Path, ports: Ports, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
     argv = [
-        sys.executable, "-m", "mutabaqa", "dev",
-        "--data-dir", str(data_dir),
-        "--port", str(ports.api),
-        "--temporal-port", str(ports.temporal.grpc),
-        "--temporal-ui-port", str(ports.temporal.ui),
-        "--temporal-http-port", str(ports.temporal.http),
-        "--temporal-metrics-port", str(ports.temporal.metrics),
-        "--s3-port", str(ports.s3.s3),
-        "--s3-internal-port", str(ports.s3.internal_base),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mutabaqa",
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(ports.api),
+        "--temporal-port",
+        str(ports.temporal.grpc),
+        "--temporal-ui-port",
+        str(ports.temporal.ui),
+        "--temporal-http-port",
+        str(ports.temporal.http),
+        "--temporal-metrics-port",
+        str(ports.temporal.metrics),
+        "--s3-port",
+        str(ports.s3.s3),
+        "--s3-internal-port",
+        str(ports.s3.internal_base),
+    ]
     with log.open("ab") as out:
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 

@@ -10,7 +10,6 @@ the session's in-process worker never sees these tasks. The first one pauses ins
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -159,9 +158,8 @@ def test_worker_killed_after_the_certificate_commit_issues_it_once(
         assert first.wait(10) == -signal.SIGKILL
         assert numbers and len(numbers) == 1
         number = numbers[0]
-        stalled = get(client, cast.officer_auth, rid)
-        assert stalled["status"] == "evaluated"  # the grant itself was not recorded yet
-        assert stalled["certificate_number"] is None
+        # The grant itself is not recorded: the kill fell between the two transactions.
+        assert get(client, cast.officer_auth, rid)["status"] == "evaluated"
 
         granting.join(crash_settings.workflow_answer_seconds + 30)
         assert not granting.is_alive()
@@ -234,6 +232,5 @@ def test_worker_killed_after_the_certificate_commit_issues_it_once(
     assert number in mails[0].body
     assert mails[0].rcpt_tos == [cast.maker["email"]]
 
-    with contextlib.suppress(Exception):
-        stop_process(second)
-    assert second.returncode == 0 or second.returncode == -signal.SIGTERM
+    stop_process(second)
+    assert second.returncode == 0  # SIGTERM: a graceful shutdown
