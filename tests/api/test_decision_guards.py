@@ -267,7 +267,8 @@ def test_grant_and_refuse_at_the_same_moment_have_one_winner(
         decisions = (
             conn.execute(
                 sa.text(
-                    "SELECT action FROM audit_event WHERE chain = :c AND action IN ('grant', 'refuse')"
+                    "SELECT action FROM audit_event "
+                    "WHERE chain = :c AND action IN ('grant', 'refuse')"
                 ),
                 {"c": f"request:{rid}"},
             )
