@@ -10,6 +10,7 @@ the session's in-process worker never sees these tasks. The first one pauses ins
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -33,6 +34,7 @@ from sqlmodel import Session
 from activities.audit import verify_chain
 from api.app import create_app
 from models.audit import request_chain
+from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import act, get, make_cast
@@ -111,6 +113,24 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     finally:
         for proc in started:
             stop_process(proc)
+
+
+async def _issue_attempts(settings: Settings, workflow_id: str) -> list[tuple[int, str]]:
+    """Each completed ``issue_certificate`` in the history: (attempt, the previous failure)."""
+    client = await connect_temporal(settings)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = {
+        event.event_id
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_certificate"
+    }
+    return [
+        (attrs.attempt, attrs.last_failure.message)
+        for event in history.events
+        if event.HasField("activity_task_started_event_attributes")
+        and (attrs := event.activity_task_started_event_attributes).scheduled_event_id in scheduled
+    ]
 
 
 def _certificate_numbers(engine: Engine, request_id: str) -> list[str]:
@@ -208,6 +228,16 @@ def test_worker_killed_after_the_certificate_commit_issues_it_once(
         )
     assert sequences == list(range(1, len(sequences) + 1)), sequences
     assert counter == sequences[-1] and int(seq) in sequences
+
+    # Temporal ran the activity a second time (after the first attempt timed out); the
+    # second attempt found the certificate the killed worker had committed.
+    with engine.connect() as conn:
+        workflow_id = conn.execute(
+            sa.text("SELECT workflow_id FROM certification_request WHERE id = :r"), {"r": rid}
+        ).scalar_one()
+    attempts = asyncio.run(_issue_attempts(crash_settings, workflow_id))
+    assert len(attempts) == 1
+    assert attempts[0][0] == 2 and "timeout" in attempts[0][1].lower(), attempts
 
     # Each step of the decision is on record once, and the chain is intact.
     assert actions.count("issue_certificate") == 1

@@ -1,0 +1,269 @@
+"""Determinism guard: recorded histories of both workflows replay against today's code.
+
+A change to a workflow that alters the commands it issues for a history already written
+(an activity added, removed or reordered, a timer moved) makes a running workflow fail on
+the next worker; put such a change behind ``workflow.patched()``. The histories in
+``histories/`` were recorded from real runs; re-record them only on purpose (a release
+that no longer has running workflows of the old shape) with::
+
+    MUTABAQA_RECORD_HISTORIES=1 .venv/bin/pytest -q tests/workflows/test_replay.py \
+        -k record_histories
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+from api.app import create_app
+from models.request_payloads import RequestRef, RequestWorkflowInput
+from models.requests import CertificationRequest
+from models.system import CanaryInput
+from mutabaqa.clients import connect_temporal
+from mutabaqa.settings import Settings
+from tests.api.helpers import API
+from tests.api.lab_helpers import FAILING_PARAFFIN, FFP2_PASSING, make_lab, put_result, record_all
+from tests.api.requests_helpers import PNG, act, make_cast, to_review, upload, wait_status
+from tests.conftest import RunningWorker
+from workflows.canary import CanaryWorkflow
+from workflows.request import RequestWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+#: File name -> the workflow id it was recorded under (``to_json`` leaves the id out).
+MANIFEST = HISTORIES / "workflows.json"
+REQUEST_FILE = "certification_request.json"
+CANARY_FILE = "canary.json"
+RECORDING = os.environ.get("MUTABAQA_RECORD_HISTORIES") == "1"
+
+#: The Updates the recorded request went through: every handler but the refusal branch.
+RECORDED_UPDATES = {
+    "created", "upload_document", "submit", "request_info", "respond", "accept",
+    "reject_sample", "receive_sample", "record_result", "upload_evidence", "submit_results",
+    "retract", "verify_results", "request_retest", "grant",
+}  # fmt: skip
+
+
+def _replayer(*workflows: type) -> Replayer:
+    return Replayer(
+        workflows=list(workflows or (RequestWorkflow, CanaryWorkflow)),
+        data_converter=pydantic_data_converter,
+    )
+
+
+def _load(name: str) -> WorkflowHistory:
+    ids: dict[str, str] = json.loads(MANIFEST.read_text())
+    return WorkflowHistory.from_json(ids[name], (HISTORIES / name).read_text())
+
+
+def _update_names(history: WorkflowHistory) -> set[str]:
+    return {
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    }
+
+
+async def _histories(*items: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
+    for item in items:
+        yield item
+
+
+# --- the recorded histories ----------------------------------------------------------------
+
+
+async def test_recorded_histories_replay_against_the_current_workflows() -> None:
+    request, canary = _load(REQUEST_FILE), _load(CANARY_FILE)
+    # The recordings cover what they claim: the whole request path and a finished canary.
+    assert _update_names(request) >= RECORDED_UPDATES
+    for history in (request, canary):
+        assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    results = await _replayer().replay_workflows(
+        _histories(request, canary), raise_on_replay_failure=True
+    )
+    assert results.replay_failures == {}
+
+
+@workflow.defn(name="CertificationRequest")
+class ReorderedRequestWorkflow(RequestWorkflow):
+    """Today's request workflow with one change that breaks determinism: a timer before the
+    first activity (as if someone added a delay without ``workflow.patched``)."""
+
+    @workflow.run
+    async def run(self, params: RequestWorkflowInput) -> RequestRef:
+        await workflow.sleep(timedelta(seconds=1))
+        return await super().run(params)
+
+
+async def test_a_workflow_change_that_breaks_determinism_fails_the_replay() -> None:
+    def replayer(workflow_class: type) -> Replayer:
+        return Replayer(
+            workflows=[workflow_class],
+            data_converter=pydantic_data_converter,
+            # The variant lives in this test module, which the sandbox should not re-import.
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        )
+
+    history = _load(REQUEST_FILE)
+    # Same runner, unchanged workflow: it replays; so the failure below is the change's.
+    await replayer(RequestWorkflow).replay_workflow(history, raise_on_replay_failure=True)
+    with pytest.raises(workflow.NondeterminismError, match="Timer"):
+        await replayer(ReorderedRequestWorkflow).replay_workflow(
+            history, raise_on_replay_failure=True
+        )
+
+
+# --- histories of this test session --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, worker: RunningWorker) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _workflow_id(engine: Engine, request_id: str) -> str:
+    with Session(engine) as session:
+        row = session.get(CertificationRequest, request_id)
+        assert row is not None
+        return row.workflow_id
+
+
+def test_this_sessions_request_histories_replay(
+    client: TestClient, settings: Settings, engine: Engine
+) -> None:
+    """Every request workflow this session's worker has run so far (at least the one made
+    here, still running) replays against the code that produced it."""
+    cast = make_cast(client, settings)
+    request = to_review(client, cast)
+    assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
+    mine = _workflow_id(engine, request["id"])
+
+    async def replay_session() -> tuple[list[str], dict[str, Exception]]:
+        temporal = await connect_temporal(settings)
+        query = f"TaskQueue = '{settings.temporal_task_queue}'"
+        deadline = time.monotonic() + 15
+        while mine not in {w.id async for w in temporal.list_workflows(query)}:
+            assert time.monotonic() < deadline, "the request is not visible in Temporal"
+            await asyncio.sleep(0.2)
+        replayed: list[str] = []
+
+        async def histories() -> AsyncIterator[WorkflowHistory]:
+            async for history in temporal.list_workflows(query).map_histories():
+                replayed.append(history.workflow_id)
+                yield history
+
+        results = await _replayer().replay_workflows(histories(), raise_on_replay_failure=False)
+        return replayed, results.replay_failures
+
+    replayed, failures = asyncio.run(replay_session())
+    assert mine in replayed
+    assert failures == {}
+
+
+# --- recording (on purpose only) -----------------------------------------------------------
+
+
+def _scrubbed(history: WorkflowHistory) -> str:
+    """The history as JSON, one event a line, without the recording machine's name (worker
+    identities and sticky task queues are ``pid@host``; replay does not use them)."""
+    data: Any = json.loads(history.to_json())
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: scrub(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [scrub(value) for value in node]
+        if isinstance(node, str) and re.fullmatch(r"\d+@\S+", node):
+            return "recorder"
+        return node
+
+    events = [json.dumps(scrub(event), separators=(",", ":")) for event in data["events"]]
+    return '{"events":[\n' + ",\n".join(events) + "\n]}\n"
+
+
+def _drive_full_request(client: TestClient, settings: Settings, engine: Engine) -> str:
+    """One FFP2 request through every handler but refusal: information round, a rejected
+    sample, a retracted submission, a failing item, a retest round and the grant."""
+    cast = make_cast(client, settings)
+    lab = make_lab(client, cast)
+    maker, officer, tech = cast.maker_auth, cast.officer_auth, cast.tech_auth
+    rid = str(to_review(client, cast)["id"])
+
+    def ok(action: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> None:
+        response = act(client, headers, rid, action, body)
+        assert response.status_code == 200, (action, response.text)
+
+    ok("request_info", officer, {"message": "Please send the filter test certificate."})
+    added = upload(client, maker, rid, "technical_file", filename="technical_file_v2.pdf")
+    assert added.status_code == 201, added.text
+    ok("respond", maker, {"message": "Updated technical file uploaded."})
+    wait_status(client, officer, rid, "application_review")
+    ok("accept", officer, {})
+    ok("reject_sample", tech, {"reason": "Box damaged in transit."})
+    ok("receive_sample", tech, {"sample_ref": "CTTH-REC-1", "condition": "Sealed box of 20"})
+    record_all(client, tech, rid, {"PEN-PARAFFIN": FAILING_PARAFFIN})
+    evidence = client.post(f"{API}/requests/{rid}/evidence", headers=tech,
+                           files={"file": ("sample.png", PNG, "image/png")})  # fmt: skip
+    assert evidence.status_code == 201, evidence.text
+    ok("submit_results", tech)
+    ok("retract", tech, {"reason": "Wrong equipment id on one item."})
+    ok("submit_results", tech)
+    ok("verify_results", lab.verifier_auth)
+    ok("request_retest", officer, {"items": ["PEN-PARAFFIN"], "reason": "Fresh sample set."})
+    again = put_result(client, tech, rid, "PEN-PARAFFIN", FFP2_PASSING["PEN-PARAFFIN"])
+    assert again.status_code == 201, again.text
+    ok("submit_results", tech)
+    ok("verify_results", lab.verifier_auth)
+    ok("grant", officer)
+    return _workflow_id(engine, rid)
+
+
+async def _finished_history(temporal: Client, workflow_id: str) -> WorkflowHistory:
+    handle = temporal.get_workflow_handle(workflow_id)
+    await asyncio.wait_for(handle.result(), 60)
+    return await handle.fetch_history()
+
+
+@pytest.mark.skipif(not RECORDING, reason="set MUTABAQA_RECORD_HISTORIES=1 to re-record")
+def test_record_histories(client: TestClient, settings: Settings, engine: Engine) -> None:
+    workflow_id = _drive_full_request(client, settings, engine)
+
+    async def record() -> dict[str, WorkflowHistory]:
+        temporal = await connect_temporal(settings)
+        canary = await temporal.start_workflow(
+            CanaryWorkflow.run,
+            CanaryInput(delay_seconds=1.0, note="recorded"),
+            id=f"canary-{uuid.uuid4()}",
+            task_queue=settings.temporal_task_queue,
+            execution_timeout=timedelta(seconds=60),
+        )
+        return {
+            REQUEST_FILE: await _finished_history(temporal, workflow_id),
+            CANARY_FILE: await _finished_history(temporal, canary.id),
+        }
+
+    histories = asyncio.run(record())
+    assert _update_names(histories[REQUEST_FILE]) >= RECORDED_UPDATES
+    HISTORIES.mkdir(exist_ok=True)
+    for name, history in histories.items():
+        (HISTORIES / name).write_text(_scrubbed(history))
+    ids = {name: history.workflow_id for name, history in histories.items()}
+    MANIFEST.write_text(json.dumps(ids, indent=1, sort_keys=True) + "\n")
