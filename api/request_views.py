@@ -166,7 +166,10 @@ def request_view(session: Session, row: CertificationRequest, actor: Actor) -> R
             if report
             else None
         ),
-        certificate_number=certificate.number if certificate else None,
+        # Shown once the grant is recorded (the certificate row is written just before it).
+        certificate_number=certificate.number
+        if certificate and row.status.value == "certified"
+        else None,
         appeal_until=row.appeal_until,
         info_due_at=row.info_due_at,
         stage_seconds={k: float(v) for k, v in (row.stage_seconds or {}).items()},

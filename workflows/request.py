@@ -483,6 +483,7 @@ class RequestWorkflow:
             t.round = self.round + 1
             t.retest_items = sorted(set(cmd.body["items"]))
             t.detail["round"] = t.round
+            t.clear_excluded_decider = True
         elif action == "refuse":
             t.refused_by = cmd.actor.user_id
             t.appeal_until = now + timedelta(seconds=self.params.timing.appeal_window)
@@ -493,7 +494,7 @@ class RequestWorkflow:
             t.appeal_filed = True
         elif action == "overturn":
             t.excluded_decider = self.refused_by
-        elif action in ("grant", "request_retest"):
+        elif action == "grant":
             t.clear_excluded_decider = True
 
     def _follow_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:

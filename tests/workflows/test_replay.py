@@ -18,7 +18,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -156,7 +156,7 @@ def test_this_sessions_request_histories_replay(
     assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
     mine = _workflow_id(engine, request["id"])
 
-    async def replay_session() -> tuple[list[str], dict[str, Exception]]:
+    async def replay_session() -> tuple[list[str], Mapping[str, Exception]]:
         temporal = await connect_temporal(settings)
         query = f"TaskQueue = '{settings.temporal_task_queue}'"
         deadline = time.monotonic() + 15
