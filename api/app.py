@@ -16,9 +16,11 @@ from api.routes import (
     auth,
     evidence,
     files,
+    keys,
     lab,
     organizations,
     products,
+    public,
     reference,
     requests,
     users,
@@ -51,6 +53,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     )
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(keys.router)
+    app.include_router(public.root_router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
@@ -64,6 +68,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         evidence,
     ):
         v1.include_router(module.router)
+    v1.include_router(public.api_router)
     app.include_router(v1)
     app.mount("/metrics", make_asgi_app())
     return app

@@ -1,4 +1,5 @@
-"""What the API holds for its lifetime: settings, database engine, store and Temporal clients."""
+"""What the API holds for its lifetime: settings, database engine, store and Temporal clients,
+and the certificate signing keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
+from activities.signing import KeyRing
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.settings import Settings
@@ -22,11 +24,14 @@ class AppContext:
     store: Minio
     health_store: Minio
     presigner: Minio
+    #: Certificate signing keys (``KeyRing.ensure``: generated on first start in development).
+    keyring: KeyRing
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def create(cls, settings: Settings, *, temporal: Client | None = None) -> AppContext:
+        keyring = KeyRing.ensure(settings)  # first: a missing production key stops start-up
         return cls(
             settings=settings,
             engine=create_db_engine(settings.resolved_database_url),
@@ -36,6 +41,7 @@ class AppContext:
                 settings, timeout=settings.health_timeout_seconds, retries=0
             ),
             presigner=make_presigning_store(settings),
+            keyring=keyring,
             _temporal=temporal,
         )
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from mutabaqa.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 app = typer.Typer(
     help="Mutabaqa — conformity certification on durable workflows.",
@@ -157,6 +162,181 @@ def audit() -> None:
         typer.echo(f"{len(breaks)} of {checked} chains broken", err=True)
         raise typer.Exit(1)
     typer.echo(f"{checked} chains verified, all intact")
+
+
+keys_app = typer.Typer(help="Certificate signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create the signing key at MUTABAQA_SIGNING_KEY_PATH unless it exists; print its kid."""
+    from activities.signing import KeyRing, create_key_file
+
+    settings = _settings()
+    path = settings.resolved_signing_key_path
+    try:
+        created = create_key_file(path) is not None
+        ring = KeyRing.load(settings)
+    except (OSError, SettingsError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{'created' if created else 'existing'} signing key {path}")
+    typer.echo(f"kid {ring.active_kid}")
+
+
+@keys_app.command("export")
+def keys_export() -> None:
+    """Print the public key set (as served at /.well-known/mutabaqa-keys.json), for offline
+    verifiers: `mutabaqa verify --keys FILE`."""
+    import json
+
+    from activities.signing import KeyRing
+
+    settings = _settings()
+    try:
+        ring = KeyRing.load(settings)
+    except SettingsError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(ring.jwks(), indent=2))
+
+
+ca_app = typer.Typer(
+    help="The CA and certificate of the PDF (PAdES) signature.", no_args_is_help=True
+)
+app.add_typer(ca_app, name="ca")
+
+
+@ca_app.command("init")
+def ca_init(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where to write the PEM files (default: MUTABAQA_PDF_SIGNING_DIR)."
+        ),
+    ] = None,
+) -> None:
+    """Create a development CA and a document-signing certificate it issued (ECDSA P-256).
+
+    For development and tests: a deployment provides its own CA-issued signing certificate.
+    Refuses to overwrite existing files. PDF readers show certificates as signed by a trusted
+    signer once they trust ca-cert.pem.
+    """
+    from activities.pki import create_dev_ca
+
+    settings = _settings()
+    folder = directory or settings.resolved_pdf_signing_dir
+    try:
+        paths = create_dev_ca(
+            folder, organization=settings.body_name, country=settings.body_country
+        )
+    except OSError as exc:
+        _fail(str(exc))
+    typer.echo(f"created development CA {paths.ca_cert} (key {paths.ca_key})")
+    typer.echo(f"created signing certificate {paths.signing_cert} (key {paths.signing_key})")
+    typer.echo(f"trust {paths.ca_cert} in PDF readers to see certificates as validly signed")
+
+
+@app.command()
+def verify(
+    file: Annotated[
+        Path | None, typer.Argument(help="Certificate PDF or JSON (from /verify/NUMBER).")
+    ] = None,
+    keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Key set: a JWKS file or the URL of /.well-known/mutabaqa-keys.json "
+            "(default: MUTABAQA_PUBLIC_BASE_URL's)."
+        ),
+    ] = None,
+    ca: Annotated[
+        list[Path] | None,
+        typer.Option(help="CA certificate (PEM) trusted for a PDF's PAdES signature."),
+    ] = None,
+) -> None:
+    """Check offline that a certificate is genuine: signed by a key of the key set, unaltered.
+
+    Exit status: 0 genuine, 1 altered or forged, 2 key not in the key set, 3 unreadable.
+
+    Whether it is still in force (not suspended, withdrawn, expired) only the online register says.
+    """
+    from mutabaqa.verify import Verdict, base_url_of, keys_url, status_url, verify_file
+
+    if file is None:
+        _fail("UNREADABLE: give the certificate file (PDF or JSON) to verify", Verdict.UNREADABLE)
+
+    base_url = base_url_of(keys) if keys else None
+    if base_url is None:
+        try:
+            base_url = load_settings().public_base_url
+        except SettingsError as exc:
+            _fail(str(exc), Verdict.UNREADABLE)
+    source = keys or keys_url(base_url)
+    trust_roots = _trust_roots(ca or [])
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):  # verdicts are reported below
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    outcome = verify_file(file, source, trust_roots)
+    if outcome.verdict is Verdict.UNREADABLE:
+        _fail(f"UNREADABLE: {outcome.reason}", Verdict.UNREADABLE)
+    labels = {
+        Verdict.GENUINE: "GENUINE",
+        Verdict.NOT_GENUINE: "NOT GENUINE",
+        Verdict.UNKNOWN_KEY: "UNKNOWN KEY",
+    }
+    typer.echo(f"{labels[outcome.verdict]}: {outcome.reason}.")
+    payload = outcome.payload
+    claims = "" if outcome.verdict is Verdict.GENUINE else " (as it claims)"
+    for line in _describe(payload):
+        typer.echo(f"  {line}{claims}")
+    typer.echo(f"  signing key: {outcome.kid} (key set: {source})")
+    for note in outcome.notes:
+        typer.echo(f"  {note}")
+    number = str(payload.get("number", ""))
+    typer.echo(
+        "The signature shows who issued the certificate and that it is unaltered, not that it "
+        "is still in force: its current status (active, suspended, withdrawn, expired...) "
+        f"must be checked online at {status_url(base_url, number)}"
+    )
+    raise typer.Exit(outcome.verdict)
+
+
+def _trust_roots(paths: list[Path]) -> list[x509.Certificate]:
+    from cryptography import x509
+
+    roots: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except (OSError, ValueError) as exc:
+            _fail(f"UNREADABLE: CA certificate {path}: {exc}", 3)
+    return roots
+
+
+def _describe(payload: Mapping[str, Any]) -> list[str]:
+    """The certificate's identity, one fact a line."""
+
+    def part(name: str, key: str) -> str:
+        value = payload.get(name)
+        return str(value.get(key, "")) if isinstance(value, Mapping) else ""
+
+    standards = payload.get("standards")
+    standards = standards if isinstance(standards, list) else []
+    holder = part("holder", "name")
+    if part("holder", "name_ar"):
+        holder += f" / {part('holder', 'name_ar')}"
+    return [
+        f"certificate: {payload.get('number', '?')}, issue {payload.get('issue', '?')}",
+        f"holder: {holder} ({part('holder', 'registration_id')}, {part('holder', 'country')})",
+        f"product: {part('product', 'name')}, brand {part('product', 'brand')}, "
+        f"model {part('product', 'model')}",
+        f"scheme: {part('scheme', 'code')} version {part('scheme', 'version')}"
+        + "".join(
+            f"; {s.get('code', '')} edition {s.get('edition', '')}"
+            for s in standards
+            if isinstance(s, Mapping)
+        ),
+        f"issued on: {payload.get('issued_on', '?')}",
+        f"valid until: {payload.get('valid_until', '?')}",
+    ]
 
 
 def main() -> None:

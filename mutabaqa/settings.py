@@ -59,6 +59,11 @@ class Settings(BaseSettings):
 
     # Public identity of the deployment (presigned links, QR codes, verification pages).
     public_base_url: str = "http://127.0.0.1:8000"
+    #: Per-client-IP token bucket on the public routes (``/verify``, ``/directory``): the
+    #: refill rate and the burst. Held in the API process; behind several API instances,
+    #: rate-limit at the reverse proxy too.
+    public_rate_per_minute: Annotated[int, Field(gt=0)] = 60
+    public_rate_burst: Annotated[int, Field(gt=0)] = 20
 
     # Authentication.
     jwt_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-jwt-secret-0123456789abcdef")
@@ -70,6 +75,13 @@ class Settings(BaseSettings):
 
     # Certificate signing: a private-key file (generated on first start in development).
     signing_key_path: Path | None = None
+    #: Earlier signing keys (PEM files, public or private), still published in the key set
+    #: so that certificates they signed stay verifiable. Env: a JSON list of paths.
+    signing_retired_key_paths: list[Path] = Field(default_factory=list)
+    #: Folder of the PDF signing identity (PAdES, ECDSA P-256): ``signing-cert.pem``,
+    #: ``signing-key.pem`` and ``ca-cert.pem`` (the chain readers trust). Default
+    #: ``<data_dir>/pki``; ``mutabaqa ca init`` creates a development CA there.
+    pdf_signing_dir: Path | None = None
 
     # Certification body identity (printed on every certificate).
     body_name: str = "Organisme de certification de démonstration"
@@ -150,6 +162,10 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key_path(self) -> Path:
         return self.signing_key_path or self.data_dir / "keys" / "signing-ed25519.pem"
+
+    @property
+    def resolved_pdf_signing_dir(self) -> Path:
+        return self.pdf_signing_dir or self.data_dir / "pki"
 
     @property
     def is_development(self) -> bool:

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, unique_ice
+from tests.api.public_helpers import insert_certificate
 from tests.api.requests_helpers import (
     Cast,
     act,
@@ -31,6 +33,14 @@ from tests.conftest import RunningWorker
 
 ROLES = ("anonymous", "manufacturer", "lab_technician", "compliance_officer", "admin")
 PUBLIC = {("post", "/api/v1/auth/token")}  # credentials themselves: tested in test_accounts
+#: Paths that answer everyone, with or without a token (anonymous included).
+PUBLIC_OK = {
+    "/health",
+    "/verify/{number}",
+    "/api/v1/verify/{number}",
+    "/api/v1/directory",
+    "/.well-known/mutabaqa-keys.json",
+}
 
 
 @dataclass
@@ -38,6 +48,7 @@ class World:
     cast: Cast
     sample_request: str  # org A, awaiting sample at CTTH
     file_id: str  # a document of that request
+    public_number: str  # a certificate (inserted directly), for the public routes
 
     def headers(self, role: str, tenant: str) -> dict[str, str]:
         c = self.cast
@@ -103,6 +114,13 @@ def _get(path: str) -> Call:
 
 
 CASES = [
+    Case(
+        "get",
+        "/.well-known/mutabaqa-keys.json",
+        "",
+        _get("/.well-known/mutabaqa-keys.json"),
+        everyone(200),
+    ),
     Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h), everyone(200)),
     Case("get", "/api/v1/organizations", "", _get(f"{API}/organizations"), only("admin", 200)),
     Case(
@@ -287,21 +305,39 @@ CASES = [
             "admin": (403, 403),
         },
     ),
+    Case(
+        "get",
+        "/verify/{number}",
+        "",
+        lambda c, w, h: c.get(f"/verify/{w.public_number}", headers=h),
+        everyone(200),
+    ),
+    Case(
+        "get",
+        "/api/v1/verify/{number}",
+        "",
+        lambda c, w, h: c.get(f"{API}/verify/{w.public_number}", headers=h),
+        everyone(200),
+    ),
+    Case("get", "/api/v1/directory", "", _get(f"{API}/directory"), everyone(200)),
 ]
 
 
 @pytest.fixture(scope="module")
 def client(settings: Settings, worker: RunningWorker) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    # The public routes are rate-limited per client; this test calls them many times.
+    roomy = settings.model_copy(update={"public_rate_burst": 10_000})
+    with TestClient(create_app(roomy)) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="module")
-def world(client: TestClient, settings: Settings) -> World:
+def world(client: TestClient, settings: Settings, engine: Engine) -> World:
     cast = make_cast(client, settings)
     request = to_review(client, cast)
     assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
-    return World(cast, request["id"], request["documents"][0]["id"])
+    public_number = insert_certificate(engine).number
+    return World(cast, request["id"], request["documents"][0]["id"], public_number)
 
 
 def test_every_route_has_a_row(client: TestClient) -> None:
@@ -321,7 +357,7 @@ def test_matrix(client: TestClient, world: World, case: Case) -> None:
     for role in ROLES:
         for tenant in ("own", "other"):
             expected = (
-                (200 if case.path == "/health" else 401)
+                (200 if case.path in PUBLIC_OK else 401)
                 if role == "anonymous"
                 else case.expected[role][tenant == "other"]
             )
