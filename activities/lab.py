@@ -7,22 +7,35 @@ Verdicts and dates come from the pure rules in ``workflows/decision_rules.py`` a
 from __future__ import annotations
 
 import hashlib
+import io
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from minio import Minio
+from minio.commonconfig import GOVERNANCE
+from minio.error import S3Error
+from minio.retention import Retention
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.audit import append_event
+from activities.certificate_pdf import (
+    CertificateDocument,
+    CertificationBody,
+    StandardTitle,
+    certificate_verify_url,
+    render_certificate_pdf,
+    sign_pdf,
+)
 from models.accounts import Organization, Product
 from models.audit import request_chain
 from models.lab import Certificate, CertificateStatus, ResultVerdict, TestReport, TestResult
-from models.reference import DecisionRule, Scheme, TestItem
+from models.reference import DecisionRule, Scheme, TechnicalCentre, TestItem
 from models.request_payloads import (
     CertificateRef,
     IssueCertificateInput,
@@ -32,6 +45,7 @@ from models.request_payloads import (
 from models.requests import CertificationRequest, FilePurpose, StoredFile
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
+from mutabaqa.trust import SigningMaterial
 from workflows.certificate_rules import (
     certificate_number,
     report_digest,
@@ -41,6 +55,7 @@ from workflows.certificate_rules import (
 from workflows.decision_rules import InvalidValues, Limits, aggregate
 
 INVALID_RESULT = "invalid-result"
+PDF_CONTENT_TYPE = "application/pdf"
 
 
 def _stable_id(*parts: str) -> str:
@@ -194,9 +209,13 @@ def freeze_report(
 
 
 class LabActivities:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, store: Minio, signing: SigningMaterial
+    ) -> None:
         self._engine = engine
         self._settings = settings
+        self._store = store
+        self._signing = signing
 
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
@@ -292,9 +311,13 @@ class LabActivities:
                 )
             ).first()
             if existing is not None:
-                return CertificateRef(
+                ref = CertificateRef(
                     certificate_id=existing.id, number=existing.number, issue=existing.issue
                 )
+        if existing is not None:  # a retry: the record exists; finish what may be missing
+            self._ensure_pdf(ref.certificate_id)
+            return ref
+        with session_scope(self._engine) as session:
             row = session.get(CertificationRequest, data.request_id)
             assert row is not None and row.centre_code is not None
             scheme = session.get(Scheme, row.scheme_id)
@@ -339,16 +362,19 @@ class LabActivities:
                 "issued_on": issued_on.isoformat(),
                 "valid_until": until.isoformat(),
             }
+            signed = self._signing.keyring.sign(payload)
             certificate = Certificate(
                 id=_stable_id(row.id, "certificate", "0"),
                 number=number,
                 issue=0,
+                signature=signed.signature,
+                kid=signed.kid,
                 request_id=row.id,
                 organization_id=row.organization_id,
                 centre_code=row.centre_code,
                 status=CertificateStatus.ACTIVE,
                 status_since=data.at,
-                payload=payload,
+                payload=dict(signed.payload),
                 test_report_digest=report.digest,
                 issued_on=issued_on,
                 valid_until=until,
@@ -375,6 +401,90 @@ class LabActivities:
                 at=data.at,
             )
             ref = CertificateRef(certificate_id=certificate.id, number=number, issue=0)
+        self._ensure_pdf(ref.certificate_id)
         if self._settings.fault_pause_after_certificate_seconds:
             time.sleep(self._settings.fault_pause_after_certificate_seconds)
         return ref
+
+    # --- the certificate's PDF ---------------------------------------------------------------
+
+    def _document(self, session: Session, certificate: Certificate) -> CertificateDocument:
+        row = session.get(CertificationRequest, certificate.request_id)
+        assert row is not None
+        holder = session.get(Organization, certificate.organization_id)
+        product = session.get(Product, row.product_id)
+        scheme = session.get(Scheme, row.scheme_id)
+        centre = session.get(TechnicalCentre, certificate.centre_code)
+        assert holder is not None and product is not None and scheme is not None
+        s = self._settings
+        return CertificateDocument(
+            payload=certificate.payload,
+            signature=certificate.signature or "",
+            body=CertificationBody(
+                name=s.body_name,
+                name_ar=s.body_name_ar,
+                address=s.body_address,
+                accreditation=s.body_accreditation,
+            ),
+            holder_address=holder.address,
+            verify_url=certificate_verify_url(s.public_base_url, certificate.number),
+            holder_name_ar=holder.name_ar,
+            product_name_ar=product.name_ar,
+            scheme_title=scheme.title,
+            scheme_title_ar=scheme.title_ar,
+            standards=[
+                StandardTitle(code=std["code"], edition=std["edition"], title=std.get("title"))
+                for std in scheme.standards
+            ],
+            testing_centre=centre.name if centre else None,
+            testing_centre_ar=centre.name_ar if centre else None,
+        )
+
+    def _ensure_pdf(self, certificate_id: str) -> None:
+        """Render, sign (PAdES) and store the PDF once, under a fixed key; record it; lock it.
+
+        A retry finds the recorded PDF, or an object already stored under the key (a worker
+        that died between the upload and the record) and records that one: never two."""
+        with Session(self._engine) as session:
+            certificate = session.get(Certificate, certificate_id)
+            assert certificate is not None
+            if certificate.pdf_key is not None:
+                return
+            document = self._document(session, certificate)
+        bucket = self._settings.s3_certificates_bucket
+        key = f"certificates/{certificate.number}/issue-{certificate.issue}.pdf"
+        try:
+            stat = self._store.stat_object(bucket, key)
+            response = self._store.get_object(bucket, key, version_id=stat.version_id)
+            try:
+                pdf = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+            version_id = stat.version_id
+        except S3Error as exc:
+            if exc.code not in ("NoSuchKey", "NoSuchObject"):
+                raise
+            pdf = sign_pdf(
+                render_certificate_pdf(document),
+                self._signing.pdf_identity,
+                reason=f"Certificat {certificate.number}",
+            )
+            written = self._store.put_object(
+                bucket, key, io.BytesIO(pdf), len(pdf), content_type=PDF_CONTENT_TYPE
+            )
+            version_id = written.version_id
+        digest = hashlib.sha256(pdf).hexdigest()
+        with session_scope(self._engine) as session:
+            certificate = session.get(Certificate, certificate_id)
+            assert certificate is not None
+            if certificate.pdf_key is None:
+                certificate.pdf_key = key
+                certificate.pdf_version_id = version_id
+                certificate.pdf_sha256 = digest
+                certificate.pdf_size = len(pdf)
+                session.add(certificate)
+        until = datetime.now(UTC) + timedelta(days=self._settings.retention_days)
+        self._store.set_object_retention(
+            bucket, key, Retention(GOVERNANCE, until), version_id=version_id
+        )

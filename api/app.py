@@ -14,6 +14,7 @@ from api.context import AppContext
 from api.problems import install_problem_handlers
 from api.routes import (
     auth,
+    certificates,
     evidence,
     files,
     keys,
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         files,
         lab,
         evidence,
+        certificates,
     ):
         v1.include_router(module.router)
     v1.include_router(public.api_router)

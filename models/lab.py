@@ -98,6 +98,11 @@ class Certificate(SQLModel, table=True):
     issued_on: date
     valid_until: date
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: The signed PDF in the certificates bucket (written once, under retention).
+    pdf_key: str | None = Field(default=None, max_length=300)
+    pdf_version_id: str | None = Field(default=None, max_length=200)
+    pdf_sha256: str | None = Field(default=None, max_length=64)
+    pdf_size: int | None = None
 
 
 class Appeal(SQLModel, table=True):

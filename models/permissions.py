@@ -50,6 +50,7 @@ class Permission(StrEnum):
     EVIDENCE_UPLOAD = "evidence:upload"
     EVIDENCE_READ = "evidence:read"
     RESULTS_RECORD = "results:record"
+    CERTIFICATES_READ = "certificates:read"
 
 
 _ALL = frozenset(Role)
@@ -68,6 +69,7 @@ ROUTE_ROLES: dict[Permission, frozenset[Role]] = {
     Permission.EVIDENCE_UPLOAD: frozenset({Role.LAB_TECHNICIAN}),
     Permission.EVIDENCE_READ: _STAFF_AND_HOLDERS,
     Permission.RESULTS_RECORD: frozenset({Role.LAB_TECHNICIAN}),
+    Permission.CERTIFICATES_READ: _STAFF_AND_HOLDERS,
 }
 
 #: Request actions (SPEC section 4) and the roles that may ever take them.

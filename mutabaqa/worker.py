@@ -15,6 +15,7 @@ from activities.notifications import NotificationActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from mutabaqa.settings import Settings
+from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
 from workflows.request import RequestWorkflow
 
@@ -36,7 +37,7 @@ def build_worker(
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
     notifications = NotificationActivities(engine, settings)
-    lab = LabActivities(engine, settings)
+    lab = LabActivities(engine, settings, store, ensure_signing_material(settings))
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,

@@ -381,7 +381,7 @@ def test_pdf_reader_trusting_the_ca_shows_it_signed_and_trusted(
     """poppler's pdfsig with an NSS database that trusts the deployment's CA (as a reader
     configured by the user would): needs ``certutil`` (Debian ``libnss3-tools``)."""
     if shutil.which("certutil") is None:
-        pytest.skip("certutil (Debian libnss3-tools) is not installed")
+        pytest.fail("certutil (Debian libnss3-tools) is not installed: .ci/run installs it")
     trusting = tmp_path / "nss-trusting"
     other = tmp_path / "nss-other"
     for db, ca in ((trusting, pki_dir), (other, create_dev_ca(tmp_path / "other").folder)):

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, unique_ice
+from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.public_helpers import insert_certificate
 from tests.api.requests_helpers import (
     Cast,
@@ -49,6 +50,7 @@ class World:
     sample_request: str  # org A, awaiting sample at CTTH
     file_id: str  # a document of that request
     public_number: str  # a certificate (inserted directly), for the public routes
+    certificate: str  # a certificate of organisation A, issued through the API at CTTH
 
     def headers(self, role: str, tenant: str) -> dict[str, str]:
         c = self.cast
@@ -293,6 +295,39 @@ CASES = [
     ),
     Case(
         "get",
+        "/api/v1/certificates",
+        "",
+        _get(f"{API}/certificates"),
+        everyone(200) | {"admin": (403, 403)},
+    ),
+    Case(
+        "get",
+        "/api/v1/certificates/{number}",
+        "",
+        lambda c, w, h: c.get(f"{API}/certificates/{w.certificate}", headers=h),
+        {
+            "manufacturer": (200, 404),
+            "lab_technician": (200, 404),
+            "compliance_officer": (200, 200),
+            "admin": (403, 403),
+        },
+    ),
+    Case(
+        "get",
+        "/api/v1/certificates/{number}/pdf",
+        "",
+        lambda c, w, h: c.get(
+            f"{API}/certificates/{w.certificate}/pdf", headers=h, follow_redirects=False
+        ),
+        {
+            "manufacturer": (307, 404),
+            "lab_technician": (307, 404),
+            "compliance_officer": (307, 307),
+            "admin": (403, 403),
+        },
+    ),
+    Case(
+        "get",
         "/api/v1/evidence/{file_id}/content",
         "",
         lambda c, w, h: c.get(
@@ -337,7 +372,16 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
     request = to_review(client, cast)
     assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
     public_number = insert_certificate(engine).number
-    return World(cast, request["id"], request["documents"][0]["id"], public_number)
+    certified = to_evaluated(client, cast, make_lab(client, cast))
+    granted = act(client, cast.officer_auth, certified, "grant")
+    assert granted.status_code == 200, granted.text
+    return World(
+        cast,
+        request["id"],
+        request["documents"][0]["id"],
+        public_number,
+        granted.json()["certificate_number"],
+    )
 
 
 def test_every_route_has_a_row(client: TestClient) -> None:
