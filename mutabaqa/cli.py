@@ -39,6 +39,19 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
+    """Refuse to start without the signing material (created on first start in development)."""
+    from activities.signing import KeyRing
+    from mutabaqa.trust import ensure_pdf_identity
+
+    try:
+        KeyRing.ensure(settings)
+        if pdf:
+            ensure_pdf_identity(settings)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
 def _sigterm_as_exit() -> None:
     """Make SIGTERM unwind like Ctrl-C so ``finally`` blocks stop child processes."""
 
@@ -97,6 +110,7 @@ def api(
     from mutabaqa.serve import serve_api
 
     settings = _settings(api_host=host, api_port=port)
+    _require_signing_keys(settings)
     asyncio.run(serve_api(settings, host=settings.api_host, port=settings.api_port))
 
 
@@ -108,6 +122,7 @@ def worker() -> None:
     from mutabaqa.serve import serve_worker
 
     settings = _settings()
+    _require_signing_keys(settings, pdf=True)
     engine = create_db_engine(settings.resolved_database_url)
     asyncio.run(serve_worker(settings, engine, make_object_store(settings)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,20 @@ def test_invalid_value_is_reported_by_variable_name(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MUTABAQA_RETENTION_DAYS", "-1")
     with pytest.raises(SettingsError, match="MUTABAQA_RETENTION_DAYS"):
         load_settings()
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_production_without_a_signing_key_refuses_to_start(command: str, tmp_path: Path) -> None:
+    result = run_cli(
+        command,
+        env={
+            "MUTABAQA_ENV": "production",
+            "MUTABAQA_JWT_SECRET": "x" * 40,
+            "MUTABAQA_S3_SECRET_KEY": "real-s3-secret",
+            "MUTABAQA_ADMIN_PASSWORD": "a-real-password",
+            "MUTABAQA_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 2
+    assert "MUTABAQA_SIGNING_KEY_PATH" in result.stderr
+    assert "Traceback" not in result.stderr
