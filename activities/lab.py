@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -215,7 +216,7 @@ class LabActivities:
         self._engine = engine
         self._settings = settings
         self._store = store
-        self._signing = signing
+        self.signing = signing
 
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
@@ -311,11 +312,19 @@ class LabActivities:
                 )
             ).first()
             if existing is not None:
+                scheme_row = session.get(
+                    Scheme,
+                    session.get(CertificationRequest, existing.request_id).scheme_id,  # type: ignore[union-attr]
+                )
                 ref = CertificateRef(
-                    certificate_id=existing.id, number=existing.number, issue=existing.issue
+                    certificate_id=existing.id,
+                    number=existing.number,
+                    issue=existing.issue,
+                    expires_at=self._expires_at(existing.valid_until, existing.created_at),
+                    surveillance_months=scheme_row.surveillance_months if scheme_row else 12,
                 )
         if existing is not None:  # a retry: the record exists; finish what may be missing
-            self._ensure_pdf(ref.certificate_id)
+            self.ensure_pdf(ref.certificate_id)
             return ref
         with session_scope(self._engine) as session:
             row = session.get(CertificationRequest, data.request_id)
@@ -362,7 +371,7 @@ class LabActivities:
                 "issued_on": issued_on.isoformat(),
                 "valid_until": until.isoformat(),
             }
-            signed = self._signing.keyring.sign(payload)
+            signed = self.signing.keyring.sign(payload)
             certificate = Certificate(
                 id=_stable_id(row.id, "certificate", "0"),
                 number=number,
@@ -400,11 +409,23 @@ class LabActivities:
                 },
                 at=data.at,
             )
-            ref = CertificateRef(certificate_id=certificate.id, number=number, issue=0)
-        self._ensure_pdf(ref.certificate_id)
+            ref = CertificateRef(
+                certificate_id=certificate.id,
+                number=number,
+                issue=0,
+                expires_at=self._expires_at(until, data.at),
+                surveillance_months=scheme.surveillance_months,
+            )
+        self.ensure_pdf(ref.certificate_id)
         if self._settings.fault_pause_after_certificate_seconds:
             time.sleep(self._settings.fault_pause_after_certificate_seconds)
         return ref
+
+    def _expires_at(self, valid_until: date, issued_at: datetime) -> datetime:
+        """The end of the ``valid_until`` day in the business time zone, as a UTC instant."""
+        zone = ZoneInfo(self._settings.timezone)
+        end = datetime.combine(valid_until + timedelta(days=1), dt_time(0), tzinfo=zone)
+        return end.astimezone(UTC)
 
     # --- the certificate's PDF ---------------------------------------------------------------
 
@@ -440,7 +461,7 @@ class LabActivities:
             testing_centre_ar=centre.name_ar if centre else None,
         )
 
-    def _ensure_pdf(self, certificate_id: str) -> None:
+    def ensure_pdf(self, certificate_id: str) -> None:
         """Render, sign (PAdES) and store the PDF once, under a fixed key; record it; lock it.
 
         A retry finds the recorded PDF, or an object already stored under the key (a worker
@@ -467,7 +488,7 @@ class LabActivities:
                 raise
             pdf = sign_pdf(
                 render_certificate_pdf(document),
-                self._signing.pdf_identity,
+                self.signing.pdf_identity,
                 reason=f"Certificat {certificate.number}",
             )
             written = self._store.put_object(

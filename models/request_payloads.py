@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from models.certificate_lifecycle import CertificateTiming
 from models.permissions import Actor
 from models.requests import RequestKind, RequestStatus
 
@@ -110,6 +111,7 @@ class Timing(BaseModel):
     testing_target: float
     decision_target: float
     appeal_window: float = 30 * 24 * 3600.0
+    certificate: CertificateTiming = Field(default_factory=CertificateTiming)
 
 
 class RequestWorkflowInput(BaseModel):
@@ -234,6 +236,9 @@ class CertificateRef(BaseModel):
     certificate_id: str
     number: str
     issue: int
+    #: When the certificate expires (the end of its ``valid_until`` day, business time).
+    expires_at: datetime | None = None
+    surveillance_months: int = 12
 
 
 class TimelineItem(BaseModel):

@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     testing_target_seconds: Annotated[float, Field(gt=0)] = 21 * DAY
     decision_target_seconds: Annotated[float, Field(gt=0)] = 7 * DAY
     appeal_window_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
+    # Certificates after issuance.
+    suspension_max_seconds: Annotated[float, Field(gt=0)] = 180 * DAY
+    surveillance_deadline_seconds: Annotated[float, Field(gt=0)] = 90 * DAY
+    #: Seconds between surveillances; unset: the scheme's surveillance months.
+    surveillance_interval_seconds: Annotated[float, Field(gt=0)] | None = None
+    #: Test seam: a certificate expires this many seconds after issue instead of at the end
+    #: of its ``valid_until`` day. Unset in use.
+    certificate_validity_seconds: Annotated[float, Field(gt=0)] | None = None
+    #: History length past which a certificate's workflow continues as new.
+    certificate_history_threshold: Annotated[int, Field(ge=20)] = 2000
+
     #: How long the API waits for the workflow to answer before 503 + Retry-After.
     workflow_answer_seconds: Annotated[float, Field(gt=0)] = 15.0
 

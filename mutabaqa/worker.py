@@ -10,16 +10,19 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.certificates import CertificateActivities
 from activities.lab import LabActivities
 from activities.notifications import NotificationActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
+from activities.webhooks import WebhookActivities
 from mutabaqa.settings import Settings
 from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
+from workflows.certificate import CertificateWorkflow
 from workflows.request import RequestWorkflow
 
-WORKFLOWS: list[type] = [CanaryWorkflow, RequestWorkflow]
+WORKFLOWS: list[type] = [CanaryWorkflow, RequestWorkflow, CertificateWorkflow]
 
 #: Activities are synchronous (database, S3 client); they run on this many threads.
 ACTIVITY_THREADS = 16
@@ -37,7 +40,9 @@ def build_worker(
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
     notifications = NotificationActivities(engine, settings)
+    webhooks = WebhookActivities(engine, settings)
     lab = LabActivities(engine, settings, store, ensure_signing_material(settings))
+    certificates = CertificateActivities(engine, lab)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
@@ -50,8 +55,11 @@ def build_worker(
             requests.record_file,
             requests.record_event,
             notifications.notify,
+            webhooks.deliver,
             lab.record_result,
             lab.issue_certificate,
+            certificates.apply_transition,
+            certificates.reissue,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.lab import INVALID_RESULT, LabActivities
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         NotificationActivities,
     )
     from activities.requests import NON_RETRYABLE, RequestActivities
+    from models.certificate_lifecycle import CertificateWorkflowInput
     from models.notifications import NotificationKind, NotifyInput
     from models.permissions import Actor
     from models.request_payloads import (
@@ -59,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 S = RequestStatus
+CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
 DB_TIMEOUT = timedelta(seconds=30)
 FILE_TIMEOUT = timedelta(minutes=30)
 DB_RETRY = RetryPolicy(
@@ -452,6 +455,8 @@ class RequestWorkflow:
                 )
                 t.detail["certificate_number"] = self.certificate.number
             await self._transition(t)
+            if self.certificate is not None and cmd.action == "grant":
+                await self._start_certificate_workflow(now)
             # The record is written: now the workflow's own state follows.
             self._follow_transition(cmd, t, now)
             if target is not before:
@@ -465,6 +470,38 @@ class RequestWorkflow:
                 round=self.round,
                 certificate_number=self.certificate.number if self.certificate else None,
             )
+
+    async def _start_certificate_workflow(self, now: datetime) -> None:
+        """The certificate's own long-running workflow (it outlives this request's)."""
+        if not workflow.patched(CERTIFICATE_WORKFLOW_PATCH):
+            return  # histories recorded before certificates had a workflow of their own
+        cert = self.certificate
+        assert cert is not None and cert.expires_at is not None and self.centre_code
+        timing = self.params.timing.certificate
+        await workflow.start_child_workflow(
+            "Certificate",
+            CertificateWorkflowInput(
+                certificate_id=cert.certificate_id,
+                number=cert.number,
+                issue=cert.issue,
+                request_id=self.params.request_id,
+                organization_id=self.params.organization_id,
+                centre_code=self.centre_code,
+                scheme_id=self.params.scheme.id,
+                scheme_code=self.params.scheme.code,
+                scheme_version=self.params.scheme.version,
+                surveillance_months=cert.surveillance_months,
+                product_id=self.params.product_id,
+                product_name=self.params.product_name,
+                issued_at=now,
+                expires_at=(
+                    now + timedelta(seconds=timing.validity) if timing.validity else cert.expires_at
+                ),
+                timing=timing,
+            ),
+            id=f"certificate-{cert.number}",
+            parent_close_policy=ParentClosePolicy.ABANDON,
+        )
 
     def _plan_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
         """What the record must change besides the status (pure: no state changes yet)."""

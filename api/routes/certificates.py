@@ -3,21 +3,32 @@ technicians of the centre that tested. The public facts are in ``public.py``."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from sqlmodel import col, or_, select
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 
+from activities.certificates import certificate_chain
 from api.context import AppContext
-from api.deps import SessionDep, get_context, not_found, require
+from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
+from api.problems import Problem
+from api.workflow_calls import problem_from_failure, unavailable
+from models.audit import AuditEvent
+from models.certificate_lifecycle import CertificateActionBody, CertificateCommand
 from models.lab import Certificate, CertificateStatus
 from models.permissions import Actor, Permission, Role
+from models.request_payloads import Timeline, TimelineItem
 from models.types import UTCDateTime
+from workflows import certificate_lifecycle as lifecycle
+from workflows.request_rules import Refusal
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
 
@@ -27,6 +38,7 @@ PDF_LINK_VALID_FOR = timedelta(minutes=5)
 
 class CertificateView(BaseModel):
     number: str
+    allowed_actions: list[str] = []
     issue: int
     status: CertificateStatus
     status_since: datetime
@@ -41,13 +53,27 @@ class CertificateView(BaseModel):
     pdf_size: int | None
 
 
-def _view(row: Certificate) -> CertificateView:
+def _view(row: Certificate, actor: Actor | None = None) -> CertificateView:
     return CertificateView(
-        number=row.number, issue=row.issue, status=row.status, status_since=row.status_since,
-        request_id=row.request_id, centre=row.centre_code, issued_on=row.issued_on,
-        valid_until=row.valid_until, payload=row.payload, signature=row.signature,
-        key_id=row.kid, pdf_sha256=row.pdf_sha256, pdf_size=row.pdf_size,
-    )  # fmt: skip
+        allowed_actions=(
+            lifecycle.allowed_actions(row.status, row.organization_id, row.centre_code, actor)
+            if actor is not None
+            else []
+        ),
+        number=row.number,
+        issue=row.issue,
+        status=row.status,
+        status_since=row.status_since,
+        request_id=row.request_id,
+        centre=row.centre_code,
+        issued_on=row.issued_on,
+        valid_until=row.valid_until,
+        payload=row.payload,
+        signature=row.signature,
+        key_id=row.kid,
+        pdf_sha256=row.pdf_sha256,
+        pdf_size=row.pdf_size,
+    )
 
 
 def _reach(actor: Actor) -> sa.ColumnElement[bool]:
@@ -92,19 +118,113 @@ def list_certificates(
             )
         )
     rows = session.exec(
-        statement.order_by(col(Certificate.created_at).desc(), col(Certificate.id).desc())
-        .limit(page.limit + 1)
-    ).all()  # fmt: skip
+        statement.order_by(col(Certificate.created_at).desc(), col(Certificate.id).desc()).limit(
+            page.limit + 1
+        )
+    ).all()
     next_cursor = None
     if len(rows) > page.limit:
         rows = rows[: page.limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return Page(items=[_view(r) for r in rows], next_cursor=next_cursor)
+    return Page(items=[_view(r, actor) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{number}", response_model=CertificateView)
-def get_certificate(row: Readable) -> CertificateView:
-    return _view(row)
+def get_certificate(row: Readable, actor: ReaderActor) -> CertificateView:
+    return _view(row, actor)
+
+
+@router.get("/{number}/timeline", response_model=Timeline)
+def certificate_timeline(row: Readable, actor: ReaderActor, session: SessionDep) -> Timeline:
+    """Every recorded event of the certificate (all issues): its own audit chain."""
+    events = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.chain == certificate_chain(row.number))
+        .order_by(col(AuditEvent.seq))
+    ).all()
+    staff = actor.has(Role.COMPLIANCE_OFFICER, Role.LAB_TECHNICIAN)
+    return Timeline(
+        items=[
+            TimelineItem(
+                at=e.at,
+                action=e.action,
+                actor="system"
+                if e.actor_id is None
+                else (e.actor_name or e.actor_role)
+                if staff or e.actor_id == actor.user_id
+                else e.actor_role,
+                actor_role=e.actor_role,
+                detail=e.detail | {"from": e.from_status, "to": e.to_status},
+            )
+            for e in events
+        ]
+    )
+
+
+def check_certificate_role(action: str, actor: CurrentActor) -> str:
+    try:
+        lifecycle.check_role(action, actor)
+    except Refusal as refusal:
+        raise Problem(refusal.status, refusal.kind, "Refused", refusal.detail) from None
+    return action
+
+
+@router.post("/{number}/actions/{action}", response_model=CertificateView)
+async def certificate_action(
+    action: Annotated[str, Depends(check_certificate_role)],
+    row: Readable,
+    body: CertificateActionBody,
+    actor: CurrentActor,
+    session: SessionDep,
+    ctx: Annotated[AppContext, Depends(get_context)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> CertificateView:
+    """``suspend``, ``restore``, ``withdraw``, ``reissue`` (officer) or ``terminate`` (the
+    holder), each with a reason; answers the certificate as stored afterwards."""
+    try:
+        lifecycle.check(action, row.status, row.organization_id, row.centre_code, actor)
+    except Refusal as refusal:
+        raise Problem(
+            refusal.status,
+            refusal.kind,
+            "Not allowed now",
+            refusal.detail,
+            certificate_status=row.status.value,
+            allowed_actions=lifecycle.allowed_actions(
+                row.status, row.organization_id, row.centre_code, actor
+            ),
+        ) from None
+    command = CertificateCommand(
+        action=action,
+        actor=actor,
+        reason=body.reason,
+        scope=body.scope,
+        key=idempotency_key or uuid.uuid4().hex,
+    )
+    client = await ctx.temporal()
+    handle = client.get_workflow_handle(f"certificate-{row.number}")
+    try:
+        async with asyncio.timeout(ctx.settings.workflow_answer_seconds):
+            await handle.execute_update(action, command, id=command.key)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise unavailable() from None
+    except WorkflowUpdateFailedError as exc:
+        problem = problem_from_failure(exc)
+        raise Problem(
+            problem.status,
+            problem.kind,
+            problem.title,
+            problem.detail,
+            certificate_status=row.status.value,
+        ) from None
+    session.expire_all()
+    fresh = session.exec(
+        select(Certificate)
+        .where(Certificate.number == row.number)
+        .order_by(col(Certificate.issue).desc())
+    ).first()
+    assert fresh is not None
+    return _view(fresh, actor)
 
 
 @router.get(

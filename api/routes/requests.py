@@ -36,6 +36,7 @@ from api.request_views import facts_of, plan_of, request_view
 from api.workflow_calls import send_action, unavailable
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
+from models.certificate_lifecycle import CertificateTiming
 from models.permissions import Actor, Permission, Role
 from models.reference import Scheme, TechnicalCentre
 from models.request_payloads import (
@@ -214,6 +215,13 @@ def timing_of(settings: Settings) -> Timing:
         testing_target=settings.testing_target_seconds,
         decision_target=settings.decision_target_seconds,
         appeal_window=settings.appeal_window_seconds,
+        certificate=CertificateTiming(
+            suspension_max=settings.suspension_max_seconds,
+            surveillance_interval=settings.surveillance_interval_seconds,
+            surveillance_deadline=settings.surveillance_deadline_seconds,
+            validity=settings.certificate_validity_seconds,
+            history_threshold=settings.certificate_history_threshold,
+        ),
     )
 
 

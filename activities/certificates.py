@@ -1,0 +1,153 @@
+"""The certificate's record after issuance: status changes and reissues (one transaction
+each, idempotent on the action's key), audited on the certificate's own chain."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+from temporalio import activity
+
+from activities.audit import append_event
+from activities.lab import LabActivities
+from models.certificate_lifecycle import CertificateResult, CertificateTransition, ReissueInput
+from models.lab import Certificate, CertificateStatus
+from models.request_payloads import CertificateRef
+from models.requests import ActionRecord
+from mutabaqa.db import session_scope
+
+
+def certificate_chain(number: str) -> str:
+    return f"certificate:{number}"
+
+
+def _stable_id(*parts: str) -> str:
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
+
+
+class CertificateActivities:
+    def __init__(self, engine: Engine, lab: LabActivities) -> None:
+        self._engine = engine
+        self._lab = lab
+
+    @activity.defn(name="apply_certificate_transition")
+    def apply_transition(self, t: CertificateTransition) -> CertificateResult:
+        with session_scope(self._engine) as session:
+            row = session.exec(
+                select(Certificate).where(Certificate.id == t.certificate_id).with_for_update()
+            ).one()
+            key = f"certificate:{t.key}"
+            done = session.exec(
+                select(ActionRecord).where(
+                    ActionRecord.request_id == row.request_id, ActionRecord.idempotency_key == key
+                )
+            ).first()
+            if done is None:
+                row.status = t.to_status
+                row.status_since = t.at
+                session.add(row)
+                session.add(
+                    ActionRecord(
+                        request_id=row.request_id,
+                        idempotency_key=key,
+                        action=t.action,
+                        body_hash="",
+                        actor_id=t.actor.user_id if t.actor else "system",
+                        at=t.at,
+                    )
+                )
+                append_event(
+                    session,
+                    chain=certificate_chain(row.number),
+                    actor=t.actor,
+                    actor_role=t.acting_role,
+                    action=t.action,
+                    object_type="certificate",
+                    object_id=row.id,
+                    from_status=t.from_status.value,
+                    to_status=t.to_status.value,
+                    detail=t.detail | {"issue": row.issue},
+                    at=t.at,
+                )
+            return CertificateResult(
+                number=row.number,
+                issue=row.issue,
+                status=row.status,
+                status_since=row.status_since,
+            )
+
+    @activity.defn(name="reissue_certificate")
+    def reissue(self, data: ReissueInput) -> CertificateRef:
+        """A new issue of the same number with a new signed payload and PDF; the previous
+        issue becomes ``superseded``. A retry finds the new issue it already created."""
+        with session_scope(self._engine) as session:
+            old = session.exec(
+                select(Certificate).where(Certificate.id == data.certificate_id).with_for_update()
+            ).one()
+            issue = old.issue + 1
+            new = session.exec(
+                select(Certificate).where(
+                    Certificate.request_id == old.request_id, Certificate.issue == issue
+                )
+            ).first()
+            if new is None:
+                payload = dict(old.payload)
+                payload.pop("kid", None)
+                payload["issue"] = str(issue)
+                if data.scope:
+                    payload["scope"] = data.scope
+                signed = self._lab.signing.keyring.sign(payload)
+                new = Certificate(
+                    id=_stable_id(old.request_id, "certificate", str(issue)),
+                    number=old.number,
+                    issue=issue,
+                    request_id=old.request_id,
+                    organization_id=old.organization_id,
+                    centre_code=old.centre_code,
+                    status=CertificateStatus.ACTIVE,
+                    status_since=data.at,
+                    payload=dict(signed.payload),
+                    signature=signed.signature,
+                    kid=signed.kid,
+                    test_report_digest=old.test_report_digest,
+                    issued_on=old.issued_on,
+                    valid_until=old.valid_until,
+                    created_at=data.at,
+                )
+                old.status = CertificateStatus.SUPERSEDED
+                old.status_since = data.at
+                session.add(old)
+                session.add(new)
+                session.flush()
+                append_event(
+                    session,
+                    chain=certificate_chain(old.number),
+                    actor=data.actor,
+                    actor_role="compliance_officer",
+                    action="reissue",
+                    object_type="certificate",
+                    object_id=new.id,
+                    from_status=CertificateStatus.ACTIVE.value,
+                    to_status=CertificateStatus.ACTIVE.value,
+                    detail={
+                        "reason": data.reason,
+                        "issue": issue,
+                        "superseded_issue": old.issue,
+                        "scope": data.scope,
+                    },
+                    at=data.at,
+                )
+            ref = CertificateRef(certificate_id=new.id, number=new.number, issue=new.issue)
+        self._lab.ensure_pdf(ref.certificate_id)
+        return ref
+
+
+def latest_issue_id(engine: Engine, number: str) -> str | None:
+    with session_scope(engine) as session:
+        row = session.exec(
+            select(Certificate)
+            .where(Certificate.number == number)
+            .order_by(col(Certificate.issue).desc())
+        ).first()
+        return None if row is None else row.id

@@ -1,0 +1,280 @@
+"""One long-running workflow per certificate (SPEC section 5, lifecycle).
+
+It starts at issuance and ends when the certificate is withdrawn, expired, superseded (a
+reissue continues as new with the new issue) or terminated. Officers and the holder act
+through Updates; expiry and the end of a suspension's maximum period are durable timers.
+The workflow continues as new when its history grows past a threshold, carrying its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.certificates import CertificateActivities
+    from models.certificate_lifecycle import (
+        CertificateCommand,
+        CertificateResult,
+        CertificateState,
+        CertificateTransition,
+        CertificateWorkflowInput,
+        ReissueInput,
+    )
+    from models.lab import CertificateStatus
+    from workflows.certificate_lifecycle import ACTIONS, FINAL, check
+    from workflows.request_rules import Refusal
+
+C = CertificateStatus
+DB_TIMEOUT = timedelta(seconds=30)
+PDF_TIMEOUT = timedelta(minutes=5)
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+
+
+def certificate_workflow_id(number: str) -> str:
+    return f"certificate-{number}"
+
+
+@workflow.defn(name="Certificate")
+class CertificateWorkflow:
+    @workflow.init
+    def __init__(self, params: CertificateWorkflowInput) -> None:
+        self.params = params
+        self.state = params.state.model_copy()
+        if self.state.status_since is None:
+            self.state.status_since = params.issued_at
+        self.lock = asyncio.Lock()
+        self.changed = False
+        self.next_issue: CertificateWorkflowInput | None = None
+
+    # --- validation ------------------------------------------------------------------------
+
+    def _refuse(self, cmd: CertificateCommand) -> None:
+        if cmd.actor is None:
+            raise ApplicationError("actions need an actor", type="invalid-body")
+        try:
+            check(
+                cmd.action,
+                self.state.status,
+                self.params.organization_id,
+                self.params.centre_code,
+                cmd.actor,
+            )
+        except Refusal as refusal:
+            raise ApplicationError(
+                refusal.detail,
+                {
+                    "status": refusal.status,
+                    "kind": refusal.kind,
+                    "certificate_status": self.state.status.value,
+                },
+                type=refusal.kind,
+                non_retryable=True,
+            ) from None
+
+    # --- transitions -----------------------------------------------------------------------
+
+    async def _move(
+        self,
+        action: str,
+        to: CertificateStatus,
+        cmd: CertificateCommand | None,
+        key: str,
+        detail: dict[str, Any],
+    ) -> None:
+        now = workflow.now()
+        role = (
+            "system"
+            if cmd is None or cmd.actor is None
+            else ("manufacturer" if action == "terminate" else "compliance_officer")
+        )
+        await workflow.execute_activity_method(
+            CertificateActivities.apply_transition,
+            CertificateTransition(
+                certificate_id=self.params.certificate_id,
+                number=self.params.number,
+                key=key,
+                action=action,
+                actor=cmd.actor if cmd else None,
+                acting_role=role,
+                from_status=self.state.status,
+                to_status=to,
+                at=now,
+                detail=detail,
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        self.state.status = to
+        self.state.status_since = now
+        self.state.suspended_at = now if to is C.SUSPENDED else None
+        self.state.suspension_reason = detail.get("reason") if to is C.SUSPENDED else None
+        self.state.actions_seen += 1
+        self.changed = True
+
+    async def _act(self, cmd: CertificateCommand) -> CertificateResult:
+        async with self.lock:
+            self._refuse(cmd)
+            _, target, _ = ACTIONS[cmd.action]
+            detail: dict[str, Any] = {"reason": cmd.reason}
+            if cmd.action == "reissue":
+                assert cmd.actor is not None
+                ref = await workflow.execute_activity_method(
+                    CertificateActivities.reissue,
+                    ReissueInput(
+                        certificate_id=self.params.certificate_id,
+                        key=cmd.key,
+                        actor=cmd.actor,
+                        reason=cmd.reason,
+                        scope=cmd.scope,
+                        at=workflow.now(),
+                    ),
+                    start_to_close_timeout=PDF_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                self.state.status = C.ACTIVE
+                self.state.status_since = workflow.now()
+                self.next_issue = self.params.model_copy(
+                    update={
+                        "certificate_id": ref.certificate_id,
+                        "issue": ref.issue,
+                        "state": CertificateState(
+                            status=C.ACTIVE,
+                            status_since=workflow.now(),
+                            surveillance_count=self.state.surveillance_count,
+                            next_surveillance_at=self.state.next_surveillance_at,
+                            runs=self.state.runs + 1,
+                        ),
+                    }
+                )
+                self.changed = True
+                return CertificateResult(
+                    number=ref.number, issue=ref.issue, status=C.ACTIVE, status_since=workflow.now()
+                )
+            await self._move(cmd.action, target, cmd, cmd.key, detail)
+            return self.result()
+
+    def result(self) -> CertificateResult:
+        return CertificateResult(
+            number=self.params.number,
+            issue=self.params.issue,
+            status=self.state.status,
+            status_since=self.state.status_since,
+        )
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def _deadlines(self) -> list[datetime]:
+        deadlines = [self.params.expires_at]
+        if self.state.status is C.SUSPENDED and self.state.suspended_at is not None:
+            deadlines.append(
+                self.state.suspended_at + timedelta(seconds=self.params.timing.suspension_max)
+            )
+        return deadlines
+
+    async def _timers_due(self) -> None:
+        async with self.lock:
+            now = workflow.now()
+            if self.state.status in FINAL:
+                return
+            if now >= self.params.expires_at:
+                await self._move(
+                    "expire",
+                    C.EXPIRED,
+                    None,
+                    f"expire:{self.params.issue}",
+                    {"valid_until": self.params.expires_at.isoformat()},
+                )
+                return
+            if self.state.status is C.SUSPENDED and self.state.suspended_at is not None:
+                limit = self.state.suspended_at + timedelta(
+                    seconds=self.params.timing.suspension_max
+                )
+                if now >= limit:
+                    await self._move(
+                        "withdraw",
+                        C.WITHDRAWN,
+                        None,
+                        f"withdraw-after-suspension:{self.state.suspended_at.isoformat()}",
+                        {"reason": "suspended past its maximum period"},
+                    )
+
+    # --- the run ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, params: CertificateWorkflowInput) -> CertificateResult:
+        while self.state.status not in FINAL and self.next_issue is None:
+            if (
+                workflow.info().get_current_history_length() > self.params.timing.history_threshold
+                and workflow.all_handlers_finished()
+            ):
+                workflow.continue_as_new(
+                    self.params.model_copy(
+                        update={
+                            "state": self.state.model_copy(update={"runs": self.state.runs + 1})
+                        }
+                    )
+                )
+            timeout = max(min(self._deadlines()) - workflow.now(), timedelta(milliseconds=1))
+            self.changed = False
+            try:
+                await workflow.wait_condition(lambda: self.changed, timeout=timeout)
+            except TimeoutError:
+                await self._timers_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self.next_issue is not None:  # a reissue: the new issue has a fresh history
+            workflow.continue_as_new(self.next_issue)
+        return self.result()
+
+    # --- Updates and queries ---------------------------------------------------------------
+
+    @workflow.update(name="suspend")
+    async def suspend(self, cmd: CertificateCommand) -> CertificateResult:
+        return await self._act(cmd)
+
+    @suspend.validator
+    def _v_suspend(self, cmd: CertificateCommand) -> None:
+        self._refuse(cmd)
+
+    @workflow.update(name="restore")
+    async def restore(self, cmd: CertificateCommand) -> CertificateResult:
+        return await self._act(cmd)
+
+    @restore.validator
+    def _v_restore(self, cmd: CertificateCommand) -> None:
+        self._refuse(cmd)
+
+    @workflow.update(name="withdraw")
+    async def withdraw(self, cmd: CertificateCommand) -> CertificateResult:
+        return await self._act(cmd)
+
+    @withdraw.validator
+    def _v_withdraw(self, cmd: CertificateCommand) -> None:
+        self._refuse(cmd)
+
+    @workflow.update(name="reissue")
+    async def reissue(self, cmd: CertificateCommand) -> CertificateResult:
+        return await self._act(cmd)
+
+    @reissue.validator
+    def _v_reissue(self, cmd: CertificateCommand) -> None:
+        self._refuse(cmd)
+
+    @workflow.update(name="terminate")
+    async def terminate(self, cmd: CertificateCommand) -> CertificateResult:
+        return await self._act(cmd)
+
+    @terminate.validator
+    def _v_terminate(self, cmd: CertificateCommand) -> None:
+        self._refuse(cmd)
+
+    @workflow.query(name="state")
+    def current_state(self) -> CertificateState:
+        return self.state
