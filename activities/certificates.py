@@ -6,16 +6,37 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.audit import append_event
 from activities.lab import LabActivities
-from models.certificate_lifecycle import CertificateResult, CertificateTransition, ReissueInput
+from models.accounts import Product
+from models.certificate_lifecycle import (
+    CertificateResult,
+    CertificateTransition,
+    ReissueInput,
+    SurveillanceRequestInput,
+)
 from models.lab import Certificate, CertificateStatus
-from models.request_payloads import CertificateRef
-from models.requests import ActionRecord
+from models.permissions import Actor
+from models.reference import Scheme, TestItem
+from models.request_payloads import (
+    CertificateRef,
+    PlanEntry,
+    RequestWorkflowInput,
+    SchemeSnapshot,
+)
+from models.requests import ActionRecord, CertificationRequest, RequestKind, RequestStatus
 from mutabaqa.db import session_scope
+from mutabaqa.timing import timing_of
+
+
+def plan_entries(session: Session, scheme_id: int) -> tuple[PlanEntry, ...]:
+    items = session.exec(
+        select(TestItem).where(TestItem.scheme_id == scheme_id).order_by(col(TestItem.position))
+    ).all()
+    return tuple(PlanEntry(code=i.code, mandatory=i.mandatory) for i in items)
 
 
 def certificate_chain(number: str) -> str:
@@ -141,6 +162,48 @@ class CertificateActivities:
             ref = CertificateRef(certificate_id=new.id, number=new.number, issue=new.issue)
         self._lab.ensure_pdf(ref.certificate_id)
         return ref
+
+    @activity.defn(name="surveillance_request")
+    def surveillance_request(self, data: SurveillanceRequestInput) -> RequestWorkflowInput:
+        """What a surveillance request of this certificate starts with: the same product and
+        scheme version, at the certificate's centre, waiting for a sample."""
+        with Session(self._engine) as session:
+            certificate = session.get(Certificate, data.certificate_id)
+            assert certificate is not None
+            original = session.get(CertificationRequest, certificate.request_id)
+            assert original is not None
+            product = session.get(Product, original.product_id)
+            scheme = session.get(Scheme, original.scheme_id)
+            assert product is not None and scheme is not None and scheme.id is not None
+            plan = plan_entries(session, scheme.id)
+        return RequestWorkflowInput(
+            request_id=data.request_id,
+            organization_id=certificate.organization_id,
+            product_id=product.id,
+            product_name=product.name,
+            scheme=SchemeSnapshot(
+                id=scheme.id,
+                code=scheme.code,
+                version=scheme.version,
+                sector=scheme.sector,
+                title=scheme.title,
+                required_documents=(),
+                decision_rule=scheme.decision_rule.value,
+                items=plan,
+            ),
+            kind=RequestKind.SURVEILLANCE,
+            scope=f"Surveillance n° {data.sequence} — {certificate.number}",
+            actor=SYSTEM_ACTOR,
+            timing=timing_of(self._lab.settings),
+            initial_status=RequestStatus.AWAITING_SAMPLE,
+            centre_code=certificate.centre_code,
+            certificate_number=certificate.number,
+        )
+
+
+SYSTEM_ACTOR = Actor(
+    user_id="system", email="system@mutabaqa.invalid", full_name="Mutabaqa", roles=()
+)
 
 
 def latest_issue_id(engine: Engine, number: str) -> str | None:

@@ -215,6 +215,7 @@ class LabActivities:
     ) -> None:
         self._engine = engine
         self._settings = settings
+        self.settings = settings
         self._store = store
         self.signing = signing
 

@@ -296,7 +296,30 @@ def _texts(params: NotifyInput, settings: Settings) -> _Texts:
             "Consultez le détail de la décision dans votre espace.",
             "يرجى الاطلاع على تفاصيل القرار في فضائكم.",
         )
+    if kind is NotificationKind.CERTIFICATE_STATUS:
+        status = params.stage or "?"
+        status_fr, status_ar = CERTIFICATE_STATUS_LABELS.get(status, (status, status))
+        number = params.certificate_number or "?"
+        verify = f"{settings.public_base_url.rstrip('/')}/verify/{number}"
+        return _Texts(
+            f"Certificat {number} : {status_fr}",
+            f"الشهادة {number}: {status_ar}",
+            f"Le statut du certificat n° {number} est désormais : {status_fr}.",
+            f"أصبحت حالة الشهادة رقم {number}: {status_ar}.",
+            f"Le statut public est consultable à l'adresse {verify}.",
+            f"يمكن الاطلاع على الحالة العمومية عبر الرابط {verify}.",
+        )
     raise ValueError(f"no e-mail text for notification kind {kind!r}")
+
+
+CERTIFICATE_STATUS_LABELS = {
+    "active": ("actif", "سارية"),
+    "suspended": ("suspendu", "معلقة"),
+    "withdrawn": ("retiré", "مسحوبة"),
+    "expired": ("expiré", "منتهية الصلاحية"),
+    "superseded": ("remplacé par une nouvelle édition", "مستبدلة بإصدار جديد"),
+    "terminated": ("résilié à la demande du titulaire", "منهاة بطلب من الحامل"),
+}
 
 
 def _indented(text: str) -> list[str]:

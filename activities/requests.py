@@ -115,7 +115,8 @@ class RequestActivities:
                 scheme_version=p.scheme.version,
                 kind=p.kind,
                 scope=p.scope,
-                status="draft",  # type: ignore[arg-type]
+                status=p.initial_status,
+                centre_code=p.centre_code,
                 workflow_id=data.workflow_id,
                 idempotency_key=p.idempotency_key,
                 idempotency_hash=p.idempotency_hash,
@@ -125,20 +126,22 @@ class RequestActivities:
             )
             session.add(row)
             session.flush()
+            surveillance = p.certificate_number is not None
             append_event(
                 session,
                 chain=request_chain(p.request_id),
-                actor=p.actor,
-                actor_role="manufacturer",
+                actor=None if surveillance else p.actor,
+                actor_role="system" if surveillance else "manufacturer",
                 action="create",
                 object_type="request",
                 object_id=p.request_id,
-                to_status="draft",
+                to_status=p.initial_status.value,
                 detail={
                     "number": number,
                     "scheme": f"{p.scheme.code} v{p.scheme.version}",
                     "kind": p.kind.value,
                     "scope": p.scope,
+                    "certificate_number": p.certificate_number,
                 },
                 at=now,
             )

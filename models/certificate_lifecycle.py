@@ -64,6 +64,7 @@ class CertificateWorkflowInput(BaseModel):
     surveillance_months: int
     product_id: str
     product_name: str
+    request_number: str = ""
     issued_at: datetime
     expires_at: datetime
     timing: CertificateTiming = Field(default_factory=CertificateTiming)
@@ -113,3 +114,9 @@ class SurveillanceOutcome(BaseModel):
     request_workflow_id: str
     passed: bool
     status: str
+
+
+class SurveillanceRequestInput(BaseModel):
+    certificate_id: str
+    sequence: int
+    request_id: str

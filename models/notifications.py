@@ -42,6 +42,9 @@ class NotificationKind(StrEnum):
     RETEST_REQUESTED = "retest_requested"
     #: An appeal was decided (``appeal_outcome``, ``reason``).
     APPEAL_DECIDED = "appeal_decided"
+    #: A certificate's status changed (``stage`` = the new status, ``certificate_number``,
+    #: ``reason``).
+    CERTIFICATE_STATUS = "certificate_status"
 
 
 #: Kinds addressed to staff (compliance officers and the centre's technicians).

@@ -126,6 +126,11 @@ class RequestWorkflowInput(BaseModel):
     idempotency_key: str | None = None
     idempotency_hash: str | None = None
     timing: Timing
+    #: Surveillance requests start at the sample stage, at the certificate's centre, and
+    #: report their outcome to the certificate's workflow.
+    initial_status: RequestStatus = RequestStatus.DRAFT
+    centre_code: str | None = None
+    certificate_number: str | None = None
 
 
 class RequestRef(BaseModel):

@@ -60,6 +60,7 @@ def build_worker(
             lab.issue_certificate,
             certificates.apply_transition,
             certificates.reissue,
+            certificates.surveillance_request,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -13,11 +13,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.certificates import CertificateActivities
+    from activities.notifications import (
+        NOTIFY_RETRY_POLICY,
+        NOTIFY_START_TO_CLOSE,
+        NotificationActivities,
+    )
     from models.certificate_lifecycle import (
         CertificateCommand,
         CertificateResult,
@@ -25,9 +31,14 @@ with workflow.unsafe.imports_passed_through():
         CertificateTransition,
         CertificateWorkflowInput,
         ReissueInput,
+        SurveillanceOutcome,
+        SurveillanceRequestInput,
     )
     from models.lab import CertificateStatus
+    from models.notifications import NotificationKind, NotifyInput
+    from workflows import search_attributes as attrs
     from workflows.certificate_lifecycle import ACTIONS, FINAL, check
+    from workflows.certificate_rules import add_months
     from workflows.request_rules import Refusal
 
 C = CertificateStatus
@@ -53,6 +64,9 @@ class CertificateWorkflow:
         self.lock = asyncio.Lock()
         self.changed = False
         self.next_issue: CertificateWorkflowInput | None = None
+        self.notifications: list[asyncio.Future[Any]] = []
+        if self.state.next_surveillance_at is None:
+            self.state.next_surveillance_at = self._surveillance_after(0)
 
     # --- validation ------------------------------------------------------------------------
 
@@ -118,6 +132,29 @@ class CertificateWorkflow:
         self.state.suspension_reason = detail.get("reason") if to is C.SUSPENDED else None
         self.state.actions_seen += 1
         self.changed = True
+        self._notify(to, key, detail.get("reason"))
+
+    def _notify(self, status: CertificateStatus, key: str, reason: str | None) -> None:
+        """Tell the holder (e-mail, webhook) in the background; never blocks an action."""
+        self.notifications.append(
+            workflow.start_activity_method(
+                NotificationActivities.notify,
+                NotifyInput(
+                    request_id=self.params.request_id,
+                    request_number=self.params.request_number or self.params.number,
+                    kind=NotificationKind.CERTIFICATE_STATUS,
+                    product_name=self.params.product_name,
+                    scheme_code=self.params.scheme_code,
+                    centre_code=self.params.centre_code,
+                    stage=status.value,
+                    certificate_number=self.params.number,
+                    reason=reason,
+                    dedupe_key=f"certificate-{self.params.number}:{key}",
+                ),
+                start_to_close_timeout=NOTIFY_START_TO_CLOSE,
+                retry_policy=NOTIFY_RETRY_POLICY,
+            )
+        )
 
     async def _act(self, cmd: CertificateCommand) -> CertificateResult:
         async with self.lock:
@@ -171,8 +208,21 @@ class CertificateWorkflow:
 
     # --- timers ----------------------------------------------------------------------------
 
+    def _surveillance_after(self, done: int) -> datetime:
+        """When surveillance number ``done + 1`` falls due (interval from configuration, or
+        the scheme's months counted from the issue date)."""
+        interval = self.params.timing.surveillance_interval
+        if interval is not None:
+            return self.params.issued_at + timedelta(seconds=interval * (done + 1))
+        day = add_months(self.params.issued_at.date(), self.params.surveillance_months * (done + 1))
+        return datetime.combine(day, self.params.issued_at.timetz())
+
     def _deadlines(self) -> list[datetime]:
         deadlines = [self.params.expires_at]
+        if self.state.surveillance_request is not None and self.state.surveillance_due:
+            deadlines.append(self.state.surveillance_due)
+        elif self.state.status is C.ACTIVE and self.state.next_surveillance_at is not None:
+            deadlines.append(self.state.next_surveillance_at)
         if self.state.status is C.SUSPENDED and self.state.suspended_at is not None:
             deadlines.append(
                 self.state.suspended_at + timedelta(seconds=self.params.timing.suspension_max)
@@ -193,6 +243,31 @@ class CertificateWorkflow:
                     {"valid_until": self.params.expires_at.isoformat()},
                 )
                 return
+            open_request = self.state.surveillance_request
+            due = self.state.surveillance_due
+            if open_request is not None and due is not None and now >= due:
+                self.state.surveillance_request = None  # missed: a late outcome is ignored
+                if self.state.status is C.ACTIVE:
+                    await self._move(
+                        "suspend",
+                        C.SUSPENDED,
+                        None,
+                        f"surveillance-missed:{open_request}",
+                        {
+                            "reason": "surveillance not completed by its deadline",
+                            "surveillance_request": open_request,
+                        },
+                    )
+                return
+            next_at = self.state.next_surveillance_at
+            if (
+                open_request is None
+                and self.state.status is C.ACTIVE
+                and next_at is not None
+                and now >= next_at
+            ):
+                await self._open_surveillance(now)
+                return
             if self.state.status is C.SUSPENDED and self.state.suspended_at is not None:
                 limit = self.state.suspended_at + timedelta(
                     seconds=self.params.timing.suspension_max
@@ -206,6 +281,62 @@ class CertificateWorkflow:
                         {"reason": "suspended past its maximum period"},
                     )
 
+    async def _open_surveillance(self, now: datetime) -> None:
+        sequence = self.state.surveillance_count + 1
+        workflow_id = f"surveillance-{self.params.number}-{sequence}"
+        request = await workflow.execute_activity_method(
+            CertificateActivities.surveillance_request,
+            SurveillanceRequestInput(
+                certificate_id=self.params.certificate_id,
+                sequence=sequence,
+                request_id=str(workflow.uuid4()).replace("-", ""),
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        await workflow.start_child_workflow(
+            "CertificationRequest",
+            request,
+            id=workflow_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(attrs.STATUS, request.initial_status.value),
+                    SearchAttributePair(attrs.MANUFACTURER, request.organization_id),
+                    SearchAttributePair(attrs.SCHEME, request.scheme.code),
+                    SearchAttributePair(attrs.KIND, request.kind.value),
+                ]
+            ),
+        )
+        self.state.surveillance_count = sequence
+        self.state.surveillance_request = workflow_id
+        self.state.surveillance_due = now + timedelta(
+            seconds=self.params.timing.surveillance_deadline
+        )
+        self.state.next_surveillance_at = self._surveillance_after(sequence)
+        self.changed = True
+
+    @workflow.signal(name="surveillance_outcome")
+    async def surveillance_outcome(self, outcome: SurveillanceOutcome) -> None:
+        """A surveillance request ended: a failure suspends the certificate."""
+        async with self.lock:
+            if outcome.request_workflow_id != self.state.surveillance_request:
+                return  # not the open one (already missed, or a stray signal)
+            self.state.surveillance_request = None
+            self.state.surveillance_due = None
+            if not outcome.passed and self.state.status is C.ACTIVE:
+                await self._move(
+                    "suspend",
+                    C.SUSPENDED,
+                    None,
+                    f"surveillance-failed:{outcome.request_workflow_id}",
+                    {
+                        "reason": "surveillance failed",
+                        "surveillance_request": outcome.request_workflow_id,
+                    },
+                )
+            self.changed = True
+
     # --- the run ---------------------------------------------------------------------------
 
     @workflow.run
@@ -215,6 +346,7 @@ class CertificateWorkflow:
                 workflow.info().get_current_history_length() > self.params.timing.history_threshold
                 and workflow.all_handlers_finished()
             ):
+                await asyncio.gather(*self.notifications, return_exceptions=True)
                 workflow.continue_as_new(
                     self.params.model_copy(
                         update={
@@ -229,6 +361,7 @@ class CertificateWorkflow:
             except TimeoutError:
                 await self._timers_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await asyncio.gather(*self.notifications, return_exceptions=True)
         if self.next_issue is not None:  # a reissue: the new issue has a fresh history
             workflow.continue_as_new(self.next_issue)
         return self.result()

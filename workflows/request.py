@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         NotificationActivities,
     )
     from activities.requests import NON_RETRYABLE, RequestActivities
-    from models.certificate_lifecycle import CertificateWorkflowInput
+    from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
     from models.notifications import NotificationKind, NotifyInput
     from models.permissions import Actor
     from models.request_payloads import (
@@ -111,8 +111,8 @@ class RequestWorkflow:
     def __init__(self, params: RequestWorkflowInput) -> None:
         self.params = params
         self.ref: RequestRef | None = None
-        self.status = S.DRAFT
-        self.centre_code: str | None = None
+        self.status = params.initial_status
+        self.centre_code: str | None = params.centre_code
         self.proposed_centre_code: str | None = None
         self.round = 1
         self.documents: set[str] = set()
@@ -413,9 +413,8 @@ class RequestWorkflow:
     def _target(self, action: str) -> RequestStatus:
         _, target = TRANSITIONS[action]
         if action == "grant":
-            return (
-                S.VERIFIED if self.params.kind is RequestKind.SAFETY_VERIFICATION else S.CERTIFIED
-            )
+            issues_certificate = self.params.kind is RequestKind.CERTIFICATION
+            return S.CERTIFIED if issues_certificate else S.VERIFIED
         assert target is not None
         return target
 
@@ -457,6 +456,8 @@ class RequestWorkflow:
             await self._transition(t)
             if self.certificate is not None and cmd.action == "grant":
                 await self._start_certificate_workflow(now)
+            if self.params.certificate_number and cmd.action in ("grant", "refuse"):
+                await self._report_surveillance(cmd.action == "grant", target)
             # The record is written: now the workflow's own state follows.
             self._follow_transition(cmd, t, now)
             if target is not before:
@@ -470,6 +471,18 @@ class RequestWorkflow:
                 round=self.round,
                 certificate_number=self.certificate.number if self.certificate else None,
             )
+
+    async def _report_surveillance(self, passed: bool, status: RequestStatus) -> None:
+        """A surveillance request tells its certificate's workflow how it ended."""
+        assert self.params.certificate_number is not None
+        await workflow.get_external_workflow_handle(
+            f"certificate-{self.params.certificate_number}"
+        ).signal(
+            "surveillance_outcome",
+            SurveillanceOutcome(
+                request_workflow_id=workflow.info().workflow_id, passed=passed, status=status.value
+            ),
+        )
 
     async def _start_certificate_workflow(self, now: datetime) -> None:
         """The certificate's own long-running workflow (it outlives this request's)."""
@@ -493,6 +506,7 @@ class RequestWorkflow:
                 surveillance_months=cert.surveillance_months,
                 product_id=self.params.product_id,
                 product_name=self.params.product_name,
+                request_number=self.ref.number if self.ref else "",
                 issued_at=now,
                 expires_at=(
                     now + timedelta(seconds=timing.validity) if timing.validity else cert.expires_at

@@ -36,7 +36,6 @@ from api.request_views import facts_of, plan_of, request_view
 from api.workflow_calls import send_action, unavailable
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
-from models.certificate_lifecycle import CertificateTiming
 from models.permissions import Actor, Permission, Role
 from models.reference import Scheme, TechnicalCentre
 from models.request_payloads import (
@@ -51,14 +50,13 @@ from models.request_payloads import (
     SchemeSnapshot,
     Timeline,
     TimelineItem,
-    Timing,
 )
 from models.requests import (
     ActionRecord,
     CertificationRequest,
     RequestStatus,
 )
-from mutabaqa.settings import Settings
+from mutabaqa.timing import timing_of
 from workflows import search_attributes as attrs
 from workflows.request import RequestWorkflow
 from workflows.request_rules import (
@@ -205,24 +203,6 @@ def workflow_id_for(organization_id: str, key: str | None, request_id: str) -> s
     if key is None:
         return f"request-{request_id}"
     return f"request-{organization_id}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-
-
-def timing_of(settings: Settings) -> Timing:
-    return Timing(
-        info_response=settings.info_response_seconds,
-        info_reminder_fraction=settings.info_reminder_fraction,
-        sample_receipt_target=settings.sample_receipt_target_seconds,
-        testing_target=settings.testing_target_seconds,
-        decision_target=settings.decision_target_seconds,
-        appeal_window=settings.appeal_window_seconds,
-        certificate=CertificateTiming(
-            suspension_max=settings.suspension_max_seconds,
-            surveillance_interval=settings.surveillance_interval_seconds,
-            surveillance_deadline=settings.surveillance_deadline_seconds,
-            validity=settings.certificate_validity_seconds,
-            history_threshold=settings.certificate_history_threshold,
-        ),
-    )
 
 
 def _existing_for_key(
