@@ -4,6 +4,7 @@ each, idempotent on the action's key), audited on the certificate's own chain.""
 from __future__ import annotations
 
 import hashlib
+import time
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -91,12 +92,16 @@ class CertificateActivities:
                     detail=t.detail | {"issue": row.issue},
                     at=t.at,
                 )
-            return CertificateResult(
+            result = CertificateResult(
                 number=row.number,
                 issue=row.issue,
                 status=row.status,
                 status_since=row.status_since,
             )
+        pause = self._lab.settings.fault_pause_after_certificate_seconds
+        if pause and done is None:
+            time.sleep(pause)
+        return result
 
     @activity.defn(name="reissue_certificate")
     def reissue(self, data: ReissueInput) -> CertificateRef:

@@ -127,8 +127,9 @@ class Settings(BaseSettings):
     #: How long the API waits for the workflow to answer before 503 + Retry-After.
     workflow_answer_seconds: Annotated[float, Field(gt=0)] = 15.0
 
-    #: Test seam (fault injection): seconds ``issue_certificate`` waits after committing the
-    #: certificate and before completing, so a test can kill the worker in between. 0 in use.
+    #: Test seam (fault injection): seconds ``issue_certificate`` and a certificate's status
+    #: change wait after committing and before completing, so a test can kill the worker in
+    #: between. 0 in use.
     fault_pause_after_certificate_seconds: Annotated[float, Field(ge=0)] = 0.0
 
     # Processes.
