@@ -44,6 +44,11 @@ def certificate_chain(number: str) -> str:
     return f"certificate:{number}"
 
 
+def transition_key(key: str) -> str:
+    """The ``request_action`` key that records a certificate action's ``Idempotency-Key``."""
+    return f"certificate:{key}"
+
+
 def _stable_id(*parts: str) -> str:
     return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
@@ -59,7 +64,7 @@ class CertificateActivities:
             row = session.exec(
                 select(Certificate).where(Certificate.id == t.certificate_id).with_for_update()
             ).one()
-            key = f"certificate:{t.key}"
+            key = transition_key(t.key)
             done = session.exec(
                 select(ActionRecord).where(
                     ActionRecord.request_id == row.request_id, ActionRecord.idempotency_key == key
@@ -145,6 +150,16 @@ class CertificateActivities:
                 old.status_since = data.at
                 session.add(old)
                 session.add(new)
+                session.add(  # so a repeat with the same Idempotency-Key finds it was done
+                    ActionRecord(
+                        request_id=old.request_id,
+                        idempotency_key=transition_key(data.key),
+                        action="reissue",
+                        body_hash="",
+                        actor_id=data.actor.user_id,
+                        at=data.at,
+                    )
+                )
                 session.flush()
                 append_event(
                     session,

@@ -25,6 +25,7 @@ from api.routes import (
     reference,
     requests,
     users,
+    webhooks,
 )
 from mutabaqa import __version__
 from mutabaqa.bootstrap import start_first_admin
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         lab,
         evidence,
         certificates,
+        webhooks,
     ):
         v1.include_router(module.router)
     v1.include_router(public.api_router)

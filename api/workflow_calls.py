@@ -37,7 +37,20 @@ def problem_from_failure(error: BaseException) -> Problem:
         info: dict[str, Any] = cause.details[0] if isinstance(cause.details[0], dict) else {}
         status = int(info.get("status", 409))
         kind = str(info.get("kind", cause.type or "conflict"))
-        extra = {k: info[k] for k in ("request_status", "allowed_actions") if k in info}
+        extra = {
+            k: info[k]
+            for k in ("request_status", "certificate_status", "allowed_actions")
+            if k in info
+        }
+        if status == 503:
+            return Problem(
+                503,
+                kind,
+                "Try again shortly",
+                cause.message,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                **extra,
+            )
         return Problem(status, kind, _title(status), cause.message, **extra)
     if isinstance(cause, ApplicationError):
         return Problem(409, cause.type or "conflict", "Not allowed now", cause.message)

@@ -51,6 +51,7 @@ class Permission(StrEnum):
     EVIDENCE_READ = "evidence:read"
     RESULTS_RECORD = "results:record"
     CERTIFICATES_READ = "certificates:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 _ALL = frozenset(Role)
@@ -70,6 +71,7 @@ ROUTE_ROLES: dict[Permission, frozenset[Role]] = {
     Permission.EVIDENCE_READ: _STAFF_AND_HOLDERS,
     Permission.RESULTS_RECORD: frozenset({Role.LAB_TECHNICIAN}),
     Permission.CERTIFICATES_READ: _STAFF_AND_HOLDERS,
+    Permission.WEBHOOKS_MANAGE: frozenset({Role.MANUFACTURER}),
 }
 
 #: Request actions (SPEC section 4) and the roles that may ever take them.

@@ -24,6 +24,11 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_START_TO_CLOSE,
         NotificationActivities,
     )
+    from activities.webhooks import (
+        WEBHOOK_RETRY_POLICY,
+        WEBHOOK_START_TO_CLOSE,
+        WebhookActivities,
+    )
     from models.certificate_lifecycle import (
         CertificateCommand,
         CertificateResult,
@@ -36,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.lab import CertificateStatus
     from models.notifications import NotificationKind, NotifyInput
+    from models.webhooks import WebhookInput
     from workflows import search_attributes as attrs
     from workflows.certificate_lifecycle import ACTIONS, FINAL, check
     from workflows.certificate_rules import add_months
@@ -65,12 +71,25 @@ class CertificateWorkflow:
         self.changed = False
         self.next_issue: CertificateWorkflowInput | None = None
         self.notifications: list[asyncio.Future[Any]] = []
+        #: Set while the run winds down to continue as new: new actions are told to retry.
+        self.continuing = False
         if self.state.next_surveillance_at is None:
             self.state.next_surveillance_at = self._surveillance_after(0)
 
     # --- validation ------------------------------------------------------------------------
 
     def _refuse(self, cmd: CertificateCommand) -> None:
+        if self.continuing:
+            raise ApplicationError(
+                "the certificate's workflow is continuing as new; retry in a moment",
+                {
+                    "status": 503,
+                    "kind": "workflow-unavailable",
+                    "certificate_status": self.state.status.value,
+                },
+                type="workflow-unavailable",
+                non_retryable=True,
+            )
         if cmd.actor is None:
             raise ApplicationError("actions need an actor", type="invalid-body")
         try:
@@ -153,6 +172,26 @@ class CertificateWorkflow:
                 ),
                 start_to_close_timeout=NOTIFY_START_TO_CLOSE,
                 retry_policy=NOTIFY_RETRY_POLICY,
+            )
+        )
+        self.notifications.append(
+            workflow.start_activity_method(
+                WebhookActivities.deliver,
+                WebhookInput(
+                    organization_id=self.params.organization_id,
+                    event_id=f"certificate-{self.params.number}:{key}",
+                    event_type=f"certificate.{status.value}",
+                    data={
+                        "number": self.params.number,
+                        "issue": str(self.params.issue),
+                        "status": status.value,
+                        "reason": reason or "",
+                        "verify_url": f"/verify/{self.params.number}",
+                    },
+                    occurred_at=workflow.now(),
+                ),
+                start_to_close_timeout=WEBHOOK_START_TO_CLOSE,
+                retry_policy=WEBHOOK_RETRY_POLICY,
             )
         )
 
@@ -337,16 +376,23 @@ class CertificateWorkflow:
                 )
             self.changed = True
 
+    async def _quiesce(self) -> None:
+        """Let notifications finish and Updates in flight complete; return with none running
+        (nothing can start before the caller's next await: continue-as-new or return)."""
+        while True:
+            await asyncio.gather(*self.notifications, return_exceptions=True)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if all(notification.done() for notification in self.notifications):
+                return
+
     # --- the run ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, params: CertificateWorkflowInput) -> CertificateResult:
         while self.state.status not in FINAL and self.next_issue is None:
-            if (
-                workflow.info().get_current_history_length() > self.params.timing.history_threshold
-                and workflow.all_handlers_finished()
-            ):
-                await asyncio.gather(*self.notifications, return_exceptions=True)
+            if workflow.info().get_current_history_length() > self.params.timing.history_threshold:
+                self.continuing = True
+                await self._quiesce()
                 workflow.continue_as_new(
                     self.params.model_copy(
                         update={
@@ -360,8 +406,7 @@ class CertificateWorkflow:
                 await workflow.wait_condition(lambda: self.changed, timeout=timeout)
             except TimeoutError:
                 await self._timers_due()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await asyncio.gather(*self.notifications, return_exceptions=True)
+        await self._quiesce()
         if self.next_issue is not None:  # a reissue: the new issue has a fresh history
             workflow.continue_as_new(self.next_issue)
         return self.result()

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlmodel import col, or_, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 
-from activities.certificates import certificate_chain
+from activities.certificates import certificate_chain, transition_key
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
@@ -26,6 +26,7 @@ from models.certificate_lifecycle import CertificateActionBody, CertificateComma
 from models.lab import Certificate, CertificateStatus
 from models.permissions import Actor, Permission, Role
 from models.request_payloads import Timeline, TimelineItem
+from models.requests import ActionRecord
 from models.types import UTCDateTime
 from workflows import certificate_lifecycle as lifecycle
 from workflows.request_rules import Refusal
@@ -177,10 +178,30 @@ async def certificate_action(
     actor: CurrentActor,
     session: SessionDep,
     ctx: Annotated[AppContext, Depends(get_context)],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=180)
+    ] = None,
 ) -> CertificateView:
     """``suspend``, ``restore``, ``withdraw``, ``reissue`` (officer) or ``terminate`` (the
-    holder), each with a reason; answers the certificate as stored afterwards."""
+    holder), each with a reason; answers the certificate as stored afterwards. A repeat with
+    the same ``Idempotency-Key`` answers the certificate as stored, also once the status
+    has changed (e.g. after a 503 whose action went through)."""
+    if idempotency_key is not None:
+        done = session.exec(
+            select(ActionRecord).where(
+                ActionRecord.request_id == row.request_id,
+                ActionRecord.idempotency_key == transition_key(idempotency_key),
+            )
+        ).first()
+        if done is not None:
+            if done.action != action:
+                raise Problem(
+                    422,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused",
+                    f"this Idempotency-Key was used for {done.action!r}",
+                )
+            return _view(row, actor)
     try:
         lifecycle.check(action, row.status, row.organization_id, row.centre_code, actor)
     except Refusal as refusal:
@@ -210,13 +231,8 @@ async def certificate_action(
         raise unavailable() from None
     except WorkflowUpdateFailedError as exc:
         problem = problem_from_failure(exc)
-        raise Problem(
-            problem.status,
-            problem.kind,
-            problem.title,
-            problem.detail,
-            certificate_status=row.status.value,
-        ) from None
+        problem.extra.setdefault("certificate_status", row.status.value)
+        raise problem from None
     session.expire_all()
     fresh = session.exec(
         select(Certificate)

@@ -115,6 +115,10 @@ def _get(path: str) -> Call:
     return lambda client, w, h: client.get(path.format(w=w), headers=h)
 
 
+def _put_webhook(client: TestClient, h: dict[str, str]) -> Any:
+    return client.put(f"{API}/webhook", headers=h, json={"url": "https://erp.example.ma/hook"})
+
+
 CASES = [
     Case(
         "get",
@@ -328,6 +332,30 @@ CASES = [
     ),
     Case(
         "get",
+        "/api/v1/certificates/{number}/timeline",
+        "",
+        lambda c, w, h: c.get(f"{API}/certificates/{w.certificate}/timeline", headers=h),
+        {
+            "manufacturer": (200, 404),
+            "lab_technician": (200, 404),
+            "compliance_officer": (200, 200),
+            "admin": (403, 403),
+        },
+    ),
+    # restore of an active certificate: allowed to the officer by role, refused by state
+    Case(
+        "post",
+        "/api/v1/certificates/{number}/actions/{action}",
+        "restore",
+        lambda c, w, h: c.post(
+            f"{API}/certificates/{w.certificate}/actions/restore",
+            headers=h,
+            json={"reason": "check"},
+        ),
+        only("compliance_officer", 409),
+    ),
+    Case(
+        "get",
         "/api/v1/evidence/{file_id}/content",
         "",
         lambda c, w, h: c.get(
@@ -355,6 +383,37 @@ CASES = [
         everyone(200),
     ),
     Case("get", "/api/v1/directory", "", _get(f"{API}/directory"), everyone(200)),
+    # Each manufacturer acts on its own organisation's webhook: "other tenant" is the other
+    # organisation's manufacturer on theirs, hence the same status. The PUT first makes sure
+    # a webhook exists, so the status does not depend on which row ran first.
+    Case(
+        "put",
+        "/api/v1/webhook",
+        "",
+        lambda c, w, h: (_put_webhook(c, h), _put_webhook(c, h))[1],
+        only("manufacturer", 200),
+    ),
+    Case(
+        "get",
+        "/api/v1/webhook",
+        "",
+        lambda c, w, h: (_put_webhook(c, h), c.get(f"{API}/webhook", headers=h))[1],
+        only("manufacturer", 200),
+    ),
+    Case(
+        "delete",
+        "/api/v1/webhook",
+        "",
+        lambda c, w, h: (_put_webhook(c, h), c.delete(f"{API}/webhook", headers=h))[1],
+        only("manufacturer", 200),
+    ),
+    Case(
+        "get",
+        "/api/v1/webhook/deliveries",
+        "",
+        _get(f"{API}/webhook/deliveries"),
+        only("manufacturer", 200),
+    ),
 ]
 
 

@@ -12,7 +12,8 @@ from mutabaqa.migrate import alembic_config, check, upgrade
 TABLES = {
     "technical_centre", "scheme", "scheme_test_item", "alembic_version", "organization",
     "app_user", "product", "certification_request", "stored_file", "sample",
-    "request_action", "number_counter", "audit_event", "audit_chain_head",
+    "request_action", "number_counter", "audit_event", "audit_chain_head", "webhook",
+    "webhook_delivery",
 }  # fmt: skip
 
 
