@@ -44,6 +44,7 @@ from tests.api.lab_helpers import FAILING_PARAFFIN, FFP2_PASSING, make_lab, put_
 from tests.api.requests_helpers import PNG, act, make_cast, to_review, upload, wait_status
 from tests.conftest import RunningWorker
 from workflows.canary import CanaryWorkflow
+from workflows.certificate import CertificateWorkflow
 from workflows.request import RequestWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -63,7 +64,7 @@ RECORDED_UPDATES = {
 
 def _replayer(*workflows: type) -> Replayer:
     return Replayer(
-        workflows=list(workflows or (RequestWorkflow, CanaryWorkflow)),
+        workflows=list(workflows or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow)),
         data_converter=pydantic_data_converter,
     )
 
