@@ -3,7 +3,6 @@ each, idempotent on the action's key), audited on the certificate's own chain.""
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from sqlalchemy.engine import Engine
@@ -29,6 +28,7 @@ from models.request_payloads import (
     SchemeSnapshot,
 )
 from models.requests import ActionRecord, CertificationRequest, RequestKind, RequestStatus
+from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.timing import timing_of
 
@@ -47,10 +47,6 @@ def certificate_chain(number: str) -> str:
 def transition_key(key: str) -> str:
     """The ``request_action`` key that records a certificate action's ``Idempotency-Key``."""
     return f"certificate:{key}"
-
-
-def _stable_id(*parts: str) -> str:
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 class CertificateActivities:
@@ -130,7 +126,7 @@ class CertificateActivities:
                     payload["scope"] = data.scope
                 signed = self._lab.signing.keyring.sign(payload)
                 new = Certificate(
-                    id=_stable_id(old.request_id, "certificate", str(issue)),
+                    id=stable_id(old.request_id, "certificate", str(issue)),
                     number=old.number,
                     issue=issue,
                     request_id=old.request_id,

@@ -44,6 +44,7 @@ from models.request_payloads import (
     ResultView,
 )
 from models.requests import CertificationRequest, FilePurpose, StoredFile
+from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from mutabaqa.trust import SigningMaterial
@@ -57,10 +58,6 @@ from workflows.decision_rules import InvalidValues, Limits, aggregate
 
 INVALID_RESULT = "invalid-result"
 PDF_CONTENT_TYPE = "application/pdf"
-
-
-def _stable_id(*parts: str) -> str:
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 def _item(session: Session, scheme_id: int, code: str) -> TestItem:
@@ -195,7 +192,7 @@ def freeze_report(
         default=0,
     )
     report = TestReport(
-        id=_stable_id(row.id, "report", str(version)),
+        id=stable_id(row.id, "report", str(version)),
         request_id=row.id,
         version=version,
         round=row.round,
@@ -222,7 +219,7 @@ class LabActivities:
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
         """A new revision of one item's result in this round, with its verdict."""
-        result_id = _stable_id(data.request_id, data.key)
+        result_id = stable_id(data.request_id, data.key)
         with session_scope(self._engine) as session:
             done = session.get(TestResult, result_id)
             if done is not None:  # a retry: the revision is already recorded
@@ -374,7 +371,7 @@ class LabActivities:
             }
             signed = self.signing.keyring.sign(payload)
             certificate = Certificate(
-                id=_stable_id(row.id, "certificate", "0"),
+                id=stable_id(row.id, "certificate", "0"),
                 number=number,
                 issue=0,
                 signature=signed.signature,

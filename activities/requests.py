@@ -45,6 +45,7 @@ from models.requests import (
     SampleStatus,
     StoredFile,
 )
+from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 
@@ -270,7 +271,7 @@ class RequestActivities:
             assert t.actor is not None and row.refused_by is not None
             session.add(
                 Appeal(
-                    id=_stable_id(t.request_id, t.key),
+                    id=stable_id(t.request_id, t.key),
                     request_id=t.request_id,
                     refusal_key=f"round-{row.round}:{row.refused_by}:{row.appeal_until}",
                     refused_by=row.refused_by,
@@ -297,7 +298,7 @@ class RequestActivities:
             received = t.action == "receive_sample"
             session.add(
                 Sample(
-                    id=_stable_id(t.request_id, t.key),
+                    id=stable_id(t.request_id, t.key),
                     request_id=t.request_id,
                     round=row.round,
                     status=SampleStatus.RECEIVED if received else SampleStatus.REJECTED,
@@ -458,8 +459,3 @@ class RequestActivities:
                 detail=t.detail,
                 at=t.at,
             )
-
-
-def _stable_id(*parts: str) -> str:
-    """An id derived from business keys, so a retried activity finds its earlier row."""
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -53,6 +54,11 @@ def text_enum(enum_cls: type[Enum]) -> sa.Enum:
         length=32,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def stable_id(*parts: str) -> str:
+    """A row id derived from business keys, so a retried activity finds its earlier row."""
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
 
 def utcnow() -> datetime:
