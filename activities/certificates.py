@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.audit import append_event
 from activities.lab import LabActivities
+from activities.requests import find_action
 from models.accounts import Product
 from models.certificate_lifecycle import (
     CertificateResult,
@@ -61,11 +62,7 @@ class CertificateActivities:
                 select(Certificate).where(Certificate.id == t.certificate_id).with_for_update()
             ).one()
             key = transition_key(t.key)
-            done = session.exec(
-                select(ActionRecord).where(
-                    ActionRecord.request_id == row.request_id, ActionRecord.idempotency_key == key
-                )
-            ).first()
+            done = find_action(session, row.request_id, key)
             if done is None:
                 row.status = t.to_status
                 row.status_since = t.at

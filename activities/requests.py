@@ -79,6 +79,15 @@ def next_number(session: Session, series: str) -> int:
     return int(value)
 
 
+def find_action(session: Session, request_id: str, key: str) -> ActionRecord | None:
+    """The action already recorded under ``key`` for this request (idempotency)."""
+    return session.exec(
+        select(ActionRecord).where(
+            ActionRecord.request_id == request_id, ActionRecord.idempotency_key == key
+        )
+    ).first()
+
+
 class RequestActivities:
     def __init__(self, engine: Engine, store: Minio, settings: Settings) -> None:
         self._engine = engine
@@ -204,11 +213,7 @@ class RequestActivities:
                     type=REQUEST_MISSING,
                     non_retryable=True,
                 )
-            done = session.exec(
-                select(ActionRecord).where(
-                    ActionRecord.request_id == t.request_id, ActionRecord.idempotency_key == t.key
-                )
-            ).first()
+            done = find_action(session, t.request_id, t.key)
             if done is not None:  # a retry of an activity that already committed
                 return RequestRef(request_id=row.id, number=row.number, status=row.status)
             if t.to_status is not None:
@@ -429,11 +434,7 @@ class RequestActivities:
     def record_event(self, t: Transition) -> None:
         """An event without a state change (reminder, escalation), once per key."""
         with session_scope(self._engine) as session:
-            done = session.exec(
-                select(ActionRecord).where(
-                    ActionRecord.request_id == t.request_id, ActionRecord.idempotency_key == t.key
-                )
-            ).first()
+            done = find_action(session, t.request_id, t.key)
             if done is not None:
                 return
             session.add(

@@ -16,6 +16,7 @@ from sqlmodel import col, or_, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from activities.certificates import certificate_chain, transition_key
+from activities.requests import find_action
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
@@ -26,7 +27,6 @@ from models.certificate_lifecycle import CertificateActionBody, CertificateComma
 from models.lab import Certificate, CertificateStatus
 from models.permissions import Actor, Permission, Role
 from models.request_payloads import Timeline, TimelineItem
-from models.requests import ActionRecord
 from models.types import UTCDateTime
 from workflows import certificate_lifecycle as lifecycle
 from workflows.request_rules import Refusal
@@ -187,12 +187,7 @@ async def certificate_action(
     the same ``Idempotency-Key`` answers the certificate as stored, also once the status
     has changed (e.g. after a 503 whose action went through)."""
     if idempotency_key is not None:
-        done = session.exec(
-            select(ActionRecord).where(
-                ActionRecord.request_id == row.request_id,
-                ActionRecord.idempotency_key == transition_key(idempotency_key),
-            )
-        ).first()
+        done = find_action(session, row.request_id, transition_key(idempotency_key))
         if done is not None:
             if done.action != action:
                 raise Problem(

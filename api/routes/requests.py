@@ -28,6 +28,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.requests import find_action
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
@@ -52,7 +53,6 @@ from models.request_payloads import (
     TimelineItem,
 )
 from models.requests import (
-    ActionRecord,
     CertificationRequest,
     RequestStatus,
 )
@@ -411,11 +411,7 @@ async def act(
 
 
 def _recorded_action(session: Session, request_id: str, key: str) -> str | None:
-    record = session.exec(
-        select(ActionRecord).where(
-            ActionRecord.request_id == request_id, ActionRecord.idempotency_key == key
-        )
-    ).first()
+    record = find_action(session, request_id, key)
     return None if record is None else record.body_hash
 
 
