@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
@@ -90,26 +91,33 @@ def result_view(result: TestResult) -> ResultView:
     )
 
 
+def latest_of(results: Iterable[TestResult]) -> list[TestResult]:
+    """The latest revision of every (round, item), in round and item order."""
+    latest: dict[tuple[int, str], TestResult] = {}
+    for result in sorted(results, key=lambda r: (r.round, r.item_code, r.revision)):
+        latest[(result.round, result.item_code)] = result
+    return list(latest.values())
+
+
+def counting_of(latest: Iterable[TestResult]) -> dict[str, TestResult]:
+    """For each item, the result that counts: its latest round's latest revision."""
+    counting: dict[str, TestResult] = {}
+    for result in latest:
+        if result.item_code not in counting or result.round > counting[result.item_code].round:
+            counting[result.item_code] = result
+    return counting
+
+
 def latest_results(session: Session, request_id: str) -> list[TestResult]:
     """The latest revision of every (round, item)."""
-    rows = session.exec(
-        select(TestResult)
-        .where(TestResult.request_id == request_id)
-        .order_by(col(TestResult.round), col(TestResult.item_code), col(TestResult.revision))
-    ).all()
-    latest: dict[tuple[int, str], TestResult] = {}
-    for row in rows:
-        latest[(row.round, row.item_code)] = row
-    return list(latest.values())
+    return latest_of(
+        session.exec(select(TestResult).where(TestResult.request_id == request_id)).all()
+    )
 
 
 def counting_results(session: Session, request_id: str) -> dict[str, TestResult]:
     """For each item, the result that counts: its latest round's latest revision."""
-    counting: dict[str, TestResult] = {}
-    for result in latest_results(session, request_id):
-        if result.item_code not in counting or result.round > counting[result.item_code].round:
-            counting[result.item_code] = result
-    return counting
+    return counting_of(latest_results(session, request_id))
 
 
 def freeze_report(

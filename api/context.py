@@ -4,17 +4,23 @@ and the certificate signing keys."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar
 
 from minio import Minio
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from activities.signing import KeyRing
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
-from mutabaqa.db import create_db_engine
+from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,7 +40,12 @@ class AppContext:
         keyring = KeyRing.ensure(settings)  # first: a missing production key stops start-up
         return cls(
             settings=settings,
-            engine=create_db_engine(settings.resolved_database_url),
+            engine=create_db_engine(
+                settings.resolved_database_url,
+                pool_size=settings.api_db_pool_size,
+                max_overflow=settings.api_db_max_overflow,
+                pool_timeout=settings.db_pool_timeout_seconds,
+            ),
             store=make_object_store(settings),
             # Health checks must answer fast when the store is down: no retries.
             health_store=make_object_store(
@@ -54,8 +65,33 @@ class AppContext:
         return self._temporal
 
     def session(self) -> Session:
-        """A short-lived session (for routes that must not hold one while streaming)."""
+        """A short-lived read session, for synchronous code (a sync route or dependency)."""
         return Session(self.engine)
+
+    async def read(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(session, ...)`` in the thread pool with a read session of its own, closed
+        before this returns: async routes do their database work only through this (or
+        :meth:`write`), so no connection, transaction or lock is held while they await
+        Temporal or the object store, and the event loop never blocks on the database."""
+
+        def call() -> T:
+            with Session(self.engine) as session:
+                return fn(session, *args, **kwargs)
+
+        return await run_in_threadpool(call)
+
+    async def write(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like :meth:`read`, in a short write transaction committed when ``fn`` returns."""
+
+        def call() -> T:
+            with write_session(self.engine) as session, session.begin():
+                return fn(session, *args, **kwargs)
+
+        return await run_in_threadpool(call)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -25,6 +25,7 @@ from api.problems import Problem
 from api.security import decode_access_token
 from models.accounts import Product, User
 from models.permissions import ROUTE_ROLES, Actor, Permission, Role, roles_allow
+from mutabaqa.db import write_session
 from mutabaqa.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -40,14 +41,33 @@ def get_settings(request: Request) -> Settings:
     return get_context(request).settings
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request; routes that write call ``session.commit()`` themselves."""
-    with Session(get_context(request).engine) as session:
+    """The session of a **synchronous** route (FastAPI runs it in the thread pool), closed
+    as soon as the route returns, before the response is sent.
+
+    A ``GET`` reads (a deferred transaction on SQLite: readers never wait for a writer); any
+    other method may write, so its transaction is a write transaction (``BEGIN IMMEDIATE``
+    on SQLite: the write lock is taken at the start instead of failing half-way). Such a
+    route is short and awaits nothing. Async routes never take this session: they use
+    ``AppContext.read``/``write`` around their awaits (a test holds the rule)."""
+    engine = get_context(request).engine
+    with Session(engine) if request.method in SAFE_METHODS else write_session(engine) as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A read session whatever the method (e.g. the login, which only reads the account
+    and must not hold SQLite's write lock while it hashes the password)."""
+    with get_context(request).session() as session:
         yield session
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
 def unauthenticated(detail: str) -> Problem:
@@ -62,12 +82,13 @@ def unauthenticated(detail: str) -> Problem:
 
 
 def get_current_user(
-    session: SessionDep,
+    request: Request,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     """The caller, read from the database on every request (so that disabling an account
-    or changing its roles takes effect at once)."""
+    or changing its roles takes effect at once), in a session of its own closed at once:
+    every route depends on this, async ones included."""
     if not token:
         raise unauthenticated("a bearer token is required (POST /api/v1/auth/token)")
     try:
@@ -76,7 +97,8 @@ def get_current_user(
         raise unauthenticated("the token has expired; request a new one") from None
     except jwt.InvalidTokenError:
         raise unauthenticated("the token is not valid") from None
-    user = session.get(User, claims["sub"])
+    with get_context(request).session() as session:
+        user = session.get(User, claims["sub"])
     if user is None or user.disabled:
         raise unauthenticated("the account is unknown or disabled")
     return user

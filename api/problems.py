@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "https://mutabaqa.example/problems/"
 MEDIA_TYPE = "application/problem+json"
+#: Seconds a client is asked to wait before it repeats a call refused for overload.
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger("mutabaqa.api")
 
 _DEFAULT_TYPES = {
     400: "bad-request",
@@ -94,3 +101,43 @@ def install_problem_handlers(app: FastAPI) -> None:
             "the request does not match the schema",
             errors=errors,
         )
+
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    async def _pool_exhausted(_request: Request, exc: Exception) -> JSONResponse:
+        # Every connection of the pool is in use for longer than the pool timeout.
+        log.warning("database pool exhausted: %s", exc)
+        return _overloaded("database-busy", "the database is busy")
+
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        # SQLite's write lock not had within the busy timeout, or the server unreachable.
+        log.warning("database unavailable: %s", exc)
+        return _overloaded("database-unavailable", "the database did not answer in time")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex
+        log.error(
+            "unexpected error %s on %s %s",
+            error_id,
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return problem_response(
+            500,
+            "internal-error",
+            "Internal error",
+            f"an unexpected error occurred; quote error id {error_id} to the operators",
+            error_id=error_id,
+        )
+
+
+def _overloaded(kind: str, what: str) -> JSONResponse:
+    return problem_response(
+        503,
+        kind,
+        "Try again shortly",
+        f"{what}; repeating the call (with the same Idempotency-Key) is safe",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

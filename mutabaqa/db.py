@@ -1,4 +1,18 @@
-"""The database engine: PostgreSQL in production, SQLite (WAL) for the embedded stack."""
+"""The database engine: PostgreSQL in production, SQLite (WAL) for the embedded stack.
+
+Two kinds of transaction, one rule for both databases:
+
+- **reads** (``Session(engine)``, ``read_session``) are plain transactions; on SQLite they
+  are *deferred*, so any number of readers run beside one writer (WAL) and never take the
+  write lock;
+- **writes** (``session_scope``, ``write_session``) run on ``writer(engine)``; on SQLite they
+  start with ``BEGIN IMMEDIATE``, taking the write lock at once and waiting for it up to
+  the busy timeout instead of failing half-way with ``database is locked``. Keep them short:
+  no network call, no object-store call inside one.
+
+Nothing here is held across an ``await``: sessions are opened, used and closed in one
+synchronous block (an activity, a route running in the thread pool).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +26,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+#: The execution option that marks a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+WRITE_OPTION = "mutabaqa_write"
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """Build an engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` writes.
+    """Build an engine; SQLite gets WAL, a busy timeout, deferred reads and immediate writes.
 
-    The API and the worker both write the embedded database, so each transaction takes the
-    write lock at its start instead of failing half-way with ``database is locked``.
+    ``kwargs`` go to :func:`sqlalchemy.create_engine` (e.g. ``pool_size`` and
+    ``max_overflow``, sized by the process to the threads that use the engine).
     """
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
@@ -42,17 +58,28 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
 
 
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool), marked so that its transactions are write transactions."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def write_session(engine: Engine) -> Session:
+    """A session for a short write transaction (commit it yourself)."""
+    return Session(writer(engine))
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine) as session, session.begin():
+    """A write transaction that commits on success and rolls back on error."""
+    with write_session(engine) as session, session.begin():
         yield session
 
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
 
     # Database (SQLite in the data directory when unset).
     database_url: str | None = None
+    #: The API's connection pool: connections kept open, extra ones under load, and how long
+    #: a request waits for one before it answers 503 with ``Retry-After``.
+    api_db_pool_size: Annotated[int, Field(gt=0)] = 10
+    api_db_max_overflow: Annotated[int, Field(ge=0)] = 30
+    db_pool_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
 
     # Temporal.
     temporal_address: str | None = None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import select
 
-from api.deps import SessionDep, SettingsDep, unauthenticated
+from api.deps import ReadSessionDep, SettingsDep, unauthenticated
 from api.security import create_access_token, verify_password
 from models.accounts import AccessToken, User
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 )
 def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     response: Response,
 ) -> AccessToken:

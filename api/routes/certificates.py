@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.certificates import certificate_chain, transition_key
 from activities.requests import find_action
@@ -34,6 +35,7 @@ from workflows.request_rules import Refusal
 router = APIRouter(prefix="/certificates", tags=["certificates"])
 
 ReaderActor = Annotated[Actor, Depends(require(Permission.CERTIFICATES_READ))]
+ContextDep = Annotated[AppContext, Depends(get_context)]
 PDF_LINK_VALID_FOR = timedelta(minutes=5)
 
 
@@ -88,8 +90,14 @@ def _reach(actor: Actor) -> sa.ColumnElement[bool]:
     return or_(sa.false(), *clauses)
 
 
-def get_readable(number: str, actor: ReaderActor, session: SessionDep) -> Certificate:
-    """The latest issue of ``number`` within the caller's reach; 404 otherwise."""
+def get_readable(number: str, actor: ReaderActor, ctx: ContextDep) -> Certificate:
+    """The latest issue of ``number`` within the caller's reach; 404 otherwise (in a short
+    session of its own: the certificate actions await Temporal)."""
+    with ctx.session() as session:
+        return readable(session, number, actor)
+
+
+def readable(session: Session, number: str, actor: Actor) -> Certificate:
     row = session.exec(
         select(Certificate)
         .where(Certificate.number == number, _reach(actor))
@@ -176,8 +184,7 @@ async def certificate_action(
     row: Readable,
     body: CertificateActionBody,
     actor: CurrentActor,
-    session: SessionDep,
-    ctx: Annotated[AppContext, Depends(get_context)],
+    ctx: ContextDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=180)
     ] = None,
@@ -187,7 +194,7 @@ async def certificate_action(
     the same ``Idempotency-Key`` answers the certificate as stored, also once the status
     has changed (e.g. after a 503 whose action went through)."""
     if idempotency_key is not None:
-        done = find_action(session, row.request_id, transition_key(idempotency_key))
+        done = await ctx.read(find_action, row.request_id, transition_key(idempotency_key))
         if done is not None:
             if done.action != action:
                 raise Problem(
@@ -228,14 +235,11 @@ async def certificate_action(
         problem = problem_from_failure(exc)
         problem.extra.setdefault("certificate_status", row.status.value)
         raise problem from None
-    session.expire_all()
-    fresh = session.exec(
-        select(Certificate)
-        .where(Certificate.number == row.number)
-        .order_by(col(Certificate.issue).desc())
-    ).first()
-    assert fresh is not None
-    return _view(fresh, actor)
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise unavailable() from None
+        raise
+    return _view(await ctx.read(readable, row.number, actor), actor)
 
 
 @router.get(

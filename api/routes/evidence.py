@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from api.context import AppContext
 from api.deps import SessionDep, get_context, not_found, require
-from api.request_views import facts_of
+from api.request_views import reach_facts
 from models.permissions import Actor, Permission
 from models.requests import CertificationRequest, StoredFile
 from workflows.request_rules import can_see
@@ -38,7 +38,7 @@ def file_content(
     """Redirect to the stored object's exact version, for callers who may read the request."""
     stored = session.get(StoredFile, file_id)
     request = session.get(CertificationRequest, stored.request_id) if stored else None
-    if stored is None or request is None or not can_see(facts_of(session, request), actor):
+    if stored is None or request is None or not can_see(reach_facts(request), actor):
         raise not_found("file", file_id)
     url = ctx.presigner.presigned_get_object(
         stored.bucket,

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 from minio import Minio
+from sqlmodel import Session
 
 from api.context import AppContext
 from api.deps import get_context, not_found, require
 from api.problems import Problem
-from api.request_views import facts_of
+from api.request_views import facts_of, reach_facts
 from api.uploads import UploadedObject, receive_upload
 from api.workflow_calls import send_action
 from models.permissions import Actor, Permission
@@ -68,18 +69,7 @@ async def _stream_and_record(
     permitted: Callable[[RequestFacts, Actor], bool],
     facts_for: Callable[[UploadedObject, RequestFacts], FileFacts],
 ) -> FilePublic:
-    with ctx.session() as session:  # short: no connection is held while bytes stream
-        row = session.get(CertificationRequest, request_id)
-        if row is None or not can_see(facts_of(session, row), actor):
-            raise not_found("request", request_id)
-        facts = facts_of(session, row)
-        workflow_id = row.workflow_id
-        if not permitted(facts, actor):
-            raise Problem(
-                409, "invalid-transition", "Not allowed now",
-                f"files of this kind cannot be uploaded while {row.status.value}",
-                request_status=row.status.value, allowed_actions=allowed_actions(facts, actor),
-            )  # fmt: skip
+    facts, workflow_id = await ctx.read(_upload_target, request_id, actor, permitted)
     file_id = uuid.uuid4().hex
     bucket = ctx.settings.s3_evidence_bucket
     folder = "documents" if action == UPLOAD_DOCUMENT else "evidence"
@@ -107,10 +97,35 @@ async def _stream_and_record(
         if problem.status != 503:  # refused: nothing was recorded, the object can go
             await asyncio.to_thread(_remove, ctx.store, bucket, uploaded.key, uploaded.version_id)
         raise
-    with ctx.session() as session:
-        stored = session.get(StoredFile, file_id)
-        assert stored is not None
-        return FilePublic.model_validate(stored.model_dump() | {"uploaded_by": actor.full_name})
+    return await ctx.read(_stored_view, file_id, actor)
+
+
+def _upload_target(
+    session: Session,
+    request_id: str,
+    actor: Actor,
+    permitted: Callable[[RequestFacts, Actor], bool],
+) -> tuple[RequestFacts, str]:
+    """Read before the body streams (no connection is held meanwhile): the request's facts
+    and workflow id, or the refusal."""
+    row = session.get(CertificationRequest, request_id)
+    if row is None or not can_see(reach_facts(row), actor):
+        raise not_found("request", request_id)
+    facts = facts_of(session, row)
+    if not permitted(facts, actor):
+        raise Problem(
+            409, "invalid-transition", "Not allowed now",
+            f"files of this kind cannot be uploaded while {row.status.value}",
+            request_status=row.status.value, allowed_actions=allowed_actions(facts, actor),
+        )  # fmt: skip
+    return facts, row.workflow_id
+
+
+def _stored_view(session: Session, file_id: str, actor: Actor) -> FilePublic:
+    stored = session.get(StoredFile, file_id)
+    if stored is None:
+        raise not_found("file", file_id)
+    return FilePublic.model_validate(stored.model_dump() | {"uploaded_by": actor.full_name})
 
 
 def _file(uploaded: UploadedObject, **extra: str | None) -> FileFacts:

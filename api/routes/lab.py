@@ -11,10 +11,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from api.context import AppContext
-from api.deps import SessionDep, get_context, not_found, require
+from api.deps import get_context, not_found, require
 from api.problems import Problem
 from api.request_views import facts_of
 from api.workflow_calls import send_action
@@ -28,10 +28,11 @@ from workflows.request_rules import RECORD_RESULT, Refusal, allowed_actions, che
 router = APIRouter(prefix="/requests", tags=["results"])
 
 TechnicianActor = Annotated[Actor, Depends(require(Permission.RESULTS_RECORD))]
+ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_plan_item(
-    request_id: str, item_code: str, actor: TechnicianActor, session: SessionDep
+def plan_item(
+    session: Session, request_id: str, item_code: str, actor: Actor
 ) -> tuple[CertificationRequest, TestItem]:
     """404 unless the request is assigned to the caller's centre and the item is in its plan."""
     row = session.get(CertificationRequest, request_id)
@@ -43,6 +44,13 @@ def get_plan_item(
     if item is None:
         raise not_found("test item of this plan", item_code)
     return row, item
+
+
+def get_plan_item(
+    request_id: str, item_code: str, actor: TechnicianActor, ctx: ContextDep
+) -> tuple[CertificationRequest, TestItem]:
+    with ctx.session() as session:  # its own short session: the route awaits Temporal
+        return plan_item(session, request_id, item_code, actor)
 
 
 PlanItem = Annotated[tuple[CertificationRequest, TestItem], Depends(get_plan_item)]
@@ -59,22 +67,14 @@ def _validate(body: ResultBody, item: TestItem, rule: DecisionRule) -> None:
         raise Problem(422, "invalid-result", "Invalid result", str(exc)) from None
 
 
-@router.put(
-    "/{request_id}/results/{item_code}",
-    response_model=ResultView,
-    responses={201: {"description": "the round's first result for this item"}},
-)
-async def record_result(
-    plan_item: PlanItem,
-    body: ResultBody,
-    actor: TechnicianActor,
-    session: SessionDep,
-    response: Response,
-    ctx: Annotated[AppContext, Depends(get_context)],
-) -> ResultView:
-    row, item = plan_item
-    scheme = session.get(Scheme, row.scheme_id)
-    assert scheme is not None
+def _judge_result(
+    session: Session, request_id: str, item: TestItem, body: ResultBody, actor: Actor
+) -> None:
+    """422 if the values cannot be judged, 409 if results cannot be recorded now."""
+    row = session.get(CertificationRequest, request_id)
+    scheme = session.get(Scheme, item.scheme_id)
+    if row is None or scheme is None:
+        raise not_found("request", request_id)
     _validate(body, item, scheme.decision_rule)
     facts = facts_of(session, row)
     try:
@@ -84,6 +84,22 @@ async def record_result(
             refusal.status, refusal.kind, "Not allowed now", refusal.detail,
             request_status=row.status.value, allowed_actions=allowed_actions(facts, actor),
         ) from None  # fmt: skip
+
+
+@router.put(
+    "/{request_id}/results/{item_code}",
+    response_model=ResultView,
+    responses={201: {"description": "the round's first result for this item"}},
+)
+async def record_result(
+    plan_item: PlanItem,
+    body: ResultBody,
+    actor: TechnicianActor,
+    response: Response,
+    ctx: ContextDep,
+) -> ResultView:
+    row, item = plan_item
+    await ctx.read(_judge_result, row.id, item, body, actor)
     command = ActionInput(
         action=RECORD_RESULT,
         actor=actor,

@@ -27,13 +27,14 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.requests import find_action
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
-from api.request_views import facts_of, plan_of, request_view
+from api.request_views import RequestRecord, reach_facts, request_view, scheme_info
 from api.workflow_calls import send_action, unavailable
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
@@ -58,7 +59,6 @@ from models.requests import (
 )
 from mutabaqa.timing import timing_of
 from workflows import search_attributes as attrs
-from workflows.request import RequestWorkflow
 from workflows.request_rules import (
     Refusal,
     allowed_actions,
@@ -69,6 +69,9 @@ from workflows.request_rules import (
 )
 
 router = APIRouter(prefix="/requests", tags=["requests"])
+
+#: The request workflow's type name (started by name: the API does not load workflow code).
+REQUEST_WORKFLOW = "CertificationRequest"
 
 CreatorActor = Annotated[Actor, Depends(require(Permission.REQUESTS_CREATE))]
 ReaderActor = Annotated[Actor, Depends(require(Permission.REQUESTS_READ))]
@@ -92,14 +95,18 @@ def body_hash(value: Any) -> str:
 # --- reading -------------------------------------------------------------------------------
 
 
+def visible_request(session: Session, request_id: str, actor: Actor) -> CertificationRequest:
+    """The request if it is within the caller's reach; 404 otherwise (as if unknown)."""
+    row = session.get(CertificationRequest, request_id)
+    if row is None or not can_see(reach_facts(row), actor):
+        raise not_found("request", request_id)
+    return row
+
+
 def get_visible_request(
     request_id: str, actor: ReaderActor, session: SessionDep
 ) -> CertificationRequest:
-    """The request if it is within the caller's reach; 404 otherwise (as if unknown)."""
-    row = session.get(CertificationRequest, request_id)
-    if row is None or not can_see(facts_of(session, row), actor):
-        raise not_found("request", request_id)
-    return row
+    return visible_request(session, request_id, actor)
 
 
 VisibleRequest = Annotated[CertificationRequest, Depends(get_visible_request)]
@@ -139,25 +146,33 @@ def list_requests(
                 col(CertificationRequest.product_id).in_(product_ids),
             )
         )
-    products: dict[str, str] = {}
+    rows: list[CertificationRequest] = []
 
     def summary(row: CertificationRequest) -> RequestSummary:
-        if row.product_id not in products:
-            product = session.get(Product, row.product_id)
-            products[row.product_id] = product.name if product else ""
+        rows.append(row)
         return RequestSummary(
             id=row.id,
             number=row.number,
             status=row.status,
             kind=row.kind,
-            product_name=products[row.product_id],
+            product_name="",
             scheme_code=row.scheme_code,
             centre=row.centre_code,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
 
-    return paginate(session, statement, CertificationRequest, page, summary)
+    result = paginate(session, statement, CertificationRequest, page, summary)
+    # Product names of the page in one query (not one per row).
+    ids = {row.product_id for row in rows}
+    names = (
+        dict(session.exec(select(Product.id, Product.name).where(col(Product.id).in_(ids))).all())
+        if ids
+        else {}
+    )
+    for item, row in zip(result.items, rows, strict=True):
+        item.product_name = names.get(row.product_id, "")
+    return result
 
 
 @router.get("/{request_id}", response_model=RequestPublic)
@@ -224,24 +239,17 @@ def _existing_for_key(
     return row
 
 
-@router.post(
-    "",
-    response_model=RequestPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "a repeat with the same Idempotency-Key"}},
-)
-async def create_request(
+def _prepare_create(
+    session: Session,
     data: RequestCreate,
-    response: Response,
-    actor: CreatorActor,
-    session: SessionDep,
-    ctx: ContextDep,
-    idempotency_key: IdempotencyKey = None,
-) -> RequestPublic:
-    if actor.organization_id is None:
-        raise Problem(
-            409, "no-organization", "Not allowed now", "your account belongs to no organisation"
-        )
+    actor: Actor,
+    idempotency_key: str | None,
+    digest: str,
+    timing: Any,
+) -> RequestPublic | RequestWorkflowInput:
+    """Everything the creation needs from the record, read before Temporal is called: the
+    stored request when the key was used already, otherwise the workflow's input."""
+    assert actor.organization_id is not None
     product = session.get(Product, data.product_id)
     if product is None or product.organization_id != actor.organization_id:
         raise not_found("product", data.product_id)
@@ -250,15 +258,12 @@ async def create_request(
     ).first()
     if scheme is None or scheme.id is None:
         raise not_found("scheme", data.scheme_code)
-    digest = body_hash(data.model_dump(mode="json"))
     if idempotency_key is not None:
         existing = _existing_for_key(session, actor.organization_id, idempotency_key, digest)
         if existing is not None:
-            response.status_code = status.HTTP_200_OK
             return request_view(session, existing, actor)
-    request_id = uuid.uuid4().hex
-    params = RequestWorkflowInput(
-        request_id=request_id,
+    return RequestWorkflowInput(
+        request_id=uuid.uuid4().hex,
         organization_id=actor.organization_id,
         product_id=product.id,
         product_name=product.name,
@@ -272,7 +277,7 @@ async def create_request(
             decision_rule=scheme.decision_rule.value,
             items=tuple(
                 PlanEntry(code=code, mandatory=mandatory)
-                for code, mandatory in plan_of(session, scheme.id).items()
+                for code, mandatory in scheme_info(session, scheme.id).plan.items()
             ),
         ),
         kind=data.kind,
@@ -280,12 +285,68 @@ async def create_request(
         actor=actor,
         idempotency_key=idempotency_key,
         idempotency_hash=digest,
-        timing=timing_of(ctx.settings),
+        timing=timing,
     )
+
+
+def _created_view(
+    session: Session,
+    request_id: str | None,
+    actor: Actor,
+    idempotency_key: str | None,
+    digest: str,
+) -> tuple[RequestPublic, bool]:
+    """The request as stored after creation, and whether this call created it (False: an
+    earlier call with the same key did)."""
+    assert actor.organization_id is not None
+    if request_id is None:  # the workflow for this key has finished: the record has it
+        assert idempotency_key is not None
+        row = _existing_for_key(session, actor.organization_id, idempotency_key, digest)
+        if row is None:
+            raise unavailable()
+        return request_view(session, row, actor), False
+    row = session.get(CertificationRequest, request_id)
+    if row is None:
+        raise unavailable()
+    if idempotency_key is not None and row.idempotency_hash != digest:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used with a different body",
+        )
+    return request_view(session, row, actor), True
+
+
+@router.post(
+    "",
+    response_model=RequestPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "a repeat with the same Idempotency-Key"}},
+)
+async def create_request(
+    data: RequestCreate,
+    response: Response,
+    actor: CreatorActor,
+    ctx: ContextDep,
+    idempotency_key: IdempotencyKey = None,
+) -> RequestPublic:
+    if actor.organization_id is None:
+        raise Problem(
+            409, "no-organization", "Not allowed now", "your account belongs to no organisation"
+        )
+    digest = body_hash(data.model_dump(mode="json"))
+    prepared = await ctx.read(
+        _prepare_create, data, actor, idempotency_key, digest, timing_of(ctx.settings)
+    )
+    if isinstance(prepared, RequestPublic):
+        response.status_code = status.HTTP_200_OK
+        return prepared
+    params = prepared
     client = await ctx.temporal()
-    workflow_id = workflow_id_for(actor.organization_id, idempotency_key, request_id)
-    start = WithStartWorkflowOperation(
-        RequestWorkflow.run,
+    workflow_id = workflow_id_for(actor.organization_id, idempotency_key, params.request_id)
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        REQUEST_WORKFLOW,
         params,
         id=workflow_id,
         task_queue=ctx.settings.temporal_task_queue,
@@ -294,39 +355,31 @@ async def create_request(
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(attrs.STATUS, RequestStatus.DRAFT.value),
             SearchAttributePair(attrs.MANUFACTURER, actor.organization_id),
-            SearchAttributePair(attrs.SCHEME, scheme.code),
+            SearchAttributePair(attrs.SCHEME, params.scheme.code),
             SearchAttributePair(attrs.KIND, data.kind.value),
         ]),
     )  # fmt: skip
+    created_id: str | None
     try:
         async with asyncio.timeout(ctx.settings.workflow_answer_seconds):
             ref = await client.execute_update_with_start_workflow(
                 "created", start_workflow_operation=start, id="created", result_type=RequestRef
             )
+        created_id = ref.request_id
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise unavailable() from None
     except WorkflowAlreadyStartedError:
-        # The workflow for this key has finished: the database has the request.
-        assert idempotency_key is not None
-        session.expire_all()
-        row = _existing_for_key(session, actor.organization_id, idempotency_key, digest)
-        if row is None:
+        if idempotency_key is None:
             raise unavailable() from None
+        created_id = None
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise unavailable() from None
+        raise
+    view, new = await ctx.read(_created_view, created_id, actor, idempotency_key, digest)
+    if not new or view.id != params.request_id:  # another call with this key created it
         response.status_code = status.HTTP_200_OK
-        return request_view(session, row, actor)
-    session.expire_all()
-    row = session.get(CertificationRequest, ref.request_id)
-    assert row is not None
-    if row.id != request_id:  # another call with this key created it
-        if row.idempotency_hash != digest:
-            raise Problem(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                "this Idempotency-Key was used with a different body",
-            )
-        response.status_code = status.HTTP_200_OK
-    return request_view(session, row, actor)
+    return view
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -344,33 +397,25 @@ ActionName = Annotated[str, Depends(check_action_role)]
 
 
 def get_actionable_request(
-    request_id: str, action: ActionName, actor: CurrentActor, session: SessionDep
+    request_id: str, action: ActionName, actor: CurrentActor, ctx: ContextDep
 ) -> CertificationRequest:
-    row = session.get(CertificationRequest, request_id)
-    if row is None or not can_see(facts_of(session, row), actor):
-        raise not_found("request", request_id)
-    return row
+    with ctx.session() as session:  # its own short session: the route awaits Temporal
+        return visible_request(session, request_id, actor)
 
 
-@router.post("/{request_id}/actions/{action}", response_model=RequestPublic)
-async def act(
-    action: ActionName,
-    row: Annotated[CertificationRequest, Depends(get_actionable_request)],
-    actor: CurrentActor,
-    session: SessionDep,
-    ctx: ContextDep,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> RequestPublic:
-    """Take an action of SPEC section 4; answers the request as stored afterwards."""
-    payload = body or {}
-    try:
-        check_body(action, payload)
-    except Refusal as refusal:
-        raise Problem(refusal.status, refusal.kind, "Invalid request", refusal.detail) from None
-    clean = ACTION_BODIES[action].model_validate(payload).model_dump(mode="json")
-    digest = body_hash({"action": action, "body": clean})
-    key = idempotency_key or uuid.uuid4().hex
+def _prepare_action(
+    session: Session,
+    request_id: str,
+    action: str,
+    actor: Actor,
+    clean: dict[str, Any],
+    digest: str,
+    idempotency_key: str | None,
+) -> RequestPublic | str:
+    """Judge the action against the record before the workflow is asked: the stored request
+    when the key was used already, else the workflow id to send the action to."""
+    row = visible_request(session, request_id, actor)
+    record = RequestRecord.load(session, row)
     if idempotency_key is not None:
         done = _recorded_action(session, row.id, idempotency_key)
         if done is not None:
@@ -384,7 +429,7 @@ async def act(
             return request_view(session, row, actor)
     if action == "accept" and clean.get("centre_code"):
         _require_centre(session, clean["centre_code"])
-    facts = facts_of(session, row)
+    facts = record.facts()
     try:  # the record's view first: a refusal costs the workflow nothing
         check(action, facts, actor, clean)
     except Refusal as refusal:
@@ -396,18 +441,48 @@ async def act(
             request_status=row.status.value,
             allowed_actions=allowed_actions(facts, actor),
         ) from None
+    return row.workflow_id
+
+
+def _view(session: Session, request_id: str, actor: Actor) -> RequestPublic:
+    row = session.get(CertificationRequest, request_id)
+    if row is None:
+        raise not_found("request", request_id)
+    return request_view(session, row, actor)
+
+
+@router.post("/{request_id}/actions/{action}", response_model=RequestPublic)
+async def act(
+    action: ActionName,
+    row: Annotated[CertificationRequest, Depends(get_actionable_request)],
+    actor: CurrentActor,
+    ctx: ContextDep,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> RequestPublic:
+    """Take an action of SPEC section 4; answers the request as stored afterwards."""
+    payload = body or {}
+    try:
+        check_body(action, payload)
+    except Refusal as refusal:
+        raise Problem(refusal.status, refusal.kind, "Invalid request", refusal.detail) from None
+    clean = ACTION_BODIES[action].model_validate(payload).model_dump(mode="json")
+    digest = body_hash({"action": action, "body": clean})
+    prepared = await ctx.read(
+        _prepare_action, row.id, action, actor, clean, digest, idempotency_key
+    )
+    if isinstance(prepared, RequestPublic):
+        return prepared
     client: Client = await ctx.temporal()
+    key = idempotency_key or uuid.uuid4().hex
     command = ActionInput(action=action, actor=actor, body=clean, key=key, body_hash=digest)
     await send_action(
-        client.get_workflow_handle(row.workflow_id),
+        client.get_workflow_handle(prepared),
         action,
         command,
         ctx.settings.workflow_answer_seconds,
     )
-    session.expire_all()
-    fresh = session.get(CertificationRequest, row.id)
-    assert fresh is not None
-    return request_view(session, fresh, actor)
+    return await ctx.read(_view, row.id, actor)
 
 
 def _recorded_action(session: Session, request_id: str, key: str) -> str | None:
