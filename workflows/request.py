@@ -58,6 +58,9 @@ with workflow.unsafe.imports_passed_through():
         can_upload_document,
         check,
         check_result,
+        facts_after,
+        facts_with_document,
+        facts_with_result,
     )
 
 S = RequestStatus
@@ -139,6 +142,11 @@ class RequestWorkflow:
         self.appeal_until: datetime | None = None
         self.appeal_filed = False
         self.certificate: CertificateRef | None = None
+        #: The facts as they will be once the write in flight is applied (None: no write
+        #: in flight). The record may show them already; validators judge against them.
+        self.pending: RequestFacts | None = None
+        #: The last change, named in refusals so a caller sees what moved the request.
+        self.last_change: str | None = None
 
     # --- facts and helpers -----------------------------------------------------------------
 
@@ -169,15 +177,32 @@ class RequestWorkflow:
             ),
         )
 
-    def _refuse(self, action: str, actor: Actor, body: dict[str, Any]) -> None:
+    def judged_facts(self, ahead: bool) -> RequestFacts:
+        """The facts an action is judged against: in a validator (``ahead``), those the
+        write in flight will produce — what the record may show already; the handler
+        re-checks under the lock against the state as it is."""
+        return self.pending if ahead and self.pending is not None else self.facts()
+
+    def _refusal(self, refusal: Refusal, facts: RequestFacts, actor: Actor) -> ApplicationError:
+        if refusal.status == 409 and self.last_change:
+            refusal = Refusal(
+                refusal.status,
+                refusal.kind,
+                f"{refusal.detail} (last change: {self.last_change})",
+            )
+        return refusal_error(refusal, facts.status, allowed_actions(facts, actor))
+
+    def _refuse(self, action: str, actor: Actor, body: dict[str, Any], ahead: bool = False) -> None:
         if self.ref is None:
             raise ApplicationError("the request is still being created", type="not-ready")
+        facts = self.judged_facts(ahead)
         try:
-            check(action, self.facts(), actor, body)
+            check(action, facts, actor, body)
         except Refusal as refusal:
-            raise refusal_error(
-                refusal, self.status, allowed_actions(self.facts(), actor)
-            ) from None
+            raise self._refusal(refusal, facts, actor) from None
+
+    def _changed(self, action: str, role: str, now: datetime) -> None:
+        self.last_change = f"{action!r} by {role} at {now.isoformat(timespec='seconds')}"
 
     def _search_attributes(self) -> None:
         workflow.upsert_search_attributes(
@@ -273,26 +298,30 @@ class RequestWorkflow:
                 retry_policy=DB_RETRY,
             )
             now = workflow.now()
-            await self._transition(
-                Transition(
-                    request_id=self.params.request_id,
-                    key=f"intake:{self.round}",
-                    action="intake",
-                    actor=None,
-                    acting_role="system",
-                    from_status=self.status,
-                    to_status=S.APPLICATION_REVIEW,
-                    at=now,
-                    proposed_centre_code=result.proposed_centre_code,
-                    detail={
-                        "proposed_centre": result.proposed_centre_code,
-                        "candidates": result.candidate_centres,
-                        "problems": result.problems,
-                    },
-                )
+            t = Transition(
+                request_id=self.params.request_id,
+                key=f"intake:{self.round}",
+                action="intake",
+                actor=None,
+                acting_role="system",
+                from_status=self.status,
+                to_status=S.APPLICATION_REVIEW,
+                at=now,
+                proposed_centre_code=result.proposed_centre_code,
+                detail={
+                    "proposed_centre": result.proposed_centre_code,
+                    "candidates": result.candidate_centres,
+                    "problems": result.problems,
+                },
             )
+            self.pending = facts_after(self.facts(), t)
+            try:
+                await self._transition(t)
+            finally:
+                self.pending = None
             self.proposed_centre_code = result.proposed_centre_code
             self._enter(S.APPLICATION_REVIEW, now)
+            self._changed("intake", "system", now)
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -390,22 +419,26 @@ class RequestWorkflow:
 
     async def _lapse(self, now: datetime) -> None:
         self._leave_stage(now)
-        await self._transition(
-            Transition(
-                request_id=self.params.request_id,
-                key=f"lapse:{self.info_due}",
-                action="lapse",
-                actor=None,
-                acting_role="system",
-                from_status=self.status,
-                to_status=S.LAPSED,
-                at=now,
-                clear_info_due=True,
-                stage_seconds=self.stage_seconds,
-                detail={"reason": "no answer to the information request by its deadline"},
-            )
+        t = Transition(
+            request_id=self.params.request_id,
+            key=f"lapse:{self.info_due}",
+            action="lapse",
+            actor=None,
+            acting_role="system",
+            from_status=self.status,
+            to_status=S.LAPSED,
+            at=now,
+            clear_info_due=True,
+            stage_seconds=self.stage_seconds,
+            detail={"reason": "no answer to the information request by its deadline"},
         )
+        self.pending = facts_after(self.facts(), t)
+        try:
+            await self._transition(t)
+        finally:
+            self.pending = None
         self._enter(S.LAPSED, now)
+        self._changed("lapse", "system", now)
         self._notify(NotificationKind.LAPSED, f"lapse:{self.info_due}")
 
     # --- actions ---------------------------------------------------------------------------
@@ -442,35 +475,51 @@ class RequestWorkflow:
             if target is not before:
                 self._leave_stage(now)
                 t.stage_seconds = dict(self.stage_seconds)
-            if cmd.action == "grant" and target is S.CERTIFIED:
-                # One activity issues the certificate, exactly once whatever retries happen.
-                self.certificate = await workflow.execute_activity_method(
-                    LabActivities.issue_certificate,
-                    IssueCertificateInput(
-                        request_id=self.params.request_id, key=cmd.key, actor=cmd.actor, at=now
-                    ),
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
-                )
-                t.detail["certificate_number"] = self.certificate.number
-            await self._transition(t)
-            if self.certificate is not None and cmd.action == "grant":
-                await self._start_certificate_workflow(now)
-            if self.params.certificate_number and cmd.action in ("grant", "refuse"):
-                await self._report_surveillance(cmd.action == "grant", target)
-            # The record is written: now the workflow's own state follows.
-            self._follow_transition(cmd, t, now)
-            if target is not before:
-                self._enter(target, now)
-            else:
-                self.changed = True
-            self._notify_action(cmd)
-            return ActionResult(
-                request_id=self.params.request_id,
-                status=self.status,
-                round=self.round,
-                certificate_number=self.certificate.number if self.certificate else None,
+            self.pending = facts_after(self.facts(), t)
+            try:
+                return await self._apply(cmd, t, before, target, now)
+            finally:
+                self.pending = None
+
+    async def _apply(
+        self,
+        cmd: ActionInput,
+        t: Transition,
+        before: RequestStatus,
+        target: RequestStatus,
+        now: datetime,
+    ) -> ActionResult:
+        """Write the transition (and what it brings), then have the workflow's state follow."""
+        if cmd.action == "grant" and target is S.CERTIFIED:
+            # One activity issues the certificate, exactly once whatever retries happen.
+            self.certificate = await workflow.execute_activity_method(
+                LabActivities.issue_certificate,
+                IssueCertificateInput(
+                    request_id=self.params.request_id, key=cmd.key, actor=cmd.actor, at=now
+                ),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
             )
+            t.detail["certificate_number"] = self.certificate.number
+        await self._transition(t)
+        if self.certificate is not None and cmd.action == "grant":
+            await self._start_certificate_workflow(now)
+        if self.params.certificate_number and cmd.action in ("grant", "refuse"):
+            await self._report_surveillance(cmd.action == "grant", target)
+        # The record is written: now the workflow's own state follows.
+        self._follow_transition(cmd, t, now)
+        if target is not before:
+            self._enter(target, now)
+        else:
+            self.changed = True
+        self._changed(cmd.action, t.acting_role, now)
+        self._notify_action(cmd)
+        return ActionResult(
+            request_id=self.params.request_id,
+            status=self.status,
+            round=self.round,
+            certificate_number=self.certificate.number if self.certificate else None,
+        )
 
     async def _report_surveillance(self, passed: bool, status: RequestStatus) -> None:
         """A surveillance request tells its certificate's workflow how it ended."""
@@ -585,39 +634,45 @@ class RequestWorkflow:
         async with self.lock:
             item = str(cmd.body.get("item_code"))
             self._validate_record(cmd)
-            result = await workflow.execute_activity_method(
-                LabActivities.record_result,
-                RecordResultInput(
-                    request_id=self.params.request_id,
-                    key=cmd.key,
-                    round=self.round,
-                    item_code=item,
-                    values=list(cmd.body.get("values", [])),
-                    uncertainty=cmd.body.get("uncertainty"),
-                    equipment_id=cmd.body.get("equipment_id"),
-                    remarks=cmd.body.get("remarks"),
-                    actor=cmd.actor,
-                    at=workflow.now(),
-                ),
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-            )
-            self.round_results.add(item)
-            self.round_recorders.add(cmd.actor.user_id)
-            self.recorders.add(cmd.actor.user_id)
-            self.verdicts[item] = result.verdict
-            self.changed = True
-            return result
+            self.pending = facts_with_result(self.facts(), item, cmd.actor.user_id)
+            try:
+                return await self._record_result(cmd, item)
+            finally:
+                self.pending = None
 
-    def _validate_record(self, cmd: ActionInput) -> None:
+    async def _record_result(self, cmd: ActionInput, item: str) -> ResultView:
+        result = await workflow.execute_activity_method(
+            LabActivities.record_result,
+            RecordResultInput(
+                request_id=self.params.request_id,
+                key=cmd.key,
+                round=self.round,
+                item_code=item,
+                values=list(cmd.body.get("values", [])),
+                uncertainty=cmd.body.get("uncertainty"),
+                equipment_id=cmd.body.get("equipment_id"),
+                remarks=cmd.body.get("remarks"),
+                actor=cmd.actor,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+        )
+        self.round_results.add(item)
+        self.round_recorders.add(cmd.actor.user_id)
+        self.recorders.add(cmd.actor.user_id)
+        self.verdicts[item] = result.verdict
+        self.changed = True
+        return result
+
+    def _validate_record(self, cmd: ActionInput, ahead: bool = False) -> None:
         if self.ref is None:
             raise ApplicationError("the request is still being created", type="not-ready")
+        facts = self.judged_facts(ahead)
         try:
-            check_result(str(cmd.body.get("item_code")), self.facts(), cmd.actor)
+            check_result(str(cmd.body.get("item_code")), facts, cmd.actor)
         except Refusal as refusal:
-            raise refusal_error(
-                refusal, self.status, allowed_actions(self.facts(), cmd.actor)
-            ) from None
+            raise self._refusal(refusal, facts, cmd.actor) from None
 
     def _notify_action(self, cmd: ActionInput) -> None:
         if cmd.action == "grant":
@@ -647,34 +702,41 @@ class RequestWorkflow:
             self._validate_upload(cmd)
             assert cmd.file is not None
             evidence = cmd.action == UPLOAD_EVIDENCE
-            await workflow.execute_activity_method(
-                RequestActivities.record_file,
-                RecordFileInput(
-                    request_id=self.params.request_id,
-                    key=cmd.key,
-                    actor=cmd.actor,
-                    acting_role="lab_technician" if evidence else "manufacturer",
-                    status=self.status,
-                    purpose=(FilePurpose.EVIDENCE if evidence else FilePurpose.DOCUMENT).value,
-                    file=cmd.file,
-                    round=self.round if evidence else None,
-                    at=workflow.now(),
-                ),
-                start_to_close_timeout=FILE_TIMEOUT,
-                heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=DB_RETRY,
-            )
             if not evidence and cmd.file.kind:
-                self.documents.add(cmd.file.kind)
-            self.changed = True
-            return ActionResult(
-                request_id=self.params.request_id, status=self.status, round=self.round
-            )
+                self.pending = facts_with_document(self.facts(), cmd.file.kind)
+            try:
+                return await self._record_upload(cmd, evidence)
+            finally:
+                self.pending = None
 
-    def _validate_upload(self, cmd: ActionInput) -> None:
+    async def _record_upload(self, cmd: ActionInput, evidence: bool) -> ActionResult:
+        assert cmd.file is not None
+        await workflow.execute_activity_method(
+            RequestActivities.record_file,
+            RecordFileInput(
+                request_id=self.params.request_id,
+                key=cmd.key,
+                actor=cmd.actor,
+                acting_role="lab_technician" if evidence else "manufacturer",
+                status=self.status,
+                purpose=(FilePurpose.EVIDENCE if evidence else FilePurpose.DOCUMENT).value,
+                file=cmd.file,
+                round=self.round if evidence else None,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=FILE_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=DB_RETRY,
+        )
+        if not evidence and cmd.file.kind:
+            self.documents.add(cmd.file.kind)
+        self.changed = True
+        return ActionResult(request_id=self.params.request_id, status=self.status, round=self.round)
+
+    def _validate_upload(self, cmd: ActionInput, ahead: bool = False) -> None:
         if self.ref is None:
             raise ApplicationError("the request is still being created", type="not-ready")
-        facts = self.facts()
+        facts = self.judged_facts(ahead)
         evidence = cmd.action == UPLOAD_EVIDENCE
         refusal = None
         if cmd.file is None or (not evidence and not cmd.file.kind):
@@ -686,10 +748,10 @@ class RequestWorkflow:
         ):
             what = "evidence" if evidence else "documents"
             refusal = Refusal(
-                409, "invalid-transition", f"{what} cannot be uploaded while {self.status.value}"
+                409, "invalid-transition", f"{what} cannot be uploaded while {facts.status.value}"
             )
         if refusal is not None:
-            raise refusal_error(refusal, self.status, allowed_actions(facts, cmd.actor))
+            raise self._refusal(refusal, facts, cmd.actor)
 
     # --- Updates: one per action, each with its validator -----------------------------------
 
@@ -706,7 +768,7 @@ class RequestWorkflow:
 
     @upload_document.validator
     def _v_upload_document(self, cmd: ActionInput) -> None:
-        self._validate_upload(cmd)
+        self._validate_upload(cmd, ahead=True)
 
     @workflow.update(name="submit")
     async def submit(self, cmd: ActionInput) -> ActionResult:
@@ -714,7 +776,7 @@ class RequestWorkflow:
 
     @submit.validator
     def _v_submit(self, cmd: ActionInput) -> None:
-        self._refuse("submit", cmd.actor, cmd.body)
+        self._refuse("submit", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="request_info")
     async def request_info(self, cmd: ActionInput) -> ActionResult:
@@ -722,7 +784,7 @@ class RequestWorkflow:
 
     @request_info.validator
     def _v_request_info(self, cmd: ActionInput) -> None:
-        self._refuse("request_info", cmd.actor, cmd.body)
+        self._refuse("request_info", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="respond")
     async def respond(self, cmd: ActionInput) -> ActionResult:
@@ -730,7 +792,7 @@ class RequestWorkflow:
 
     @respond.validator
     def _v_respond(self, cmd: ActionInput) -> None:
-        self._refuse("respond", cmd.actor, cmd.body)
+        self._refuse("respond", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="decline")
     async def decline(self, cmd: ActionInput) -> ActionResult:
@@ -738,7 +800,7 @@ class RequestWorkflow:
 
     @decline.validator
     def _v_decline(self, cmd: ActionInput) -> None:
-        self._refuse("decline", cmd.actor, cmd.body)
+        self._refuse("decline", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="accept")
     async def accept(self, cmd: ActionInput) -> ActionResult:
@@ -746,7 +808,7 @@ class RequestWorkflow:
 
     @accept.validator
     def _v_accept(self, cmd: ActionInput) -> None:
-        self._refuse("accept", cmd.actor, cmd.body)
+        self._refuse("accept", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="reject_sample")
     async def reject_sample(self, cmd: ActionInput) -> ActionResult:
@@ -754,7 +816,7 @@ class RequestWorkflow:
 
     @reject_sample.validator
     def _v_reject_sample(self, cmd: ActionInput) -> None:
-        self._refuse("reject_sample", cmd.actor, cmd.body)
+        self._refuse("reject_sample", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="receive_sample")
     async def receive_sample(self, cmd: ActionInput) -> ActionResult:
@@ -762,7 +824,7 @@ class RequestWorkflow:
 
     @receive_sample.validator
     def _v_receive_sample(self, cmd: ActionInput) -> None:
-        self._refuse("receive_sample", cmd.actor, cmd.body)
+        self._refuse("receive_sample", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="withdraw")
     async def withdraw(self, cmd: ActionInput) -> ActionResult:
@@ -770,7 +832,7 @@ class RequestWorkflow:
 
     @withdraw.validator
     def _v_withdraw(self, cmd: ActionInput) -> None:
-        self._refuse("withdraw", cmd.actor, cmd.body)
+        self._refuse("withdraw", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="submit_results")
     async def submit_results(self, cmd: ActionInput) -> ActionResult:
@@ -778,7 +840,7 @@ class RequestWorkflow:
 
     @submit_results.validator
     def _v_submit_results(self, cmd: ActionInput) -> None:
-        self._refuse("submit_results", cmd.actor, cmd.body)
+        self._refuse("submit_results", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="verify_results")
     async def verify_results(self, cmd: ActionInput) -> ActionResult:
@@ -786,7 +848,7 @@ class RequestWorkflow:
 
     @verify_results.validator
     def _v_verify_results(self, cmd: ActionInput) -> None:
-        self._refuse("verify_results", cmd.actor, cmd.body)
+        self._refuse("verify_results", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="retract")
     async def retract(self, cmd: ActionInput) -> ActionResult:
@@ -794,7 +856,7 @@ class RequestWorkflow:
 
     @retract.validator
     def _v_retract(self, cmd: ActionInput) -> None:
-        self._refuse("retract", cmd.actor, cmd.body)
+        self._refuse("retract", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="grant")
     async def grant(self, cmd: ActionInput) -> ActionResult:
@@ -802,7 +864,7 @@ class RequestWorkflow:
 
     @grant.validator
     def _v_grant(self, cmd: ActionInput) -> None:
-        self._refuse("grant", cmd.actor, cmd.body)
+        self._refuse("grant", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="refuse")
     async def refuse(self, cmd: ActionInput) -> ActionResult:
@@ -810,7 +872,7 @@ class RequestWorkflow:
 
     @refuse.validator
     def _v_refuse(self, cmd: ActionInput) -> None:
-        self._refuse("refuse", cmd.actor, cmd.body)
+        self._refuse("refuse", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="request_retest")
     async def request_retest(self, cmd: ActionInput) -> ActionResult:
@@ -818,7 +880,7 @@ class RequestWorkflow:
 
     @request_retest.validator
     def _v_request_retest(self, cmd: ActionInput) -> None:
-        self._refuse("request_retest", cmd.actor, cmd.body)
+        self._refuse("request_retest", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="appeal")
     async def appeal(self, cmd: ActionInput) -> ActionResult:
@@ -826,7 +888,7 @@ class RequestWorkflow:
 
     @appeal.validator
     def _v_appeal(self, cmd: ActionInput) -> None:
-        self._refuse("appeal", cmd.actor, cmd.body)
+        self._refuse("appeal", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="uphold")
     async def uphold(self, cmd: ActionInput) -> ActionResult:
@@ -834,7 +896,7 @@ class RequestWorkflow:
 
     @uphold.validator
     def _v_uphold(self, cmd: ActionInput) -> None:
-        self._refuse("uphold", cmd.actor, cmd.body)
+        self._refuse("uphold", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name="overturn")
     async def overturn(self, cmd: ActionInput) -> ActionResult:
@@ -842,7 +904,7 @@ class RequestWorkflow:
 
     @overturn.validator
     def _v_overturn(self, cmd: ActionInput) -> None:
-        self._refuse("overturn", cmd.actor, cmd.body)
+        self._refuse("overturn", cmd.actor, cmd.body, ahead=True)
 
     @workflow.update(name=UPLOAD_EVIDENCE)
     async def upload_evidence(self, cmd: ActionInput) -> ActionResult:
@@ -850,7 +912,7 @@ class RequestWorkflow:
 
     @upload_evidence.validator
     def _v_upload_evidence(self, cmd: ActionInput) -> None:
-        self._validate_upload(cmd)
+        self._validate_upload(cmd, ahead=True)
 
     @workflow.update(name=RECORD_RESULT)
     async def record_result(self, cmd: ActionInput) -> ResultView:
@@ -858,7 +920,7 @@ class RequestWorkflow:
 
     @record_result.validator
     def _v_record_result(self, cmd: ActionInput) -> None:
-        self._validate_record(cmd)
+        self._validate_record(cmd, ahead=True)
 
     @workflow.query(name="facts")
     def current_facts(self) -> dict[str, Any]:
