@@ -80,7 +80,11 @@ def dev(
     """Run everything on this machine: Temporal, S3, SQLite, migrations, seed, worker and API.
 
     Services given by configuration (MUTABAQA_TEMPORAL_ADDRESS, MUTABAQA_S3_ENDPOINT,
-    MUTABAQA_DATABASE_URL) are used instead of starting one. Ctrl-C stops everything.
+    MUTABAQA_DATABASE_URL) are used instead of starting one. The worker and the API run as
+    child processes of their own; every child logs to DATA_DIR/logs. If one of them stops by
+    itself, the whole stack stops and says which (exit status 1); start it again. Ctrl-C or
+    SIGTERM stops everything within 10 s. A port still held by a process of a previous run
+    (stopping after a crash) is waited for, up to 20 s.
     """
     from mutabaqa.dev import DevOptions, run_dev
     from mutabaqa.devstack import S3Ports, StackError, TemporalPorts
@@ -105,26 +109,43 @@ def dev(
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (MUTABAQA_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (MUTABAQA_API_PORT).")] = None,
+    log_level: Annotated[
+        str, typer.Option(help="Server log level (info logs every request; warning does not).")
+    ] = "info",
 ) -> None:
     """Serve the HTTP API (stateless; run several behind a load balancer)."""
     from mutabaqa.serve import serve_api
 
     settings = _settings(api_host=host, api_port=port)
     _require_signing_keys(settings)
-    asyncio.run(serve_api(settings, host=settings.api_host, port=settings.api_port))
+    asyncio.run(
+        serve_api(settings, host=settings.api_host, port=settings.api_port, log_level=log_level)
+    )
 
 
 @app.command()
 def worker() -> None:
-    """Run a Temporal worker for every workflow and activity (stateless; scale out)."""
+    """Run a Temporal worker for every workflow and activity (stateless; scale out).
+
+    SIGINT/SIGTERM: activities in flight get a few seconds to finish; the worker is gone
+    within 5 s (activities abandoned then are retried by Temporal after their timeout).
+    """
     from mutabaqa.clients import make_object_store
-    from mutabaqa.db import create_db_engine
     from mutabaqa.serve import serve_worker
+    from mutabaqa.worker import ACTIVITY_THREADS, worker_engine
 
     settings = _settings()
     _require_signing_keys(settings, pdf=True)
-    engine = create_db_engine(settings.resolved_database_url)
-    asyncio.run(serve_worker(settings, engine, make_object_store(settings)))
+    engine = worker_engine(settings)
+    typer.echo(
+        f"worker on {settings.resolved_temporal_address} task queue "
+        f"{settings.temporal_task_queue}: {ACTIVITY_THREADS} activity threads",
+        err=True,
+    )
+    try:
+        asyncio.run(serve_worker(settings, engine, make_object_store(settings)))
+    finally:
+        engine.dispose()
 
 
 @app.command()

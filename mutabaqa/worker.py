@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from minio import Minio
 from sqlalchemy.engine import Engine
@@ -16,6 +18,7 @@ from activities.notifications import NotificationActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
+from mutabaqa.db import create_db_engine
 from mutabaqa.settings import Settings
 from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
@@ -24,8 +27,28 @@ from workflows.request import RequestWorkflow
 
 WORKFLOWS: list[type] = [CanaryWorkflow, RequestWorkflow, CertificateWorkflow]
 
+log = logging.getLogger(__name__)
+
 #: Activities are synchronous (database, S3 client); they run on this many threads.
 ACTIVITY_THREADS = 16
+#: Database connections beyond one per activity thread (bootstrap, checks, bursts).
+DB_POOL_OVERFLOW = 4
+#: On shutdown, in-flight activities get this long to finish before they are cancelled...
+ACTIVITY_GRACE_SECONDS = 3.0
+#: ...and the whole graceful shutdown this long; then the worker gives up on activities
+#: still running (Temporal retries them after their timeout). Below the 10 s ``mutabaqa
+#: dev`` (and ``docker compose stop``) allow before SIGKILL.
+WORKER_SHUTDOWN_SECONDS = 5.0
+
+
+def worker_engine(settings: Settings) -> Engine:
+    """The worker's database engine: a pooled connection for every activity thread."""
+    return create_db_engine(
+        settings.resolved_database_url,
+        pool_size=ACTIVITY_THREADS,
+        max_overflow=DB_POOL_OVERFLOW,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
 
 
 def build_worker(
@@ -36,6 +59,7 @@ def build_worker(
     *,
     executor: ThreadPoolExecutor,
     task_queue: str | None = None,
+    activity_grace: float = ACTIVITY_GRACE_SECONDS,
 ) -> Worker:
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
@@ -64,14 +88,55 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        graceful_shutdown_timeout=timedelta(seconds=activity_grace),
     )
 
 
 async def run_worker(
-    client: Client, settings: Settings, engine: Engine, store: Minio, stop: asyncio.Event
-) -> None:
-    """Run until ``stop`` is set, then let in-flight tasks finish (graceful shutdown)."""
-    with ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity") as executor:
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    store: Minio,
+    stop: asyncio.Event,
+    *,
+    shutdown_seconds: float | None = None,
+) -> bool:
+    """Run until ``stop`` is set, then shut down gracefully: in-flight activities get
+    ``ACTIVITY_GRACE_SECONDS`` to finish, then are cancelled.
+
+    With ``shutdown_seconds``, the shutdown is bounded: past it, return False without
+    waiting for activity threads still busy (a synchronous activity cannot be interrupted);
+    the caller should then exit the process at once (``os._exit``), since the interpreter
+    would otherwise join those threads at exit. True: every task finished.
+    """
+    executor = ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity")
+    clean = False
+    running: asyncio.Task[None] | None = None
+    try:
         worker = build_worker(client, settings, engine, store, executor=executor)
-        async with worker:
-            await stop.wait()
+        running = asyncio.create_task(worker.run(), name="mutabaqa-worker")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not running.done():
+            shutdown = asyncio.create_task(worker.shutdown())
+            done, _ = await asyncio.wait({running}, timeout=shutdown_seconds)
+            shutdown.cancel()  # it returns once the run ends; nothing left to wait for
+            if not done:
+                log.warning(
+                    "worker shutdown not complete after %.0f s; leaving activities still "
+                    "running (Temporal retries them after their timeout)",
+                    shutdown_seconds,
+                )
+                return False
+        running.result()  # a fatal worker error surfaces here
+        clean = True
+        return True
+    except BaseException:
+        if running is not None:
+            running.cancel()
+        raise
+    finally:
+        executor.shutdown(wait=clean, cancel_futures=True)
