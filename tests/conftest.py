@@ -81,6 +81,20 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def sqlite_temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Temporal server of its own for the SQLite tests: one database, one Temporal, as in a
+    deployment (workflow ids such as ``certificate-<number>`` repeat across databases)."""
+    ports = TemporalPorts.free()
+    proc = start_temporal(
+        tmp_path_factory.mktemp("temporal-sqlite"), ports, search_attributes.ALL, ui=False
+    )
+    try:
+        yield f"127.0.0.1:{ports.grpc}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server = run_s3(tmp_path_factory.mktemp("s3"))
     try:
@@ -116,28 +130,60 @@ def mailbox() -> Iterator[SmtpSink]:
         sink.stop()
 
 
+#: The databases an end-to-end test marked ``both_databases`` runs on; every other test runs
+#: on PostgreSQL (production). SQLite is what a new user of ``mutabaqa dev`` gets.
+DATABASES = ("postgresql", "sqlite")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise the session's ``database`` for every test that uses it, so that each
+    database's settings, engine and worker are made once and tests are grouped by them."""
+    if "database" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        metafunc.parametrize(
+            "database", DATABASES if both else DATABASES[:1], indirect=True, scope="session"
+        )
+
+
+@pytest.fixture(scope="session")
+def database(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", DATABASES[0]))
+
+
 @pytest.fixture(scope="session")
 def settings(
+    request: pytest.FixtureRequest,
+    database: str,
     tmp_path_factory: pytest.TempPathFactory,
     pg_url: str,
     temporal_address: str,
     s3_server: S3Server,
     mailbox: SmtpSink,
 ) -> Settings:
-    """Settings for the real services, with the schema migrated and reference data seeded."""
+    """Settings for the real services, with the schema migrated and reference data seeded:
+    PostgreSQL, or SQLite in a file of the session (tests marked ``both_databases``), each
+    with its own Temporal server and buckets (numbers, hence ids and keys, repeat)."""
+    data_dir = tmp_path_factory.mktemp(f"data-{database}")
+    sqlite = database == "sqlite"
+    url = f"sqlite:///{data_dir / 'mutabaqa.db'}" if sqlite else pg_url
+    suffix = "-sqlite" if sqlite else ""
     result = Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
-        database_url=pg_url,
-        temporal_address=temporal_address,
-        temporal_task_queue=f"tests-{uuid.uuid4().hex[:8]}",
+        data_dir=data_dir,
+        database_url=url,
+        temporal_address=(
+            request.getfixturevalue("sqlite_temporal_address") if sqlite else temporal_address
+        ),
+        s3_evidence_bucket=f"mutabaqa-evidence{suffix}",
+        s3_certificates_bucket=f"mutabaqa-certificates{suffix}",
+        temporal_task_queue=f"tests-{database}-{uuid.uuid4().hex[:8]}",
         s3_endpoint=s3_server.endpoint,
         s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key,  # type: ignore[arg-type]
         health_timeout_seconds=3.0,
         **mailbox.settings_update(),
     )
-    upgrade(pg_url)
-    engine = create_db_engine(pg_url)
+    upgrade(url)
+    engine = create_db_engine(url)
     try:
         seed(engine)
     finally:

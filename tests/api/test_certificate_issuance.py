@@ -35,6 +35,9 @@ from tests.api.lab_helpers import Lab, make_lab, to_evaluated
 from tests.api.requests_helpers import Cast, act, make_cast
 from tests.conftest import RunningWorker
 
+#: End-to-end paths: on SQLite (the embedded default) and on PostgreSQL.
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture(scope="module")
 def client(settings: Settings, worker: RunningWorker) -> Iterator[TestClient]:
