@@ -29,7 +29,7 @@ from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, st
 from mutabaqa.migrate import upgrade
 from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
-from mutabaqa.worker import run_worker
+from mutabaqa.worker import run_worker, worker_engine
 from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 from workflows import search_attributes
 
@@ -229,7 +229,7 @@ def start_worker(settings: Settings) -> RunningWorker:
         holder["loop"] = asyncio.get_running_loop()
         holder["stop"] = stop
         client = await connect_temporal(settings)
-        engine = create_db_engine(settings.resolved_database_url)
+        engine = worker_engine(settings)
         try:
             ready.set()
             await run_worker(client, settings, engine, make_object_store(settings), stop)
