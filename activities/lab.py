@@ -329,8 +329,7 @@ class LabActivities:
                     expires_at=self._expires_at(existing.valid_until, existing.created_at),
                     surveillance_months=scheme_row.surveillance_months if scheme_row else 12,
                 )
-        if existing is not None:  # a retry: the record exists; finish what may be missing
-            self.ensure_pdf(ref.certificate_id)
+        if existing is not None:  # a retry: the record exists (its PDF follows on its own)
             return ref
         with session_scope(self._engine) as session:
             row = session.get(CertificationRequest, data.request_id)
@@ -422,10 +421,15 @@ class LabActivities:
                 expires_at=self._expires_at(until, data.at),
                 surveillance_months=scheme.surveillance_months,
             )
-        self.ensure_pdf(ref.certificate_id)
         if self._settings.fault_pause_after_certificate_seconds:
             time.sleep(self._settings.fault_pause_after_certificate_seconds)
         return ref
+
+    @activity.defn(name="certificate_pdf")
+    def certificate_pdf(self, certificate_id: str) -> None:
+        """Render, sign and store a certificate's PDF (seconds of CPU): run after the grant,
+        which does not wait for it; until it is stored the PDF route answers 404."""
+        self.ensure_pdf(certificate_id)
 
     def _expires_at(self, valid_until: date, issued_at: datetime) -> datetime:
         """The end of the ``valid_until`` day in the business time zone, as a UTC instant."""

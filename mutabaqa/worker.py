@@ -82,6 +82,7 @@ def build_worker(
             webhooks.deliver,
             lab.record_result,
             lab.issue_certificate,
+            lab.certificate_pdf,
             certificates.apply_transition,
             certificates.reissue,
             certificates.surveillance_request,

@@ -158,6 +158,8 @@ class WalkResult:
     server_errors: int = 0  # other 5xx answers
     connection_errors: int = 0  # no answer: refused, reset, timed out
     conflicts: list[Conflict] = field(default_factory=list)
+    #: Every answer that was retried (5xx, 429, no answer): what was called, what came back.
+    retried: list[str] = field(default_factory=list)
     throttled: int = 0  # 429 answers of the public routes
     #: Steps found already done when the walker came to them (after a retry or restart).
     skipped: list[str] = field(default_factory=list)
@@ -241,6 +243,7 @@ class _Caller:
                     wait = _retry_after(response, delay)
                 else:
                     self.result.server_errors += 1
+            self.result.retried.append(f"{what}: {last}")
             await self.pause(wait * random.uniform(0.8, 1.2))
             if once:
                 return None

@@ -65,6 +65,15 @@ with workflow.unsafe.imports_passed_through():
 
 S = RequestStatus
 CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
+#: The grant no longer waits for the PDF: it is rendered by an activity of its own.
+CERTIFICATE_PDF_PATCH = "certificate-pdf-after-grant"
+PDF_TIMEOUT = timedelta(minutes=5)
+PDF_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=20,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
 DB_TIMEOUT = timedelta(seconds=30)
 FILE_TIMEOUT = timedelta(minutes=30)
 DB_RETRY = RetryPolicy(
@@ -129,6 +138,8 @@ class RequestWorkflow:
         self.stage_seconds: dict[str, float] = {}
         self.escalated: set[str] = set()
         self.notifications: list[asyncio.Future[Any]] = []
+        #: Other work started in the background (the certificate's PDF).
+        self.background: list[asyncio.Future[Any]] = []
         # laboratory and decision
         self.plan = {entry.code: entry.mandatory for entry in params.scheme.items}
         self.retest_items: set[str] = set()
@@ -279,7 +290,7 @@ class RequestWorkflow:
                 await self._timers_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
         # Mails still being delivered are finished before the request's workflow ends.
-        await asyncio.gather(*self.notifications, return_exceptions=True)
+        await asyncio.gather(*self.background, *self.notifications, return_exceptions=True)
         assert self.ref is not None
         return RequestRef(
             request_id=self.ref.request_id, number=self.ref.number, status=self.status
@@ -503,6 +514,8 @@ class RequestWorkflow:
             t.detail["certificate_number"] = self.certificate.number
         await self._transition(t)
         if self.certificate is not None and cmd.action == "grant":
+            if workflow.patched(CERTIFICATE_PDF_PATCH):
+                self._render_pdf(self.certificate.certificate_id)
             await self._start_certificate_workflow(now)
         if self.params.certificate_number and cmd.action in ("grant", "refuse"):
             await self._report_surveillance(cmd.action == "grant", target)
@@ -519,6 +532,18 @@ class RequestWorkflow:
             status=self.status,
             round=self.round,
             certificate_number=self.certificate.number if self.certificate else None,
+        )
+
+    def _render_pdf(self, certificate_id: str) -> None:
+        """The certificate's PDF, in the background: the grant answers without waiting for
+        seconds of rendering and signing; the workflow waits for it before it ends."""
+        self.background.append(
+            workflow.start_activity_method(
+                LabActivities.certificate_pdf,
+                certificate_id,
+                start_to_close_timeout=PDF_TIMEOUT,
+                retry_policy=PDF_RETRY,
+            )
         )
 
     async def _report_surveillance(self, passed: bool, status: RequestStatus) -> None:

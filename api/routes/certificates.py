@@ -252,8 +252,14 @@ def certificate_pdf(
     row: Readable, ctx: Annotated[AppContext, Depends(get_context)]
 ) -> RedirectResponse:
     """The signed PDF of the latest issue, through a short-lived presigned URL."""
-    if row.pdf_key is None:
-        raise not_found("certificate PDF", row.number)
+    if row.pdf_key is None:  # rendered and signed just after the grant, in the background
+        raise Problem(
+            404,
+            "certificate-pdf-pending",
+            "Not found yet",
+            f"the PDF of certificate {row.number} is being rendered; try again shortly",
+            headers={"Retry-After": "2"},
+        )
     url = ctx.presigner.presigned_get_object(
         ctx.settings.s3_certificates_bucket,
         row.pdf_key,

@@ -157,3 +157,18 @@ def to_review(client: TestClient, cast: Cast) -> dict[str, Any]:
     response = act(client, cast.maker_auth, request["id"], "submit")
     assert response.status_code == 200, response.text
     return wait_status(client, cast.officer_auth, request["id"], "application_review")
+
+
+def wait_pdf_link(client: TestClient, headers: Headers, number: str, timeout: float = 60) -> Any:
+    """The certificate PDF's presigned redirect, once the PDF (rendered in the background
+    after the grant) is stored; until then the route answers 404 with ``Retry-After``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        link = client.get(
+            f"{API}/certificates/{number}/pdf", headers=headers, follow_redirects=False
+        )
+        if link.status_code != 404 or time.monotonic() > deadline:
+            assert link.status_code == 307, link.text
+            return link
+        assert link.headers["Retry-After"] == "2"
+        time.sleep(0.1)

@@ -29,6 +29,7 @@ from tests.api.requests_helpers import (
     make_cast,
     to_review,
     upload,
+    wait_pdf_link,
 )
 from tests.conftest import RunningWorker
 
@@ -434,6 +435,7 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
     certified = to_evaluated(client, cast, make_lab(client, cast))
     granted = act(client, cast.officer_auth, certified, "grant")
     assert granted.status_code == 200, granted.text
+    wait_pdf_link(client, cast.officer_auth, granted.json()["certificate_number"])
     return World(
         cast,
         request["id"],

@@ -32,7 +32,7 @@ from tests.activities.test_certificate_pdf import (
 from tests.activities.test_signing import _b64url_decode, _tiny_jcs
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
-from tests.api.requests_helpers import Cast, act, make_cast
+from tests.api.requests_helpers import Cast, act, make_cast, wait_pdf_link
 from tests.conftest import RunningWorker
 
 #: End-to-end paths: on SQLite (the embedded default) and on PostgreSQL.
@@ -64,11 +64,9 @@ def issued(client: TestClient, cast: Cast, lab: Lab) -> dict[str, Any]:
     number = granted.json()["certificate_number"]
     certificate = client.get(f"{API}/certificates/{number}", headers=cast.maker_auth)
     assert certificate.status_code == 200, certificate.text
-    link = client.get(
-        f"{API}/certificates/{number}/pdf", headers=cast.maker_auth, follow_redirects=False
-    )
-    assert link.status_code == 307
+    link = wait_pdf_link(client, cast.maker_auth, number)
     pdf = httpx.get(link.headers["location"], timeout=30).content
+    certificate = client.get(f"{API}/certificates/{number}", headers=cast.maker_auth)
     return {"number": number, "certificate": certificate.json(), "pdf": pdf}
 
 

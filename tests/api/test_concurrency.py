@@ -1,0 +1,117 @@
+"""Many users at once, through a real HTTP server: requests driven concurrently from
+creation to certificate, on SQLite (the embedded default) and on PostgreSQL.
+
+Each client is ``tests.walker``: it sends each action as soon as the request lists it in
+``allowed_actions``, retries a 503 or a dropped connection with the same Idempotency-Key,
+and records every 409 with the request's timeline at that moment.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlmodel import Session
+
+from api.app import create_app
+from mutabaqa.db import create_db_engine
+from mutabaqa.devstack import free_port
+from mutabaqa.settings import Settings
+from tests.conftest import RunningWorker
+from tests.walker import WalkResult, make_people, run_walks
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture
+def base_url(settings: Settings, worker: RunningWorker) -> Iterator[str]:
+    """The API served by uvicorn on a free loopback port, as ``mutabaqa api`` serves it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+async def _walk_all(
+    settings: Settings, base_url: str, count: int, concurrency: int
+) -> list[WalkResult]:
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits) as client:
+        people = await make_people(
+            client, settings.admin_email, settings.admin_password.get_secret_value()
+        )
+        return await run_walks(client, people, count, concurrency=concurrency, total_timeout=720)
+
+
+def _failures(results: list[WalkResult]) -> list[str]:
+    return [f"{r.request_id}: {r.errors}" for r in results if not r.ok]
+
+
+def _certificate_sequences(settings: Settings) -> tuple[list[int], int]:
+    """Every certificate number's sequence in the CTTH series of this year, and the counter."""
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        with Session(engine) as session:
+            counters = dict(
+                session.execute(
+                    sa.text("SELECT series, value FROM number_counter WHERE series LIKE 'CERT-%'")
+                ).all()
+            )
+            numbers = session.execute(sa.text("SELECT DISTINCT number FROM certificate")).scalars()
+            sequences = sorted(int(re.findall(r"\d+", n)[-1]) for n in numbers if "CTTH" in n)
+    finally:
+        engine.dispose()
+    (counter,) = [v for series, v in counters.items() if "CTTH" in series]
+    return sequences, counter
+
+
+@pytest.mark.both_databases
+async def test_thirty_requests_at_once_are_all_certified(settings: Settings, base_url: str) -> None:
+    results = await _walk_all(settings, base_url, count=30, concurrency=30)
+
+    assert _failures(results) == []
+    assert all(r.certificate_number for r in results)
+    # No 5xx, no 503, no dropped connection: 30 clients at once are the normal case.
+    assert [line for r in results for line in r.retried] == []
+    assert sum(r.unavailable for r in results) == 0
+    assert sum(r.server_errors for r in results) == 0
+    assert sum(r.connection_errors for r in results) == 0
+    numbers = [r.certificate_number for r in results]
+    assert len(set(numbers)) == 30
+    # Gap-free: the numbers of the series are exactly 1..counter (other tests' included).
+    sequences, counter = _certificate_sequences(settings)
+    assert sequences == list(range(1, counter + 1))
+
+
+async def test_offered_actions_are_not_refused(settings: Settings, base_url: str) -> None:
+    """200 walks, 20 in flight, each action sent as soon as it is offered: a 409 only where
+    the timeline shows another event between the read and the action."""
+    results = await _walk_all(settings, base_url, count=200, concurrency=20)
+
+    assert _failures(results) == []
+    conflicts = [c for r in results for c in r.conflicts]
+    unexplained = [
+        (c.action, c.seen_status, c.problem) for c in conflicts if not c.intervening_events()
+    ]
+    assert unexplained == []
+    assert sum(r.unavailable + r.server_errors for r in results) == 0
+    print(f"\n200 walks at 20 in flight: {len(conflicts)} 409s, all explained by the timeline")
