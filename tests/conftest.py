@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -258,3 +259,35 @@ def worker(settings: Settings) -> Iterator[RunningWorker]:
         yield running
     finally:
         running.stop()
+
+
+# --- time per marked group, printed at the end of the run ---------------------------------
+
+#: The marked groups whose time the run prints (a test counts in the first group it has).
+TIMED_GROUPS = ("slow", "stack", "both_databases")
+_group_seconds: dict[str, float] = {}
+_group_counts: dict[str, int] = {}
+
+
+def _group_of(item: pytest.Item) -> str:
+    return next((name for name in TIMED_GROUPS if item.get_closest_marker(name)), "other")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    group = _group_of(item)
+    _group_seconds[group] = _group_seconds.get(group, 0.0) + time.monotonic() - started
+    _group_counts[group] = _group_counts.get(group, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _group_seconds:
+        return
+    terminalreporter.section("time per marked group (set-up and tear-down included)")
+    for group in (*TIMED_GROUPS, "other"):
+        if group in _group_seconds:
+            terminalreporter.write_line(
+                f"{group:>15}: {_group_seconds[group]:7.1f} s over {_group_counts[group]} tests"
+            )
