@@ -142,13 +142,19 @@ class BaselineRun:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 async def run_baseline(
-    client: Client, plan: Sequence[int], count: int, concurrency: int, within: float
+    client: Client,
+    plan: Sequence[int],
+    count: int,
+    concurrency: int,
+    within: float,
+    meter: CpuMeter,
 ) -> BaselineRun:
     """``count`` bare requests at ``concurrency``, with a worker of their own (after one
-    warm-up request); bounded by ``within`` seconds."""
+    warm-up request, and with ``meter`` running); bounded by ``within`` seconds."""
     task_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
     result = BaselineRun()
     gate = asyncio.Semaphore(concurrency)
@@ -176,9 +182,11 @@ async def run_baseline(
     ):
         async with asyncio.timeout(within):
             await bare_request(client, task_queue, plan)  # warm-up
+            meter.start()
             started = time.monotonic()
             await asyncio.gather(*(one() for _ in range(count)))
             result.seconds = time.monotonic() - started
+            result.cpu = meter.stop()
     return result
 
 
@@ -203,14 +211,18 @@ def workflow_id_of(database_url: str, request_id: str) -> str:
         engine.dispose()
 
 
-async def count_events(client: Client, workflow_id: str) -> Counter[str]:
+async def count_events(client: Client, workflow_id: str) -> tuple[Counter[str], Counter[str]]:
+    """Counts of the ``COUNTED`` events in a workflow's history, and of activities by type."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     counts: Counter[str] = Counter()
+    types: Counter[str] = Counter()
     for event in history.events:
         for name, event_type in COUNTED.items():
             if event.event_type == event_type:
                 counts[name] += 1
-    return counts
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            types[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
+    return counts, types
 
 
 async def wait_closed(client: Client, workflow_id: str, within: float) -> str:
@@ -355,21 +367,51 @@ class Stack:
                     os.kill(proc.pid, signal.SIGKILL)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all processes, not idle nor iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
+    """CPU seconds of each watched process between ``start()`` and ``stop()``, and of the
+    whole machine (``"machine"``: other processes load it too)."""
+
     def __init__(self, procs: Sequence[Proc]) -> None:
         self.procs = [Proc("bench", os.getpid(), start_time(os.getpid())), *procs]
         self._start: dict[Proc, float] = {}
+        self._machine = 0.0
 
     def start(self) -> None:
         self._start = {p: cpu_seconds(p.pid) for p in self.procs}
+        self._machine = machine_busy_seconds()
 
     def stop(self) -> dict[str, float]:
-        used: dict[str, float] = {}
+        used: dict[str, float] = {"machine": machine_busy_seconds() - self._machine}
         for p in self.procs:
             name = p.name if p.name not in used else f"{p.name} {p.pid}"
             with contextlib.suppress(OSError):
                 used[name] = cpu_seconds(p.pid) - self._start[p]
         return used
+
+
+class CallCounter:
+    """Counts the HTTP calls the walkers send, by method and route (ids left out)."""
+
+    def __init__(self, api_port: int) -> None:
+        self.api_port = api_port
+        self.counts: Counter[str] = Counter()
+
+    async def hook(self, request: httpx.Request) -> None:
+        parts = request.url.path.strip("/").split("/")
+        if parts[:2] == ["api", "v1"]:
+            parts = parts[2:]
+        if len(parts) > 1 and parts[0] in ("requests", "certificates", "verify"):
+            parts[1] = "{id}"
+        if len(parts) > 3 and parts[2] in ("actions", "results"):
+            parts[3] = "{name}"
+        route = "/".join(parts) if request.url.port == self.api_port else "S3"
+        self.counts[f"{request.method} {route}"] += 1
 
 
 # --- figures -----------------------------------------------------------------------------------
@@ -393,10 +435,17 @@ def line(name: str, done: int, seconds: float, latencies: Sequence[float]) -> st
 
 
 def cpu_line(used: dict[str, float], seconds: float) -> str:
-    total = sum(used.values())
-    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
-    share = f" ({total / seconds:.2f} cores)" if seconds > 0 else ""
-    return f"    CPU s: {parts}; total {total:.1f}{share}"
+    ours = {name: value for name, value in used.items() if name != "machine"}
+    total = sum(ours.values())
+    parts = ", ".join(f"{name} {value:.1f}" for name, value in ours.items())
+    machine = used.get("machine", float("nan"))
+    cores = (
+        f" = {total / seconds:.2f} cores; whole machine busy {machine / seconds:.2f}"
+        f" of {os.cpu_count()} cores"
+        if seconds > 0
+        else ""
+    )
+    return f"    CPU s: {parts}; total {total:.1f}{cores}"
 
 
 def walk_errors(results: Sequence[WalkResult]) -> dict[str, int]:
@@ -417,7 +466,10 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
     deadline = time.monotonic() + args.timeout
     settings = Settings(data_dir=stack.data_dir)
     limits = httpx.Limits(max_connections=max(100, 2 * args.concurrency))
-    async with httpx.AsyncClient(base_url=stack.url, limits=limits) as http:
+    calls = CallCounter(stack.port)
+    async with httpx.AsyncClient(
+        base_url=stack.url, limits=limits, event_hooks={"request": [calls.hook]}
+    ) as http:
         people: People = await make_people(
             http, settings.admin_email, settings.admin_password.get_secret_value()
         )
@@ -434,10 +486,12 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
             counts[cert_wf] = await count_events(temporal, cert_wf)
         total: Counter[str] = Counter()
         print("one real request's workflow histories (warm-up request):")
-        for wf, counter in counts.items():
+        for wf, (counter, types) in counts.items():
             total.update(counter)
             shown = ", ".join(f"{name} {counter[name]}" for name in COUNTED)
             print(f"  {wf}: {shown}")
+            if types:
+                print("    activities: " + ", ".join(f"{t} {n}" for t, n in types.most_common()))
         print(f"  (request workflow {ended.lower()} when counted)")
         updates, activities = total["updates"], total["activities"]
         print(f"  baseline per request: {updates} Updates, {activities} activities")
@@ -453,6 +507,7 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
             flush=True,
         )
         meter.start()
+        calls.counts.clear()
         started = time.monotonic()
         results = await run_walks(
             http,
@@ -468,15 +523,15 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
     print(
         f"baseline: {args.requests} bare requests, concurrency {args.concurrency} ...", flush=True
     )
-    meter.start()
     baseline = await run_baseline(
         temporal,
         plan,
         args.requests,
         args.concurrency,
         within=max(1.0, deadline - time.monotonic()),
+        meter=meter,
     )
-    baseline_cpu = meter.stop()
+    baseline_cpu = baseline.cpu
 
     ok = [r for r in results if r.ok]
     pipeline_rate = len(ok) / pipeline_seconds
@@ -489,6 +544,10 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
     )
     print(line("pipeline", len(ok), pipeline_seconds, [r.total_seconds for r in ok]))
     print(cpu_line(pipeline_cpu, pipeline_seconds))
+    print(
+        f"    HTTP calls: {calls.counts.total()} ({calls.counts.total() / max(1, len(results)):.0f}"
+        " a request): " + ", ".join(f"{route} {n}" for route, n in calls.counts.most_common(8))
+    )
     print(line("baseline", len(baseline.latencies), baseline.seconds, baseline.latencies))
     print(cpu_line(baseline_cpu, baseline.seconds))
     ratio = pipeline_rate / baseline_rate if baseline_rate else float("nan")
@@ -506,6 +565,12 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
         + ", ".join(f"{name} {count}" for name, count in errors.items())
         + f", baseline {len(baseline.errors)}"
     )
+    retried: Counter[str] = Counter()
+    for r in results:
+        for message in getattr(r, "retried", []):  # what each retried call got
+            retried[message[:160]] += 1
+    for message, count in retried.most_common(10):
+        print(f"    retried {count}x: {message}")
     for r in results:
         for message in r.errors:
             print(f"    walk {r.request_id or r.walk_id}: {message}")
@@ -534,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         "default: the embedded SQLite",
     )
     parser.add_argument(
+        "--keep-data", action="store_true", help="keep the stack's data directory (and logs)"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=1800.0, help="bound of the whole run, s (default 1800)"
     )
     args = parser.parse_args(argv)
@@ -554,7 +622,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("stopping the stack ...", flush=True)
         stack.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if args.keep_data:
+            print(f"data and logs kept in {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
