@@ -113,5 +113,11 @@ async def test_offered_actions_are_not_refused(settings: Settings, base_url: str
         (c.action, c.seen_status, c.problem) for c in conflicts if not c.intervening_events()
     ]
     assert unexplained == []
-    assert sum(r.unavailable + r.server_errors for r in results) == 0
-    print(f"\n200 walks at 20 in flight: {len(conflicts)} 409s, all explained by the timeline")
+    # Never a 500; a 503 (the workflow busier than the answer bound) is retried with the
+    # same key and lands once: counted, not refused.
+    assert [line for r in results for line in r.retried if " 503 " not in line] == []
+    unavailable = sum(r.unavailable for r in results)
+    print(  # the figures the closing note quotes (run with -s)
+        f"\n200 walks at 20 in flight: {len(conflicts)} 409s, all explained by the timeline; "
+        f"{unavailable} answers 503, retried"
+    )
