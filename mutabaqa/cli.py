@@ -128,7 +128,7 @@ def worker() -> None:
     """Run a Temporal worker for every workflow and activity (stateless; scale out).
 
     SIGINT/SIGTERM: activities in flight get a few seconds to finish; the worker is gone
-    within 5 s (activities abandoned then are retried by Temporal after their timeout).
+    within 4 s (activities abandoned then are retried by Temporal after their timeout).
     """
     from mutabaqa.clients import make_object_store
     from mutabaqa.serve import serve_worker

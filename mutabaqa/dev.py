@@ -56,7 +56,7 @@ from mutabaqa.trust import ensure_signing_material
 from workflows import search_attributes
 
 #: The API and the worker get this long to stop (their own bounds are shorter).
-APPS_STOP_SECONDS = 6.0
+APPS_STOP_SECONDS = 5.0
 #: Then Temporal and the S3 store get this long.
 SERVICES_STOP_SECONDS = 3.0
 #: How long the API may take to listen once started.
@@ -111,10 +111,11 @@ def _ignore_stop_signals() -> None:
 def _exited(child: ChildProcess) -> StackError:
     code = child.popen.returncode
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    what = f"the {child.name} process (pid {child.pid}) {how}"
+    _say(f"\n{what}; stopping the stack (it is not restarted: start it again).")
     tail = child.log_tail(15)
     return StackError(
-        f"the {child.name} process (pid {child.pid}) {how}; stopping the stack. "
-        f"Its log: {child.log}" + (f"\n--- last lines ---\n{tail}" if tail else "")
+        f"{what}; see its log {child.log}" + (f"\n--- last lines ---\n{tail}" if tail else "")
     )
 
 
@@ -126,15 +127,22 @@ def _check_alive(children: list[ChildProcess]) -> None:
 
 def _stop(apps: list[ChildProcess], services: list[ChildProcess]) -> None:
     started = time.monotonic()
-    for group, bound in (
-        (apps, APPS_STOP_SECONDS),
-        (list(reversed(services)), SERVICES_STOP_SECONDS),
-    ):
+    groups = ((apps, APPS_STOP_SECONDS), (list(reversed(services)), SERVICES_STOP_SECONDS))
+    for group, bound in groups:
         running = [child for child in group if child.popen.poll() is None]
-        if running:
-            names = ", ".join(f"{child.name} (pid {child.pid})" for child in running)
-            _say(f"stopping {names}...")
-        stop_together(group, bound)
+        if not running:
+            continue
+        _say(f"stopping {', '.join(f'{child.name} (pid {child.pid})' for child in running)}...")
+        took = stop_together(running, bound)
+        _say(
+            "  "
+            + ", ".join(
+                f"{name} killed (still running {bound:g} s after SIGTERM)"
+                if seconds is None
+                else f"{name} stopped in {seconds:.1f} s"
+                for name, seconds in took.items()
+            )
+        )
     _say(f"stopped in {time.monotonic() - started:.1f} s.")
 
 

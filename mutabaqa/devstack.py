@@ -195,22 +195,32 @@ class ChildProcess:
         return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def stop_together(children: Sequence[ChildProcess], timeout: float) -> None:
-    """SIGTERM every child at once, SIGKILL those still running after ``timeout``, reap all."""
-    for child in children:
-        if child.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.popen.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
-        try:
-            child.popen.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+def stop_together(children: Sequence[ChildProcess], timeout: float) -> dict[str, float | None]:
+    """SIGTERM every child at once, SIGKILL those still running after ``timeout``, reap all.
+
+    Returns, by child name, the seconds it took to exit after SIGTERM (None: it was
+    SIGKILLed); children already gone are left out."""
+    started = time.monotonic()
+    running = [child for child in children if child.popen.poll() is None]
+    for child in running:
+        with contextlib.suppress(ProcessLookupError):
+            child.popen.send_signal(signal.SIGTERM)
+    took: dict[str, float | None] = {}
+    deadline = started + timeout
+    while len(took) < len(running) and time.monotonic() < deadline:
+        for child in running:
+            if child.name not in took and child.popen.poll() is not None:
+                took[child.name] = time.monotonic() - started
+        time.sleep(0.02)
+    for child in running:
+        if child.name not in took and child.popen.poll() is None:
             child.popen.kill()
+            took[child.name] = None
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.popen.wait(5)
         child.close_log()
+    return {child.name: took.get(child.name) for child in running}
 
 
 def spawn(

@@ -34,11 +34,11 @@ ACTIVITY_THREADS = 16
 #: Database connections beyond one per activity thread (bootstrap, checks, bursts).
 DB_POOL_OVERFLOW = 4
 #: On shutdown, in-flight activities get this long to finish before they are cancelled...
-ACTIVITY_GRACE_SECONDS = 3.0
+ACTIVITY_GRACE_SECONDS = 2.5
 #: ...and the whole graceful shutdown this long; then the worker gives up on activities
 #: still running (Temporal retries them after their timeout). Below the 10 s ``mutabaqa
 #: dev`` (and ``docker compose stop``) allow before SIGKILL.
-WORKER_SHUTDOWN_SECONDS = 5.0
+WORKER_SHUTDOWN_SECONDS = 4.0
 
 
 def worker_engine(settings: Settings) -> Engine:

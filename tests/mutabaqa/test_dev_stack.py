@@ -368,3 +368,25 @@ def test_starts_again_right_after_a_sigkill(tmp_path: Path, victims: str) -> Non
     finally:
         if proc.poll() is None:
             interrupt(proc, ports)
+
+
+@pytest.mark.stack
+def test_a_child_that_dies_stops_the_stack_with_a_clear_message(tmp_path: Path) -> None:
+    """Not restarted: the stack stops, names the child, its exit and its log, exits 1."""
+    ports = Ports.free()
+    log = tmp_path / "dev.log"
+    proc = start_dev(tmp_path / "data", ports, log)
+    try:
+        wait_healthy(proc, ports.api, log)
+        roles = stack_processes(proc.pid)
+        os.kill(roles["worker"], signal.SIGKILL)
+        assert proc.wait(STOPPED_WITHIN + 5) == 1
+        output = log.read_text()
+        assert f"the worker process (pid {roles['worker']}) was killed by signal 9" in output
+        assert str(tmp_path / "data" / "logs" / "worker.log") in output
+        wait_gone(set(roles.values()), time.monotonic() + 5)
+        assert not [pid for pid in roles.values() if alive(pid)]
+        assert [port for port in ports.all if port_open(port)] == []
+    finally:
+        if proc.poll() is None:
+            interrupt(proc, ports)
