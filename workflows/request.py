@@ -243,6 +243,15 @@ class RequestWorkflow:
             retry_policy=DB_RETRY,
         )
 
+    async def _persist(self, t: Transition) -> None:
+        """Write a system transition; while it is in flight, validators judge against the
+        facts it will produce."""
+        self.pending = facts_after(self.facts(), t)
+        try:
+            await self._transition(t)
+        finally:
+            self.pending = None
+
     def _notify(self, kind: NotificationKind, key: str, **details: Any) -> None:
         """Send an e-mail in the background: an action never waits on the mail server."""
         assert self.ref is not None
@@ -325,11 +334,7 @@ class RequestWorkflow:
                     "problems": result.problems,
                 },
             )
-            self.pending = facts_after(self.facts(), t)
-            try:
-                await self._transition(t)
-            finally:
-                self.pending = None
+            await self._persist(t)
             self.proposed_centre_code = result.proposed_centre_code
             self._enter(S.APPLICATION_REVIEW, now)
             self._changed("intake", "system", now)
@@ -443,11 +448,7 @@ class RequestWorkflow:
             stage_seconds=self.stage_seconds,
             detail={"reason": "no answer to the information request by its deadline"},
         )
-        self.pending = facts_after(self.facts(), t)
-        try:
-            await self._transition(t)
-        finally:
-            self.pending = None
+        await self._persist(t)
         self._enter(S.LAPSED, now)
         self._changed("lapse", "system", now)
         self._notify(NotificationKind.LAPSED, f"lapse:{self.info_due}")

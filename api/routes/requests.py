@@ -88,6 +88,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+def key_reused() -> Problem:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        "this Idempotency-Key was used with a different body",
+    )
+
+
 def body_hash(value: Any) -> str:
     return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
 
@@ -230,12 +239,7 @@ def _existing_for_key(
         )
     ).first()
     if row is not None and row.idempotency_hash != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used with a different body",
-        )
+        raise key_reused()
     return row
 
 
@@ -309,12 +313,7 @@ def _created_view(
     if row is None:
         raise unavailable()
     if idempotency_key is not None and row.idempotency_hash != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            "Idempotency-Key reused",
-            "this Idempotency-Key was used with a different body",
-        )
+        raise key_reused()
     return request_view(session, row, actor), True
 
 
@@ -420,12 +419,7 @@ def _prepare_action(
         done = _recorded_action(session, row.id, idempotency_key)
         if done is not None:
             if done != digest:
-                raise Problem(
-                    422,
-                    "idempotency-key-reused",
-                    "Idempotency-Key reused",
-                    "this Idempotency-Key was used with a different body",
-                )
+                raise key_reused()
             return request_view(session, row, actor)
     if action == "accept" and clean.get("centre_code"):
         _require_centre(session, clean["centre_code"])
