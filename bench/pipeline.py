@@ -567,7 +567,7 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
     )
     retried: Counter[str] = Counter()
     for r in results:
-        for message in getattr(r, "retried", []):  # what each retried call got
+        for message in r.retried:  # what each retried call got
             retried[message[:160]] += 1
     for message, count in retried.most_common(10):
         print(f"    retried {count}x: {message}")

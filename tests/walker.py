@@ -566,32 +566,40 @@ class _Walk:
 
     async def certificate(self, number: str) -> None:
         """Until ``/verify/{number}`` shows the certificate active and its PDF downloads."""
-        while True:
-            response = await self.caller.send(
-                "GET", f"/verify/{number}", "verify", headers={"Accept": "application/json"}
-            )
-            if response.status_code == 200 and response.json()["status"] == "active":
-                break
-            if response.status_code not in (200, 404):
-                _expect(response, "verify", 200)
-            await self.caller.pause(POLL_SECONDS)
-        self.done_step("verify")
-        while True:
-            response = await self.caller.send(
-                "GET",
-                f"{API}/certificates/{number}/pdf",
-                "pdf link",
-                headers=self.people.maker_auth,
-            )
-            if response.status_code == 307:
-                # The presigned URL carries its own signature: no Authorization header.
-                pdf = await self.caller.send("GET", response.headers["location"], "pdf")
-                if pdf.status_code == 200 and pdf.content.startswith(b"%PDF"):
+        last = "no answer yet"
+        try:
+            while True:
+                response = await self.caller.send(
+                    "GET", f"/verify/{number}", "verify", headers={"Accept": "application/json"}
+                )
+                if response.status_code == 200 and response.json()["status"] == "active":
                     break
-                raise WalkError(f"pdf: HTTP {pdf.status_code}: {pdf.content[:200]!r}")
-            if response.status_code != 404:
-                _expect(response, "pdf link", 307)
-            await self.caller.pause(POLL_SECONDS)
+                if response.status_code not in (200, 404):
+                    _expect(response, "verify", 200)
+                last = f"{response.status_code} {response.text[:100]}"
+                await self.caller.pause(POLL_SECONDS)
+            self.done_step("verify")
+            last = "no answer yet"
+            while True:
+                response = await self.caller.send(
+                    "GET",
+                    f"{API}/certificates/{number}/pdf",
+                    "pdf link",
+                    headers=self.people.maker_auth,
+                )
+                if response.status_code == 307:
+                    # The presigned URL carries its own signature: no Authorization header.
+                    pdf = await self.caller.send("GET", response.headers["location"], "pdf")
+                    if pdf.status_code == 200 and pdf.content.startswith(b"%PDF"):
+                        break
+                    raise WalkError(f"pdf: HTTP {pdf.status_code}: {pdf.content[:200]!r}")
+                if response.status_code != 404:
+                    _expect(response, "pdf link", 307)
+                last = f"{response.status_code} {response.text[:100]}"
+                await self.caller.pause(POLL_SECONDS)
+        except WalkError as exc:
+            step = "pdf" if "verify" in self.result.steps else "verify"
+            raise WalkError(f"{step} of {number}: {exc} (last answer: {last})") from None
         self.done_step("pdf")
 
     async def run(self) -> None:
