@@ -253,6 +253,14 @@ def start_time(pid: int) -> int:
     return int(_stat(pid)[19])
 
 
+def sigint_ignored(pid: int) -> bool:
+    with contextlib.suppress(OSError, ValueError):
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if row.startswith("SigIgn:"):
+                return bool(int(row.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -353,7 +361,10 @@ class Stack:
         if self.popen is None:
             return
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
+            # SIGINT as Ctrl-C would; SIGTERM (also a clean stop) if the stack inherited an
+            # ignored SIGINT (the bench started in the background by a shell script).
+            ignored = sigint_ignored(self.popen.pid)
+            self.popen.send_signal(signal.SIGTERM if ignored else signal.SIGINT)
             try:
                 self.popen.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:
