@@ -81,13 +81,21 @@ def start_dev(data_dir: Path, ports: Ports, log: Path) -> subprocess.Popen[bytes
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def banner_shown(log: Path) -> bool:
+    """The start banner of the latest run is in the log (runs append to the same log)."""
+    text = log.read_text(errors="replace")
+    return text.count("Press Ctrl-C to stop.") >= text.count("starting Temporal dev server...")
+
+
 def wait_healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> float:
+    """Until /health answers 200 and the banner is out (it follows the API's first answer
+    by up to a tenth of a second: the supervisor polls the API's port)."""
     started = time.monotonic()
     while time.monotonic() - started < HEALTHY_WITHIN:
         assert proc.poll() is None, log.read_text()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
-                if resp.status == 200:
+                if resp.status == 200 and banner_shown(log):
                     return time.monotonic() - started
         except OSError:
             pass

@@ -1,6 +1,7 @@
 """The whole embedded stack SIGKILLed with twenty requests in flight, started again at once on
 the same data: every request still reaches ``certified``, with one certificate each, and
-every audit chain is intact.
+every audit chain is intact. And a worker stuck in an activity still stops within its
+shutdown bound.
 
 ``mutabaqa dev`` runs with its defaults (SQLite in its data directory) on free ports. Twenty
 ``tests.walker`` clients drive a request each through the HTTP API; when the first
@@ -19,14 +20,24 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy.engine import Engine
 
+from api.app import create_app
 from mutabaqa.settings import Settings
+from mutabaqa.worker import WORKER_SHUTDOWN_SECONDS
+from tests.api.lab_helpers import make_lab, to_evaluated
+from tests.api.requests_helpers import act, make_cast
 from tests.mutabaqa.test_dev_stack import (
     Ports,
     alive,
@@ -36,9 +47,16 @@ from tests.mutabaqa.test_dev_stack import (
     start_dev,
     wait_healthy,
 )
+from tests.mutabaqa.test_worker_crash import (
+    _certificate_numbers,
+    start_worker_process,
+    stop_process,
+    wait_for,
+    worker_env,
+)
 from tests.walker import make_people, run_walks
 
-pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REQUESTS = 20
 #: Every walk must be done within this (the kill and the restart included).
@@ -98,6 +116,7 @@ def _defaults() -> Settings:
         os.environ.update(env)
 
 
+@pytest.mark.stack
 async def test_every_request_is_certified_once_across_a_sigkill_of_the_whole_stack(
     tmp_path: Path,
 ) -> None:
@@ -179,3 +198,54 @@ async def test_every_request_is_certified_once_across_a_sigkill_of_the_whole_sta
     finally:
         if proc.poll() is None:
             interrupt(proc, ports)
+
+
+@pytest.fixture
+def own_queue(settings: Settings) -> Settings:
+    """The session's settings on a task queue of this test's own (no other worker on it)."""
+    return settings.model_copy(update={"temporal_task_queue": f"stuck-{uuid.uuid4().hex}"})
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            stop_process(proc)
+
+
+def test_a_worker_stuck_in_an_activity_stops_within_its_shutdown_bound(
+    own_queue: Settings, engine: Engine, workers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """``issue_certificate`` sleeps in the fault seam (a synchronous activity that cannot be
+    interrupted) when the worker gets SIGTERM: past its bound, the worker leaves it and
+    exits (status 1) instead of holding ``mutabaqa dev`` or ``docker compose stop`` up."""
+    log = tmp_path / "worker.log"
+    worker = start_worker_process(
+        worker_env(own_queue, fault_pause_after_certificate_seconds=120), log
+    )
+    workers.append(worker)
+    with TestClient(create_app(own_queue)) as client:
+        cast = make_cast(client, own_queue)
+        rid = to_evaluated(client, cast, make_lab(client, cast))
+        answers: list[Response] = []
+        granting = threading.Thread(
+            target=lambda: answers.append(act(client, cast.officer_auth, rid, "grant")),
+            daemon=True,
+        )
+        granting.start()
+        wait_for("certificate committed", lambda: _certificate_numbers(engine, rid), 60, log)
+
+        t0 = time.monotonic()
+        os.kill(worker.pid, signal.SIGTERM)
+        code = worker.wait(WORKER_SHUTDOWN_SECONDS + 10)
+        elapsed = time.monotonic() - t0
+        print(f"\nworker stuck in an activity stopped {elapsed:.1f} s after SIGTERM")
+        assert code == 1, log.read_text()
+        assert elapsed < WORKER_SHUTDOWN_SECONDS + 1.5
+        assert "activities still running" in log.read_text()
+
+        granting.join(own_queue.workflow_answer_seconds + 30)
+        assert answers and answers[0].status_code == 503, answers
