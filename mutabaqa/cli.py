@@ -53,12 +53,15 @@ def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
 
 
 def _sigterm_as_exit() -> None:
-    """Make SIGTERM unwind like Ctrl-C so ``finally`` blocks stop child processes."""
+    """Make SIGTERM unwind like Ctrl-C so ``finally`` blocks stop child processes; and
+    Ctrl-C (SIGINT) too even if this process inherited it ignored (started in the
+    background by a shell script)."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @app.command()
