@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,10 +52,61 @@ def find_binary(name: str) -> str:
     return found
 
 
-def free_port(host: str = LOOPBACK) -> int:
+#: Ports handed out by ``free_port`` and ``S3Ports.free`` in this process (never twice).
+_handed_out: set[int] = set()
+#: Lowest port ``free_port`` hands out (the embedded stack's defaults are all below it).
+FREE_PORTS_FROM = 10_000
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_run(length: int, host: str = LOOPBACK) -> int:
+    """The first of ``length`` consecutive ports free now and not handed out before.
+
+    Chosen below the kernel's ephemeral range: a port from that range can be taken by any
+    outgoing connection between the moment it is chosen and the moment a server binds it
+    (SeaweedFS then fails with "port ... is not available").
+    """
+    low, _ = _ephemeral_ports()
+    top = low - length
+    if top - FREE_PORTS_FROM > 1000:
+        for _ in range(200):
+            base = random.randint(FREE_PORTS_FROM, top)
+            run = range(base, base + length)
+            if not _handed_out.intersection(run) and all(_bindable(p, host) for p in run):
+                _handed_out.update(run)
+                return base
+    for _ in range(50):  # no room below the ephemeral range: let the kernel choose
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            base = int(sock.getsockname()[1])
+        run = range(base, base + length)
+        fits = base + length < 65535 and not _handed_out.intersection(run)
+        if fits and all(_bindable(p, host) for p in run):
+            _handed_out.update(run)
+            return base
+    raise StackError(f"no run of {length} free ports found")
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port free now on ``host``, outside the ephemeral range, not handed out before."""
+    return _free_run(1, host)
 
 
 def port_open(port: int, host: str = LOOPBACK) -> bool:
@@ -345,12 +397,9 @@ class S3Ports:
 
     @classmethod
     def free(cls) -> S3Ports:
-        # Ten consecutive free ports for the internal services: probe until a run is free.
-        for _ in range(50):
-            base = free_port()
-            if base + 10 < 65535 and not any(port_open(base + i) for i in range(10)):
-                return cls(free_port(), base)
-        raise StackError("no run of ten free ports found for the S3 store")
+        # Ten consecutive free ports for the internal services.
+        base = _free_run(10)
+        return cls(free_port(), base)
 
     @property
     def all(self) -> tuple[int, ...]:
