@@ -9,19 +9,20 @@ and records every 409 with the request's timeline at that moment.
 from __future__ import annotations
 
 import re
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlmodel import Session
 
-from api.app import create_app
 from mutabaqa.db import create_db_engine
-from mutabaqa.devstack import free_port
+from mutabaqa.dev import child_environment
+from mutabaqa.devstack import free_port, port_open
 from mutabaqa.settings import Settings
 from tests.conftest import RunningWorker
 from tests.walker import WalkResult, make_people, run_walks
@@ -30,25 +31,34 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
-def base_url(settings: Settings, worker: RunningWorker) -> Iterator[str]:
-    """The API served by uvicorn on a free loopback port, as ``mutabaqa api`` serves it."""
+def base_url(settings: Settings, worker: RunningWorker, tmp_path: Path) -> Iterator[str]:
+    """``mutabaqa api`` in a process of its own on a free loopback port, configured like
+    the session (the worker runs in this process): API and worker on separate cores, as in
+    ``mutabaqa dev`` and a deployment."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    log = tmp_path / "api.log"
+    env = child_environment(settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port}))
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mutabaqa", "api", "--log-level", "warning"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
-    )
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
     try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the API did not start:\n{log.read_text()}"
+            time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        thread.join(30)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 async def _walk_all(
