@@ -91,6 +91,13 @@ def result_view(result: TestResult) -> ResultView:
     )
 
 
+def _beat(stage: str) -> None:
+    """Heartbeat from long work when it runs as an activity (a crashed worker is then noticed
+    after the heartbeat timeout, not the whole start-to-close timeout)."""
+    if activity.in_activity():
+        activity.heartbeat(stage)
+
+
 def latest_of(results: Iterable[TestResult]) -> list[TestResult]:
     """The latest revision of every (round, item), in round and item order."""
     latest: dict[tuple[int, str], TestResult] = {}
@@ -496,11 +503,13 @@ class LabActivities:
         except S3Error as exc:
             if exc.code not in ("NoSuchKey", "NoSuchObject"):
                 raise
+            _beat("rendering")
+            rendered = render_certificate_pdf(document)
+            _beat("signing")
             pdf = sign_pdf(
-                render_certificate_pdf(document),
-                self.signing.pdf_identity,
-                reason=f"Certificat {certificate.number}",
+                rendered, self.signing.pdf_identity, reason=f"Certificat {certificate.number}"
             )
+            _beat("storing")
             written = self._store.put_object(
                 bucket, key, io.BytesIO(pdf), len(pdf), content_type=PDF_CONTENT_TYPE
             )

@@ -68,6 +68,7 @@ CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
 #: The grant no longer waits for the PDF: it is rendered by an activity of its own.
 CERTIFICATE_PDF_PATCH = "certificate-pdf-after-grant"
 PDF_TIMEOUT = timedelta(minutes=5)
+PDF_HEARTBEAT = timedelta(seconds=30)
 PDF_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=1),
@@ -101,6 +102,17 @@ ACTION_NOTICES = {
     "uphold": NotificationKind.APPEAL_DECIDED,
     "overturn": NotificationKind.APPEAL_DECIDED,
 }
+
+
+def not_ready() -> ApplicationError:
+    """The workflow has started but its record is not written yet: try again (503), not a
+    refusal (the record may already list the action)."""
+    return ApplicationError(
+        "the request is still being created; try again shortly",
+        {"status": 503, "kind": "not-ready"},
+        type="not-ready",
+        non_retryable=True,
+    )
 
 
 def refusal_error(refusal: Refusal, status: RequestStatus, allowed: list[str]) -> ApplicationError:
@@ -205,7 +217,7 @@ class RequestWorkflow:
 
     def _refuse(self, action: str, actor: Actor, body: dict[str, Any], ahead: bool = False) -> None:
         if self.ref is None:
-            raise ApplicationError("the request is still being created", type="not-ready")
+            raise not_ready()
         facts = self.judged_facts(ahead)
         try:
             check(action, facts, actor, body)
@@ -543,6 +555,7 @@ class RequestWorkflow:
                 LabActivities.certificate_pdf,
                 certificate_id,
                 start_to_close_timeout=PDF_TIMEOUT,
+                heartbeat_timeout=PDF_HEARTBEAT,
                 retry_policy=PDF_RETRY,
             )
         )
@@ -693,7 +706,7 @@ class RequestWorkflow:
 
     def _validate_record(self, cmd: ActionInput, ahead: bool = False) -> None:
         if self.ref is None:
-            raise ApplicationError("the request is still being created", type="not-ready")
+            raise not_ready()
         facts = self.judged_facts(ahead)
         try:
             check_result(str(cmd.body.get("item_code")), facts, cmd.actor)
@@ -761,7 +774,7 @@ class RequestWorkflow:
 
     def _validate_upload(self, cmd: ActionInput, ahead: bool = False) -> None:
         if self.ref is None:
-            raise ApplicationError("the request is still being created", type="not-ready")
+            raise not_ready()
         facts = self.judged_facts(ahead)
         evidence = cmd.action == UPLOAD_EVIDENCE
         refusal = None
