@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -230,6 +231,9 @@ class LabActivities:
         self.settings = settings
         self._store = store
         self.signing = signing
+        #: Rendering and signing a PDF is seconds of pure-Python CPU: one at a time, so that
+        #: the worker's other threads (and its workflow tasks) keep their share of the GIL.
+        self._renderer = threading.BoundedSemaphore(1)
 
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
@@ -503,12 +507,17 @@ class LabActivities:
         except S3Error as exc:
             if exc.code not in ("NoSuchKey", "NoSuchObject"):
                 raise
-            _beat("rendering")
-            rendered = render_certificate_pdf(document)
-            _beat("signing")
-            pdf = sign_pdf(
-                rendered, self.signing.pdf_identity, reason=f"Certificat {certificate.number}"
-            )
+            while not self._renderer.acquire(timeout=5):
+                _beat("waiting for the renderer")
+            try:
+                _beat("rendering")
+                rendered = render_certificate_pdf(document)
+                _beat("signing")
+                pdf = sign_pdf(
+                    rendered, self.signing.pdf_identity, reason=f"Certificat {certificate.number}"
+                )
+            finally:
+                self._renderer.release()
             _beat("storing")
             written = self._store.put_object(
                 bucket, key, io.BytesIO(pdf), len(pdf), content_type=PDF_CONTENT_TYPE

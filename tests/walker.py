@@ -596,7 +596,8 @@ class _Walk:
                 if response.status_code != 404:
                     _expect(response, "pdf link", 307)
                 last = f"{response.status_code} {response.text[:100]}"
-                await self.caller.pause(POLL_SECONDS)
+                # Being rendered: come back when the server says, as a considerate client.
+                await self.caller.pause(_retry_after(response, POLL_SECONDS))
         except WalkError as exc:
             step = "pdf" if "verify" in self.result.steps else "verify"
             raise WalkError(f"{step} of {number}: {exc} (last answer: {last})") from None
