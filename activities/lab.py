@@ -11,6 +11,7 @@ import io
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
@@ -90,6 +91,16 @@ def result_view(result: TestResult) -> ResultView:
         equipment_id=result.equipment_id,
         remarks=result.remarks,
     )
+
+
+#: Activity slots a worker lets PDFs hold (one renders, the others wait their turn).
+PDF_SLOTS = 3
+RENDERER_BUSY = "renderer-busy"
+
+
+def _shielded() -> AbstractContextManager[None]:
+    """Delay an activity's cancellation to the end of the block (outside an activity: none)."""
+    return activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext()
 
 
 def _beat(stage: str) -> None:
@@ -232,8 +243,11 @@ class LabActivities:
         self._store = store
         self.signing = signing
         #: Rendering and signing a PDF is seconds of pure-Python CPU: one at a time, so that
-        #: the worker's other threads (and its workflow tasks) keep their share of the GIL.
-        self._renderer = threading.BoundedSemaphore(1)
+        #: the worker's other threads (and its workflow tasks) keep their share of the GIL...
+        self._renderer = threading.Lock()
+        #: ...and at most this many activity slots held by PDFs (rendering or waiting), so
+        #: that a burst of grants never starves the database activities of slots.
+        self._pdf_slots = threading.BoundedSemaphore(PDF_SLOTS)
 
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
@@ -482,6 +496,31 @@ class LabActivities:
             testing_centre_ar=centre.name_ar if centre else None,
         )
 
+    def _render_signed(self, document: CertificateDocument, number: str) -> bytes:
+        """Render and sign one PDF, one at a time in this worker; with every PDF slot taken,
+        a retryable ``renderer-busy`` failure (Temporal tries again after its back-off).
+        Locks are taken shielded from cancellation, so a cancelled activity never keeps one."""
+        slot = rendering = False
+        try:
+            with _shielded():
+                slot = self._pdf_slots.acquire(blocking=False)
+            if not slot:
+                raise ApplicationError("every PDF slot of this worker is taken", type=RENDERER_BUSY)
+            while not rendering:
+                with _shielded():
+                    rendering = self._renderer.acquire(timeout=5)
+                if not rendering:
+                    _beat("waiting for the renderer")
+            _beat("rendering")
+            rendered = render_certificate_pdf(document)
+            _beat("signing")
+            return sign_pdf(rendered, self.signing.pdf_identity, reason=f"Certificat {number}")
+        finally:
+            if rendering:
+                self._renderer.release()
+            if slot:
+                self._pdf_slots.release()
+
     def ensure_pdf(self, certificate_id: str) -> None:
         """Render, sign (PAdES) and store the PDF once, under a fixed key; record it; lock it.
 
@@ -507,17 +546,7 @@ class LabActivities:
         except S3Error as exc:
             if exc.code not in ("NoSuchKey", "NoSuchObject"):
                 raise
-            while not self._renderer.acquire(timeout=5):
-                _beat("waiting for the renderer")
-            try:
-                _beat("rendering")
-                rendered = render_certificate_pdf(document)
-                _beat("signing")
-                pdf = sign_pdf(
-                    rendered, self.signing.pdf_identity, reason=f"Certificat {certificate.number}"
-                )
-            finally:
-                self._renderer.release()
+            pdf = self._render_signed(document, certificate.number)
             _beat("storing")
             written = self._store.put_object(
                 bucket, key, io.BytesIO(pdf), len(pdf), content_type=PDF_CONTENT_TYPE

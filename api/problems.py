@@ -109,10 +109,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return _overloaded("database-busy", "the database is busy")
 
     @app.exception_handler(sqlalchemy.exc.OperationalError)
-    async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        # SQLite's write lock not had within the busy timeout, or the server unreachable.
-        log.warning("database unavailable: %s", exc)
-        return _overloaded("database-unavailable", "the database did not answer in time")
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if _transient(exc):
+            log.warning("database unavailable: %s", exc)
+            return _overloaded("database-unavailable", "the database did not answer in time")
+        return await _unexpected(request, exc)  # a missing table is a bug, not a busy database
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -131,6 +132,30 @@ def install_problem_handlers(app: FastAPI) -> None:
             f"an unexpected error occurred; quote error id {error_id} to the operators",
             error_id=error_id,
         )
+
+
+#: What a transient database failure says: SQLite's lock not had within the busy timeout,
+#: PostgreSQL unreachable, restarting or out of connections.
+_TRANSIENT = (
+    "database is locked",
+    "database is busy",
+    "connection refused",
+    "could not connect",
+    "server closed the connection",
+    "connection is closed",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "too many clients",
+    "consuming input failed",
+)
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in _TRANSIENT)
 
 
 def _overloaded(kind: str, what: str) -> JSONResponse:

@@ -40,6 +40,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:  # in memory: one connection per thread, no pool to size
+            for name in ("pool_size", "max_overflow", "pool_timeout"):
+                kwargs.pop(name, None)
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -69,10 +69,10 @@ CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
 CERTIFICATE_PDF_PATCH = "certificate-pdf-after-grant"
 PDF_TIMEOUT = timedelta(minutes=5)
 PDF_HEARTBEAT = timedelta(seconds=30)
-PDF_RETRY = RetryPolicy(
+PDF_RETRY = RetryPolicy(  # also while the worker's renderer is busy: about half an hour
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=20,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=60,
     non_retryable_error_types=list(NON_RETRYABLE),
 )
 DB_TIMEOUT = timedelta(seconds=30)

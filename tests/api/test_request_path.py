@@ -8,6 +8,8 @@ import logging
 from collections.abc import Iterable, Iterator
 
 import pytest
+import sqlalchemy.exc
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -16,6 +18,7 @@ from starlette.routing import BaseRoute
 import api.routes.requests as request_routes
 from api.app import create_app
 from api.deps import get_read_session, get_session
+from api.problems import install_problem_handlers
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, assert_problem
 from tests.api.requests_helpers import Cast, create_request, make_cast
@@ -111,3 +114,25 @@ def test_an_unexpected_error_is_a_500_problem_with_a_logged_error_id(
         assert error_id in problem["detail"]
         assert "a bug" not in response.text  # no internals on the wire
         assert any(error_id in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("database is locked", 503),  # SQLite's lock not had within the busy timeout
+        ("connection refused", 503),  # PostgreSQL restarting
+        ("no such table: certificate", 500),  # a bug (code ahead of its migration)
+    ],
+)
+def test_database_errors_are_503_only_when_transient(message: str, status: int) -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(message))
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert_problem(response, status)
+    assert ("Retry-After" in response.headers) is (status == 503)
