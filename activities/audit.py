@@ -11,8 +11,8 @@ import rfc8785
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from domain.permissions import Actor
 from models.audit import GENESIS_HASH, AuditChainHead, AuditEvent
-from models.permissions import Actor
 from models.types import utcnow
 
 #: Fields covered by the canonical form, in no particular order (RFC 8785 sorts keys).

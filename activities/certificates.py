@@ -12,6 +12,7 @@ from temporalio import activity
 from activities.audit import append_event
 from activities.lab import LabActivities
 from activities.requests import find_action
+from domain.permissions import Actor
 from models.accounts import Product
 from models.certificate_lifecycle import (
     CertificateResult,
@@ -20,7 +21,6 @@ from models.certificate_lifecycle import (
     SurveillanceRequestInput,
 )
 from models.lab import Certificate, CertificateStatus
-from models.permissions import Actor
 from models.reference import Scheme, TestItem
 from models.request_payloads import (
     CertificateRef,

@@ -36,6 +36,12 @@ from activities.certificate_pdf import (
     render_certificate_pdf,
     sign_pdf,
 )
+from domain.certificate_rules import (
+    certificate_number,
+    to_canonical_value,
+    valid_until,
+)
+from domain.decision_rules import InvalidValues, Limits, aggregate
 from models.accounts import Organization, Product
 from models.audit import request_chain
 from models.lab import Certificate, CertificateStatus, ResultVerdict, TestReport, TestResult
@@ -51,13 +57,7 @@ from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from mutabaqa.trust import SigningMaterial
-from workflows.certificate_rules import (
-    certificate_number,
-    report_digest,
-    to_canonical_value,
-    valid_until,
-)
-from workflows.decision_rules import InvalidValues, Limits, aggregate
+from records.canonical import report_digest
 
 INVALID_RESULT = "invalid-result"
 PDF_CONTENT_TYPE = "application/pdf"

@@ -29,6 +29,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from domain.permissions import Role
 from models.accounts import User
 from models.notifications import (
     AppealOutcome,
@@ -36,7 +37,6 @@ from models.notifications import (
     NotifyInput,
     NotifyResult,
 )
-from models.permissions import Role
 from models.reference import TechnicalCentre
 from models.requests import CertificationRequest
 from mutabaqa.settings import Settings

@@ -23,8 +23,8 @@ from sqlmodel import Session
 from api.context import AppContext
 from api.problems import Problem
 from api.security import decode_access_token
+from domain.permissions import ROUTE_ROLES, Actor, Permission, Role, roles_allow
 from models.accounts import Product, User
-from models.permissions import ROUTE_ROLES, Actor, Permission, Role, roles_allow
 from mutabaqa.db import write_session
 from mutabaqa.settings import Settings
 
@@ -130,7 +130,7 @@ CurrentActor = Annotated[Actor, Depends(get_current_actor)]
 @cache
 def require(permission: Permission) -> Callable[[Actor], Actor]:
     """A dependency that answers 403 unless the caller's roles allow ``permission``
-    (``models.permissions.ROUTE_ROLES``), and otherwise returns the caller as an Actor::
+    (``domain.permissions.ROUTE_ROLES``), and otherwise returns the caller as an Actor::
 
         AdminActor = Annotated[Actor, Depends(require(Permission.USERS_MANAGE))]
     """

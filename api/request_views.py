@@ -14,9 +14,10 @@ from threading import Lock
 from sqlmodel import Session, col, select
 
 from activities.lab import counting_of, latest_of, result_view
+from domain.permissions import Actor, Role
+from domain.request_rules import RequestFacts, allowed_actions
 from models.accounts import Product, User
 from models.lab import Certificate, TestReport, TestResult
-from models.permissions import Actor, Role
 from models.reference import Scheme, TestItem
 from models.request_payloads import (
     FilePublic,
@@ -27,7 +28,6 @@ from models.request_payloads import (
     SchemeSummary,
 )
 from models.requests import CertificationRequest, FilePurpose, Sample, StoredFile
-from workflows.request_rules import RequestFacts, allowed_actions
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from models.lab import CertificateStatus
-from models.permissions import Actor
+from domain.permissions import Actor
+from domain.statuses import CertificateStatus
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from domain.statuses import CertificateStatus as CertificateStatus
+from domain.statuses import ResultVerdict as ResultVerdict
 from models.types import DecimalText, UTCDateTime, text_enum, utcnow
-
-
-class ResultVerdict(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
 
 
 class TestResult(SQLModel, table=True):
@@ -63,15 +58,6 @@ class TestReport(SQLModel, table=True):
     frozen_by: str = Field(max_length=32)
     frozen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class CertificateStatus(StrEnum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    SUPERSEDED = "superseded"
-    TERMINATED = "terminated"
 
 
 class Certificate(SQLModel, table=True):

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Self
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, model_validator
 from sqlmodel import Field, SQLModel
 
+from domain.statuses import Aggregation as Aggregation
+from domain.statuses import DecisionRule as DecisionRule
 from models.types import DecimalText, UTCDateTime, text_enum, utcnow
 
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
-
-class DecisionRule(StrEnum):
-    """How a measured value and its uncertainty are judged against a limit (ILAC-G8)."""
-
-    SIMPLE = "simple"
-    GUARDED = "guarded"
-
-
-class Aggregation(StrEnum):
-    """How several specimen values of one test item count (SPEC section 3)."""
-
-    SINGLE = "single"
-    ALL = "all"
-    MEAN = "mean"
-    COUNT_WITHIN = "count_within"
 
 
 class StandardRef(BaseModel):

@@ -8,69 +8,42 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from domain.actions import (
+    ACTION_BODIES as ACTION_BODIES,
+)
+from domain.actions import (
+    AcceptBody as AcceptBody,
+)
+from domain.actions import (
+    EmptyBody as EmptyBody,
+)
+from domain.actions import (
+    MessageBody as MessageBody,
+)
+from domain.actions import (
+    OptionalReasonBody as OptionalReasonBody,
+)
+from domain.actions import (
+    ReasonBody as ReasonBody,
+)
+from domain.actions import (
+    ReceiveSampleBody as ReceiveSampleBody,
+)
+from domain.actions import (
+    RetestBody as RetestBody,
+)
+from domain.actions import (
+    ShortText as ShortText,
+)
+from domain.actions import (
+    Text as Text,
+)
+from domain.actions import (
+    Transition as Transition,
+)
+from domain.permissions import Actor
 from models.certificate_lifecycle import CertificateTiming
-from models.permissions import Actor
 from models.requests import RequestKind, RequestStatus
-
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EmptyBody(_Body):
-    pass
-
-
-class ReasonBody(_Body):
-    reason: Text
-
-
-class OptionalReasonBody(_Body):
-    reason: Text | None = None
-
-
-class MessageBody(_Body):
-    message: Text
-
-
-class AcceptBody(_Body):
-    centre_code: ShortText | None = None
-    scope: Text | None = Field(default=None, description="The officer may amend the scope.")
-
-
-class ReceiveSampleBody(_Body):
-    sample_ref: ShortText
-    condition: Text
-
-
-class RetestBody(_Body):
-    items: list[ShortText] = Field(min_length=1, max_length=100)
-    reason: Text
-
-
-#: The body model of each action of SPEC section 4 handled so far.
-ACTION_BODIES: dict[str, type[_Body]] = {
-    "submit": EmptyBody,
-    "request_info": MessageBody,
-    "respond": MessageBody,
-    "decline": ReasonBody,
-    "accept": AcceptBody,
-    "reject_sample": ReasonBody,
-    "receive_sample": ReceiveSampleBody,
-    "withdraw": OptionalReasonBody,
-    "submit_results": EmptyBody,
-    "verify_results": EmptyBody,
-    "retract": ReasonBody,
-    "grant": EmptyBody,
-    "refuse": ReasonBody,
-    "request_retest": RetestBody,
-    "appeal": ReasonBody,
-    "uphold": ReasonBody,
-    "overturn": ReasonBody,
-}
 
 
 class RequestCreate(BaseModel):
@@ -274,35 +247,6 @@ class IntakeResult(BaseModel):
     proposed_centre_code: str | None
     candidate_centres: list[str]
     problems: list[str]
-
-
-class Transition(BaseModel):
-    """A state change to record in one transaction (row, audit event, related rows)."""
-
-    request_id: str
-    key: str
-    action: str
-    actor: Actor | None  # None: the system
-    acting_role: str
-    body: dict[str, Any] = Field(default_factory=dict)
-    body_hash: str | None = None
-    from_status: RequestStatus | None
-    to_status: RequestStatus | None
-    at: datetime
-    centre_code: str | None = None
-    proposed_centre_code: str | None = None
-    scope: str | None = None
-    round: int | None = None
-    info_due_at: datetime | None = None
-    clear_info_due: bool = False
-    stage_seconds: dict[str, float] | None = None
-    retest_items: list[str] | None = None
-    refused_by: str | None = None
-    appeal_until: datetime | None = None
-    appeal_filed: bool | None = None
-    excluded_decider: str | None = None
-    clear_excluded_decider: bool = False
-    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class RecordFileInput(BaseModel):

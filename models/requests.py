@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from domain.statuses import FilePurpose as FilePurpose
+from domain.statuses import RequestKind as RequestKind
+from domain.statuses import RequestStatus as RequestStatus
+from domain.statuses import SampleStatus as SampleStatus
 from models.types import UTCDateTime, text_enum, utcnow
-
-
-class RequestStatus(StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    APPLICATION_REVIEW = "application_review"
-    INFO_REQUESTED = "info_requested"
-    DECLINED = "declined"
-    AWAITING_SAMPLE = "awaiting_sample"
-    TESTING = "testing"
-    RESULTS_SUBMITTED = "results_submitted"
-    EVALUATED = "evaluated"
-    CERTIFIED = "certified"
-    VERIFIED = "verified"
-    REFUSED = "refused"
-    UNDER_APPEAL = "under_appeal"
-    WITHDRAWN = "withdrawn"
-    LAPSED = "lapsed"
-
-
-class RequestKind(StrEnum):
-    CERTIFICATION = "certification"
-    SAFETY_VERIFICATION = "safety_verification"
-    SURVEILLANCE = "surveillance"
-
-
-class FilePurpose(StrEnum):
-    DOCUMENT = "document"  # dossier file uploaded by the manufacturer
-    EVIDENCE = "evidence"  # test evidence uploaded by the laboratory
 
 
 class CertificationRequest(SQLModel, table=True):
@@ -115,11 +89,6 @@ class StoredFile(SQLModel, table=True):
     superseded_by: str | None = Field(default=None, max_length=32)
     superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     retention_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class SampleStatus(StrEnum):
-    RECEIVED = "received"
-    REJECTED = "rejected"
 
 
 class Sample(SQLModel, table=True):

@@ -12,9 +12,9 @@ from sqlmodel import select
 
 from activities.audit import append_event
 from api.security import hash_password
+from domain.permissions import Role
 from models.accounts import User
 from models.audit import ADMIN_CHAIN
-from models.permissions import Role
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 

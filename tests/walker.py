@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from models.permissions import Role
+from domain.permissions import Role
 from tests.api.helpers import PASSWORD, unique_ice
 from tests.api.lab_helpers import FFP2_PASSING
 from tests.api.requests_helpers import FFP2, FFP2_DOCUMENTS, PDF, PNG

@@ -29,6 +29,10 @@ with workflow.unsafe.imports_passed_through():
         WEBHOOK_START_TO_CLOSE,
         WebhookActivities,
     )
+    from domain.certificate_lifecycle import ACTIONS, FINAL, check
+    from domain.certificate_rules import add_months
+    from domain.request_rules import Refusal
+    from domain.statuses import CertificateStatus
     from models.certificate_lifecycle import (
         CertificateCommand,
         CertificateResult,
@@ -39,13 +43,9 @@ with workflow.unsafe.imports_passed_through():
         SurveillanceOutcome,
         SurveillanceRequestInput,
     )
-    from models.lab import CertificateStatus
     from models.notifications import NotificationKind, NotifyInput
     from models.webhooks import WebhookInput
     from workflows import search_attributes as attrs
-    from workflows.certificate_lifecycle import ACTIONS, FINAL, check
-    from workflows.certificate_rules import add_months
-    from workflows.request_rules import Refusal
 
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)

@@ -26,26 +26,8 @@ with workflow.unsafe.imports_passed_through():
         NotificationActivities,
     )
     from activities.requests import NON_RETRYABLE, RequestActivities
-    from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
-    from models.notifications import NotificationKind, NotifyInput
-    from models.permissions import Actor
-    from models.request_payloads import (
-        ActionInput,
-        ActionResult,
-        CertificateRef,
-        CreateRequestInput,
-        IntakeInput,
-        IssueCertificateInput,
-        RecordFileInput,
-        RecordResultInput,
-        RequestRef,
-        RequestWorkflowInput,
-        ResultView,
-        Transition,
-    )
-    from models.requests import FilePurpose, RequestKind, RequestStatus
-    from workflows import search_attributes as sa
-    from workflows.request_rules import (
+    from domain.permissions import Actor
+    from domain.request_rules import (
         RECORD_RESULT,
         TRANSITIONS,
         UPLOAD_DOCUMENT,
@@ -62,6 +44,24 @@ with workflow.unsafe.imports_passed_through():
         facts_with_document,
         facts_with_result,
     )
+    from domain.statuses import FilePurpose, RequestKind, RequestStatus
+    from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
+    from models.notifications import NotificationKind, NotifyInput
+    from models.request_payloads import (
+        ActionInput,
+        ActionResult,
+        CertificateRef,
+        CreateRequestInput,
+        IntakeInput,
+        IssueCertificateInput,
+        RecordFileInput,
+        RecordResultInput,
+        RequestRef,
+        RequestWorkflowInput,
+        ResultView,
+        Transition,
+    )
+    from workflows import search_attributes as sa
 
 S = RequestStatus
 CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"

@@ -23,14 +23,14 @@ from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
 from api.problems import Problem
 from api.workflow_calls import problem_from_failure, unavailable
+from domain import certificate_lifecycle as lifecycle
+from domain.permissions import Actor, Permission, Role
+from domain.request_rules import Refusal
 from models.audit import AuditEvent
 from models.certificate_lifecycle import CertificateActionBody, CertificateCommand
 from models.lab import Certificate, CertificateStatus
-from models.permissions import Actor, Permission, Role
 from models.request_payloads import Timeline, TimelineItem
 from models.types import UTCDateTime
-from workflows import certificate_lifecycle as lifecycle
-from workflows.request_rules import Refusal
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
 

@@ -12,9 +12,9 @@ from fastapi.responses import RedirectResponse
 from api.context import AppContext
 from api.deps import SessionDep, get_context, not_found, require
 from api.request_views import reach_facts
-from models.permissions import Actor, Permission
+from domain.permissions import Actor, Permission
+from domain.request_rules import can_see
 from models.requests import CertificationRequest, StoredFile
-from workflows.request_rules import can_see
 
 router = APIRouter(prefix="/evidence", tags=["evidence"])
 

@@ -22,10 +22,8 @@ from api.problems import Problem
 from api.request_views import facts_of, reach_facts
 from api.uploads import UploadedObject, receive_upload
 from api.workflow_calls import send_action
-from models.permissions import Actor, Permission
-from models.request_payloads import ActionInput, FileFacts, FilePublic
-from models.requests import CertificationRequest, StoredFile
-from workflows.request_rules import (
+from domain.permissions import Actor, Permission
+from domain.request_rules import (
     UPLOAD_DOCUMENT,
     UPLOAD_EVIDENCE,
     RequestFacts,
@@ -34,6 +32,8 @@ from workflows.request_rules import (
     can_test,
     can_upload_document,
 )
+from models.request_payloads import ActionInput, FileFacts, FilePublic
+from models.requests import CertificationRequest, StoredFile
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 

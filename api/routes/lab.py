@@ -18,12 +18,12 @@ from api.deps import get_context, not_found, require
 from api.problems import Problem
 from api.request_views import facts_of
 from api.workflow_calls import send_action
-from models.permissions import Actor, Permission
+from domain.decision_rules import InvalidValues, Limits, aggregate
+from domain.permissions import Actor, Permission
+from domain.request_rules import RECORD_RESULT, Refusal, allowed_actions, check_result
 from models.reference import Aggregation, DecisionRule, Scheme, TestItem
 from models.request_payloads import ActionInput, ResultBody, ResultView
 from models.requests import CertificationRequest
-from workflows.decision_rules import InvalidValues, Limits, aggregate
-from workflows.request_rules import RECORD_RESULT, Refusal, allowed_actions, check_result
 
 router = APIRouter(prefix="/requests", tags=["results"])
 

@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 from activities.audit import append_event
 from api.deps import SessionDep, commit_or_conflict, not_found, require
 from api.problems import Problem
+from domain.permissions import Actor, Permission, Role
 from models.audit import ADMIN_CHAIN
-from models.permissions import Actor, Permission, Role
 from models.reference import (
     Scheme,
     SchemeCreate,

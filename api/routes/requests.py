@@ -36,9 +36,17 @@ from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from api.request_views import RequestRecord, reach_facts, request_view, scheme_info
 from api.workflow_calls import send_action, unavailable
+from domain.permissions import Actor, Permission, Role
+from domain.request_rules import (
+    Refusal,
+    allowed_actions,
+    can_see,
+    check,
+    check_body,
+    check_role,
+)
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
-from models.permissions import Actor, Permission, Role
 from models.reference import Scheme, TechnicalCentre
 from models.request_payloads import (
     ACTION_BODIES,
@@ -59,14 +67,6 @@ from models.requests import (
 )
 from mutabaqa.timing import timing_of
 from workflows import search_attributes as attrs
-from workflows.request_rules import (
-    Refusal,
-    allowed_actions,
-    can_see,
-    check,
-    check_body,
-    check_role,
-)
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 

@@ -22,9 +22,9 @@ from api.deps import SessionDep, commit_or_conflict, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from api.security import hash_password
+from domain.permissions import Actor, Permission, Role
 from models.accounts import Organization, User, UserCreate, UserPublic, UserUpdate
 from models.audit import ADMIN_CHAIN
-from models.permissions import Actor, Permission, Role
 from models.reference import TechnicalCentre
 from models.types import utcnow
 

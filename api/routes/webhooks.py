@@ -21,7 +21,7 @@ from activities.webhooks import new_secret
 from api.deps import SessionDep, SettingsDep, commit_or_conflict, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
-from models.permissions import Actor, Permission, Role
+from domain.permissions import Actor, Permission, Role
 from models.types import utcnow
 from models.webhooks import (
     Webhook,

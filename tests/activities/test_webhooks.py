@@ -37,8 +37,8 @@ from activities.webhooks import (
     verify_signature,
 )
 from api.app import create_app
+from domain.permissions import Role
 from models.audit import AuditEvent
-from models.permissions import Role
 from models.webhooks import WebhookDelivery, WebhookInput, WebhookResult, organization_chain
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings

@@ -25,7 +25,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from models.permissions import Role
+from domain.permissions import Role
 from mutabaqa.settings import Settings
 
 API = "/api/v1"

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from models.permissions import Role
+from domain.permissions import Role
 from tests.api.helpers import API, Headers, make_user
 from tests.api.requests_helpers import Cast, act, to_review
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from models.permissions import Role
+from domain.permissions import Role
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, Headers, admin_headers, make_org, make_product, make_user
 

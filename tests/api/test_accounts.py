@@ -19,9 +19,9 @@ from sqlmodel import Session, col, select
 
 from activities.audit import verify_chain
 from api.app import create_app
+from domain.permissions import Role
 from models.accounts import User
 from models.audit import ADMIN_CHAIN, AuditEvent
-from models.permissions import Role
 from mutabaqa.bootstrap import ensure_first_admin
 from mutabaqa.settings import Settings
 from tests.api.helpers import (

@@ -15,9 +15,9 @@ from sqlmodel import Session, col, select
 from activities.audit import verify_chain
 from api.app import create_app
 from api.security import hash_password
+from domain.permissions import Role
 from models.accounts import User
 from models.audit import ADMIN_CHAIN, AuditEvent
-from models.permissions import Role
 from models.reference import Scheme
 from models.reference import TestItem as SchemeItem
 from mutabaqa.seed import load_reference_data

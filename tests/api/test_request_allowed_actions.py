@@ -13,18 +13,18 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from models.permissions import Actor, Role
-from models.requests import RequestStatus
-from mutabaqa.settings import Settings
-from tests.api.requests_helpers import Cast, act, create_request, get, make_cast, to_review
-from tests.conftest import RunningWorker
-from workflows.request_rules import (
+from domain.permissions import Actor, Role
+from domain.request_rules import (
     ACTIONS,
     Refusal,
     RequestFacts,
     allowed_actions,
     check,
 )
+from models.requests import RequestStatus
+from mutabaqa.settings import Settings
+from tests.api.requests_helpers import Cast, act, create_request, get, make_cast, to_review
+from tests.conftest import RunningWorker
 
 VALID_BODY: dict[str, dict[str, Any]] = {
     "submit": {},

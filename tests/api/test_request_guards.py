@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import WorkflowUpdateFailedError
 
 from api.app import create_app
-from models.permissions import Actor, Role
+from domain.permissions import Actor, Role
 from models.request_payloads import ActionInput, ActionResult
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from activities.audit import append_event
+from domain.permissions import Actor, Role
 from models.audit import AuditEvent, request_chain
-from models.permissions import Actor, Role
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 

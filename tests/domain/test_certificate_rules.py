@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import rfc8785
 
-from models.reference import DecisionRule
-from models.results import Verdict
-from workflows.certificate_rules import (
+from domain.certificate_rules import (
     add_months,
     certificate_number,
-    report_digest,
     to_canonical_value,
     valid_until,
 )
+from domain.results import Verdict
+from models.reference import DecisionRule
+from records.canonical import report_digest
 
 #: A verbatim copy of shared/product/test-vectors/certificate-v1.json, kept in the
 #: repository so the suite does not depend on a folder outside it.

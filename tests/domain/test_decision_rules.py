@@ -8,10 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from models.reference import Aggregation, DecisionRule
-from models.reference import TestItemCreate as ItemCreate
-from models.results import Verdict
-from workflows.decision_rules import (
+from domain.decision_rules import (
     InvalidValues,
     Limits,
     UncertaintyRequired,
@@ -19,6 +16,9 @@ from workflows.decision_rules import (
     judge,
     parse_decimal,
 )
+from domain.results import Verdict
+from models.reference import Aggregation, DecisionRule
+from models.reference import TestItemCreate as ItemCreate
 
 D = Decimal
 SIMPLE, GUARDED = DecisionRule.SIMPLE, DecisionRule.GUARDED

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
-from models.permissions import ACTION_ROLES, Actor, Role, roles_allow
-from models.request_payloads import ACTION_BODIES, Transition
-from models.requests import RequestKind, RequestStatus
+from domain.actions import ACTION_BODIES, Transition
+from domain.permissions import ACTION_ROLES, Actor, Role, roles_allow
+from domain.statuses import RequestKind, RequestStatus
 
 S = RequestStatus
 

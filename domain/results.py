@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-# --- verdicts and aggregates (pure values; judged by workflows.decision_rules) ------------
+# --- verdicts and aggregates (pure values; judged by domain.decision_rules) ------------
 
 
 class Verdict(StrEnum):

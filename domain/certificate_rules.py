@@ -6,15 +6,12 @@ Pure and deterministic (no I/O, no clock), so a workflow may call it directly.
 from __future__ import annotations
 
 import calendar
-import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
-
-import rfc8785
 
 # The shape of centre codes (models.reference.CODE_PATTERN), for the prefix too.
 _NUMBER_PART = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}", re.ASCII)
@@ -100,20 +97,3 @@ def to_canonical_value(obj: Any) -> Any:
     if isinstance(obj, int | float):
         raise TypeError(f"numbers must be decimal strings in a canonical document, not {obj!r}")
     raise TypeError(f"{type(obj).__name__} has no canonical JSON form")
-
-
-def canonical_json(document: Mapping[str, Any]) -> bytes:
-    """The RFC 8785 canonical JSON of ``to_canonical_value(document)``."""
-    return rfc8785.dumps(to_canonical_value(document))
-
-
-def report_digest(report: Mapping[str, Any]) -> str:
-    """``"sha256:<hex>"`` of the report's RFC 8785 canonical JSON.
-
-    The report is first brought to its canonical form by ``to_canonical_value`` (decimals
-    and dates become strings; plain ints and floats are refused), so the digest does not
-    depend on key order, and equal reports rebuilt later from stored strings digest
-    alike. For a document already made of strings this is exactly
-    ``sha256(rfc8785.dumps(report))``.
-    """
-    return "sha256:" + hashlib.sha256(canonical_json(report)).hexdigest()

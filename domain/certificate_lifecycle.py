@@ -3,9 +3,9 @@ certificate workflow's validators and the API."""
 
 from __future__ import annotations
 
-from models.lab import CertificateStatus
-from models.permissions import Actor, Role
-from workflows.request_rules import Refusal
+from domain.permissions import Actor, Role
+from domain.request_rules import Refusal
+from domain.statuses import CertificateStatus
 
 C = CertificateStatus
 

@@ -29,8 +29,8 @@ from fractions import Fraction
 from functools import reduce
 from typing import Protocol
 
-from models.reference import Aggregation, DecisionRule
-from models.results import AggregateResult, Verdict
+from domain.results import AggregateResult, Verdict
+from domain.statuses import Aggregation, DecisionRule
 
 #: At most this many significant digits in a value, an uncertainty or a limit.
 MAX_DIGITS = 30

@@ -1,0 +1,2 @@
+"""How the record is read and written: repositories and read models shared by activities
+and the API (never by workflows)."""
