@@ -9,9 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from activities.audit import append_event
 from activities.lab import LabActivities
-from activities.requests import find_action
 from domain.permissions import Actor
 from models.accounts import Product
 from models.certificate_lifecycle import (
@@ -32,6 +30,9 @@ from models.requests import ActionRecord, CertificationRequest, RequestKind, Req
 from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.timing import timing_of
+from records.actions import find_action
+from records.audit import append_event
+from records.certificates import certificate_chain, transition_key
 
 
 def plan_entries(session: Session, scheme_id: int) -> tuple[PlanEntry, ...]:
@@ -39,15 +40,6 @@ def plan_entries(session: Session, scheme_id: int) -> tuple[PlanEntry, ...]:
         select(TestItem).where(TestItem.scheme_id == scheme_id).order_by(col(TestItem.position))
     ).all()
     return tuple(PlanEntry(code=i.code, mandatory=i.mandatory) for i in items)
-
-
-def certificate_chain(number: str) -> str:
-    return f"certificate:{number}"
-
-
-def transition_key(key: str) -> str:
-    """The ``request_action`` key that records a certificate action's ``Idempotency-Key``."""
-    return f"certificate:{key}"
 
 
 class CertificateActivities:

@@ -10,7 +10,6 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -27,7 +26,6 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.audit import append_event
 from activities.certificate_pdf import (
     CertificateDocument,
     CertificationBody,
@@ -57,7 +55,9 @@ from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from mutabaqa.trust import SigningMaterial
+from records.audit import append_event
 from records.canonical import report_digest
+from records.results import counting_results, latest_results, result_view
 
 INVALID_RESULT = "invalid-result"
 PDF_CONTENT_TYPE = "application/pdf"
@@ -72,25 +72,6 @@ def _item(session: Session, scheme_id: int, code: str) -> TestItem:
             f"item {code} is not in the plan", type=INVALID_RESULT, non_retryable=True
         )
     return item
-
-
-def result_view(result: TestResult) -> ResultView:
-    return ResultView(
-        item_code=result.item_code,
-        value=None if result.value is None else str(result.value),
-        values=list(result.values),
-        uncertainty=None if result.uncertainty is None else str(result.uncertainty),
-        unit=result.unit,
-        verdict=result.verdict.value,
-        specimen_verdicts=list(result.specimen_verdicts),
-        round=result.round,
-        revision=result.revision,
-        recorded_by=result.recorded_by,
-        recorded_at=result.recorded_at,
-        verified_by=result.verified_by,
-        equipment_id=result.equipment_id,
-        remarks=result.remarks,
-    )
 
 
 #: Activity slots a worker lets PDFs hold (one renders, the others wait their turn).
@@ -108,35 +89,6 @@ def _beat(stage: str) -> None:
     after the heartbeat timeout, not the whole start-to-close timeout)."""
     if activity.in_activity():
         activity.heartbeat(stage)
-
-
-def latest_of(results: Iterable[TestResult]) -> list[TestResult]:
-    """The latest revision of every (round, item), in round and item order."""
-    latest: dict[tuple[int, str], TestResult] = {}
-    for result in sorted(results, key=lambda r: (r.round, r.item_code, r.revision)):
-        latest[(result.round, result.item_code)] = result
-    return list(latest.values())
-
-
-def counting_of(latest: Iterable[TestResult]) -> dict[str, TestResult]:
-    """For each item, the result that counts: its latest round's latest revision."""
-    counting: dict[str, TestResult] = {}
-    for result in latest:
-        if result.item_code not in counting or result.round > counting[result.item_code].round:
-            counting[result.item_code] = result
-    return counting
-
-
-def latest_results(session: Session, request_id: str) -> list[TestResult]:
-    """The latest revision of every (round, item)."""
-    return latest_of(
-        session.exec(select(TestResult).where(TestResult.request_id == request_id)).all()
-    )
-
-
-def counting_results(session: Session, request_id: str) -> dict[str, TestResult]:
-    """For each item, the result that counts: its latest round's latest revision."""
-    return counting_of(latest_results(session, request_id))
 
 
 def freeze_report(

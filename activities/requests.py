@@ -22,7 +22,6 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.audit import append_event
 from activities.lab import freeze_report
 from models.audit import request_chain
 from models.lab import Appeal
@@ -48,6 +47,8 @@ from models.requests import (
 from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
+from records.actions import find_action
+from records.audit import append_event
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,6 @@ def next_number(session: Session, series: str) -> int:
         .returning(col(NumberCounter.value))
     ).scalar_one()
     return int(value)
-
-
-def find_action(session: Session, request_id: str, key: str) -> ActionRecord | None:
-    """The action already recorded under ``key`` for this request (idempotency)."""
-    return session.exec(
-        select(ActionRecord).where(
-            ActionRecord.request_id == request_id, ActionRecord.idempotency_key == key
-        )
-    ).first()
 
 
 class RequestActivities:

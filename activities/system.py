@@ -6,25 +6,8 @@ from minio import Minio
 from sqlalchemy.engine import Engine
 from temporalio import activity
 
-from models.system import CheckStatus, StackCheckResult
-from mutabaqa.db import ping
-
-
-def check_database(engine: Engine) -> tuple[CheckStatus, str | None]:
-    try:
-        ping(engine)
-    except Exception as exc:
-        return "down", f"{type(exc).__name__}: {exc}"[:300]
-    return "ok", None
-
-
-def check_object_store(store: Minio, bucket: str) -> tuple[CheckStatus, str | None]:
-    try:
-        if not store.bucket_exists(bucket):
-            return "down", f"bucket {bucket!r} does not exist"
-    except Exception as exc:
-        return "down", f"{type(exc).__name__}: {exc}"[:300]
-    return "ok", None
+from models.system import StackCheckResult
+from mutabaqa.checks import check_database, check_object_store
 
 
 class SystemActivities:

@@ -43,12 +43,10 @@ to public addresses only.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
 import json
-import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -101,18 +99,12 @@ SIGNATURE_VERSION = "v1"
 #: How far a receiver should let ``t`` stray from its own clock.
 DEFAULT_TOLERANCE_SECONDS = 300.0
 
-SECRET_BYTES = 32
 #: How much of a refusing receiver's answer the log keeps.
 _ANSWER_SNIPPET_BYTES = 300
 _ERROR_MAX_LENGTH = 1000
 
 
 # --- secrets and signatures (pure) -----------------------------------------------------------
-
-
-def new_secret() -> str:
-    """32 random bytes, base64url without padding (43 characters)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).rstrip(b"=").decode()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -14,10 +14,10 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
-from activities.signing import KeyRing
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
+from mutabaqa.signing import KeyRing
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
-from activities.system import check_database, check_object_store
 from api.context import AppContext
 from models.system import CheckStatus, HealthReport
+from mutabaqa.checks import check_database, check_object_store
 
 router = APIRouter(tags=["operations"])
 

@@ -13,7 +13,6 @@ from threading import Lock
 
 from sqlmodel import Session, col, select
 
-from activities.lab import counting_of, latest_of, result_view
 from domain.permissions import Actor, Role
 from domain.request_rules import RequestFacts, allowed_actions
 from models.accounts import Product, User
@@ -28,6 +27,7 @@ from models.request_payloads import (
     SchemeSummary,
 )
 from models.requests import CertificationRequest, FilePurpose, Sample, StoredFile
+from records.results import counting_of, latest_of, result_view
 
 
 @dataclass(frozen=True)

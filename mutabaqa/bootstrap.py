@@ -10,13 +10,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import select
 
-from activities.audit import append_event
 from api.security import hash_password
 from domain.permissions import Role
 from models.accounts import User
 from models.audit import ADMIN_CHAIN
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
+from records.audit import append_event
 
 log = logging.getLogger(__name__)
 

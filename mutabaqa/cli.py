@@ -41,7 +41,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
     """Refuse to start without the signing material (created on first start in development)."""
-    from activities.signing import KeyRing
+    from mutabaqa.signing import KeyRing
     from mutabaqa.trust import ensure_pdf_identity
 
     try:
@@ -188,8 +188,8 @@ def audit() -> None:
     """Re-verify every audit chain; exit 1 naming the first broken link of each broken chain."""
     from sqlmodel import Session
 
-    from activities.audit import verify_all
     from mutabaqa.db import create_db_engine
+    from records.audit import verify_all
 
     settings = _settings()
     engine = create_db_engine(settings.resolved_database_url)
@@ -210,7 +210,7 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("init")
 def keys_init() -> None:
     """Create the signing key at MUTABAQA_SIGNING_KEY_PATH unless it exists; print its kid."""
-    from activities.signing import KeyRing, create_key_file
+    from mutabaqa.signing import KeyRing, create_key_file
 
     settings = _settings()
     path = settings.resolved_signing_key_path
@@ -229,7 +229,7 @@ def keys_export() -> None:
     verifiers: `mutabaqa verify --keys FILE`."""
     import json
 
-    from activities.signing import KeyRing
+    from mutabaqa.signing import KeyRing
 
     settings = _settings()
     try:

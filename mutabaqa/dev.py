@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import typer
 from pydantic import SecretStr
 
+from models import search_attributes
 from mutabaqa.clients import ensure_buckets, make_object_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.devstack import (
@@ -53,7 +54,6 @@ from mutabaqa.migrate import upgrade
 from mutabaqa.seed import seed
 from mutabaqa.settings import Settings, SettingsError
 from mutabaqa.trust import ensure_signing_material
-from workflows import search_attributes
 
 #: The API and the worker get this long to stop (their own bounds are shorter).
 APPS_STOP_SECONDS = 5.0

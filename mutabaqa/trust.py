@@ -13,8 +13,8 @@ from activities.pki import (
     create_dev_ca,
     load_signing_identity,
 )
-from activities.signing import KeyRing
 from mutabaqa.settings import Settings, SettingsError
+from mutabaqa.signing import KeyRing
 
 _create_lock = threading.Lock()
 

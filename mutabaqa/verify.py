@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from activities.signing import keys_by_kid, verify_payload
+from mutabaqa.signing import keys_by_kid, verify_payload
 
 WELL_KNOWN_KEYS = "/.well-known/mutabaqa-keys.json"
 

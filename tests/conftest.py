@@ -24,6 +24,7 @@ import pytest
 from minio import Minio
 from sqlalchemy.engine import Engine
 
+from models import search_attributes
 from mutabaqa.clients import connect_temporal, ensure_buckets, make_object_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, start_temporal
@@ -32,7 +33,6 @@ from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from mutabaqa.worker import run_worker, worker_engine
 from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
-from workflows import search_attributes
 
 PG_ADMIN_DSN = os.environ.get(
     "MUTABAQA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

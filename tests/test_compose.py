@@ -18,7 +18,7 @@ import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 
-from workflows import search_attributes
+from models import search_attributes
 
 COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 SCHEMA_PACKAGE = "check_jsonschema.builtin_schemas.vendor"

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.certificate_rules import add_months
     from domain.request_rules import Refusal
     from domain.statuses import CertificateStatus
+    from models import search_attributes as attrs
     from models.certificate_lifecycle import (
         CertificateCommand,
         CertificateResult,
@@ -45,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notifications import NotificationKind, NotifyInput
     from models.webhooks import WebhookInput
-    from workflows import search_attributes as attrs
 
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         facts_with_result,
     )
     from domain.statuses import FilePurpose, RequestKind, RequestStatus
+    from models import search_attributes as sa
     from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
     from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import (
@@ -61,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         ResultView,
         Transition,
     )
-    from workflows import search_attributes as sa
 
 S = RequestStatus
 CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"

@@ -16,8 +16,6 @@ from sqlmodel import Session, col, or_, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.certificates import certificate_chain, transition_key
-from activities.requests import find_action
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
@@ -31,6 +29,8 @@ from models.certificate_lifecycle import CertificateActionBody, CertificateComma
 from models.lab import Certificate, CertificateStatus
 from models.request_payloads import Timeline, TimelineItem
 from models.types import UTCDateTime
+from records.actions import find_action
+from records.certificates import certificate_chain, transition_key
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
 

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlmodel import select
 
-from activities.audit import append_event
 from api.deps import SessionDep, commit_or_conflict, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from domain.permissions import Actor, Permission, Role
 from models.accounts import Organization, OrganizationCreate, OrganizationPublic
 from models.audit import ADMIN_CHAIN
+from records.audit import append_event
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
 

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import Session, col, select
 
-from activities.audit import append_event
 from api.deps import SessionDep, commit_or_conflict, not_found, require
 from api.problems import Problem
 from domain.permissions import Actor, Permission, Role
@@ -29,6 +28,7 @@ from models.reference import (
     TestItemPublic,
 )
 from mutabaqa.seed import add_scheme
+from records.audit import append_event
 
 router = APIRouter(tags=["reference"])
 

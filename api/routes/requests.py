@@ -29,7 +29,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.requests import find_action
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
@@ -45,6 +44,7 @@ from domain.request_rules import (
     check_body,
     check_role,
 )
+from models import search_attributes as attrs
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
 from models.reference import Scheme, TechnicalCentre
@@ -66,7 +66,7 @@ from models.requests import (
     RequestStatus,
 )
 from mutabaqa.timing import timing_of
-from workflows import search_attributes as attrs
+from records.actions import find_action
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlmodel import Session, select
 
-from activities.audit import append_event
 from api.deps import SessionDep, commit_or_conflict, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
@@ -27,6 +26,7 @@ from models.accounts import Organization, User, UserCreate, UserPublic, UserUpda
 from models.audit import ADMIN_CHAIN
 from models.reference import TechnicalCentre
 from models.types import utcnow
+from records.audit import append_event
 
 router = APIRouter(prefix="/users", tags=["users"])
 

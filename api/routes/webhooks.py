@@ -16,8 +16,6 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Response
 from sqlmodel import Session, select
 
-from activities.audit import append_event
-from activities.webhooks import new_secret
 from api.deps import SessionDep, SettingsDep, commit_or_conflict, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
@@ -33,6 +31,8 @@ from models.webhooks import (
     organization_chain,
 )
 from mutabaqa.settings import Settings
+from records.audit import append_event
+from records.webhooks import new_secret
 
 router = APIRouter(prefix="/webhook", tags=["webhooks"])
 

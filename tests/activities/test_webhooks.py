@@ -27,7 +27,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from activities.audit import verify_chain
 from activities.webhooks import (
     WEBHOOK_FAILED,
     WEBHOOK_RETRY_POLICY,
@@ -42,6 +41,7 @@ from models.audit import AuditEvent
 from models.webhooks import WebhookDelivery, WebhookInput, WebhookResult, organization_chain
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
 from tests.api.helpers import (
     API,
     Headers,

@@ -17,13 +17,13 @@ from httpx import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from activities.audit import verify_chain
 from api.app import create_app
 from domain.permissions import Role
 from models.accounts import User
 from models.audit import ADMIN_CHAIN, AuditEvent
 from mutabaqa.bootstrap import ensure_first_admin
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
 from tests.api.helpers import (
     API,
     PASSWORD,

@@ -12,7 +12,6 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from activities.audit import verify_chain
 from api.app import create_app
 from api.security import hash_password
 from domain.permissions import Role
@@ -22,6 +21,7 @@ from models.reference import Scheme
 from models.reference import TestItem as SchemeItem
 from mutabaqa.seed import load_reference_data
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
 from tests.api.helpers import (
     API,
     PASSWORD,

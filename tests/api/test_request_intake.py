@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from activities.audit import verify_chain
 from api.app import create_app
 from models.audit import request_chain
 from models.requests import StoredFile
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
 from tests.api.helpers import API
 from tests.api.requests_helpers import (
     FFP2_DOCUMENTS,

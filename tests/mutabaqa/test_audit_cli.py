@@ -10,11 +10,11 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from activities.audit import append_event
 from domain.permissions import Actor, Role
 from models.audit import AuditEvent, request_chain
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
+from records.audit import append_event
 
 
 def run_audit(settings: Settings) -> subprocess.CompletedProcess[str]:

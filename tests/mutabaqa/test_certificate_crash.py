@@ -32,14 +32,14 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.audit import verify_chain
-from activities.certificates import certificate_chain
 from api.app import create_app
 from models.audit import AuditEvent
 from models.lab import Certificate, CertificateStatus
 from models.requests import ActionRecord
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
+from records.certificates import certificate_chain
 from tests.api.helpers import API, Headers
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import act, make_cast

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from activities.signing import KeyRing, sign_payload
 from models.certificates import SignedPayload
+from mutabaqa.signing import KeyRing, sign_payload
 
 VECTOR = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "certificate-v1.json").read_text("utf-8")

@@ -32,11 +32,11 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from activities.audit import verify_chain
 from api.app import create_app
 from models.audit import request_chain
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
+from records.audit import verify_chain
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import act, get, make_cast
 from tests.smtp import SmtpSink

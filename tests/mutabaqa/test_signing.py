@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi.testclient import TestClient
 
-from activities.signing import (
+from api.app import create_app
+from mutabaqa.settings import Settings, SettingsError
+from mutabaqa.signing import (
     KeyRing,
     canonical_payload,
     jwk_thumbprint,
@@ -28,8 +30,6 @@ from activities.signing import (
     sign_payload,
     verify_payload,
 )
-from api.app import create_app
-from mutabaqa.settings import Settings, SettingsError
 
 #: The product's worked example (SPEC section 5), copied unchanged from the specification.
 VECTOR_PATH = Path(__file__).resolve().parents[1] / "vectors" / "certificate-v1.json"
