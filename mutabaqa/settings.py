@@ -11,8 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mutabaqa.i18n import languages
 
 #: Every placeholder secret starts with this; outside development it refuses start-up.
 PLACEHOLDER_PREFIX = "change-me"
@@ -110,6 +112,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "Mutabaqa <no-reply@mutabaqa.local>"
     smtp_timeout_seconds: float = 10.0
+    #: Languages of every e-mail, in the order of the body (each needs a catalogue in
+    #: ``mutabaqa/locale``). Env: a JSON list, e.g. ``["fr", "ar", "en"]``.
+    mail_languages: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: ["fr", "ar"]
+    )
 
     # Deadlines and stage targets, in seconds (tests shorten them).
     info_response_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
@@ -141,6 +148,17 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     health_timeout_seconds: float = 2.0
+
+    @field_validator("mail_languages")
+    @classmethod
+    def _mail_languages_have_catalogues(cls, value: list[str]) -> list[str]:
+        missing = [language for language in value if language not in languages()]
+        if missing:
+            raise ValueError(
+                f"MUTABAQA_MAIL_LANGUAGES: no message catalogue for {', '.join(missing)} "
+                f"(available: {', '.join(languages())})"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
