@@ -36,8 +36,15 @@ class CertificateTiming(BaseModel):
     history_threshold: int = 2000
 
 
+class SurveillanceOutcome(BaseModel):
+    request_workflow_id: str
+    passed: bool
+    status: str
+
+
 class CertificateState(BaseModel):
-    """What the workflow carries across continue-as-new."""
+    """What the workflow carries across continue-as-new and into a new issue (reissue):
+    everything it knows, so that nothing is lost at the switch."""
 
     status: CertificateStatus = CertificateStatus.ACTIVE
     status_since: datetime | None = None
@@ -49,6 +56,9 @@ class CertificateState(BaseModel):
     surveillance_due: datetime | None = None
     runs: int = 1
     actions_seen: int = 0
+    #: Surveillance outcomes that arrived while the previous run was switching (to a new
+    #: issue or a fresh history); the next run applies them first.
+    pending_outcomes: list[SurveillanceOutcome] = Field(default_factory=list)
 
 
 class CertificateWorkflowInput(BaseModel):
@@ -108,12 +118,6 @@ class ReissueInput(BaseModel):
     reason: str
     scope: str | None = None
     at: datetime
-
-
-class SurveillanceOutcome(BaseModel):
-    request_workflow_id: str
-    passed: bool
-    status: str
 
 
 class SurveillanceRequestInput(BaseModel):

@@ -42,8 +42,8 @@ class NotificationKind(StrEnum):
     RETEST_REQUESTED = "retest_requested"
     #: An appeal was decided (``appeal_outcome``, ``reason``).
     APPEAL_DECIDED = "appeal_decided"
-    #: A certificate's status changed (``stage`` = the new status, ``certificate_number``,
-    #: ``reason``).
+    #: A certificate's status changed (``stage`` = the new status, or ``reissued`` for a new
+    #: issue under the same number; ``certificate_number``, ``reason``).
     CERTIFICATE_STATUS = "certificate_status"
 
 

@@ -3,7 +3,11 @@
 It starts at issuance and ends when the certificate is withdrawn, expired, superseded (a
 reissue continues as new with the new issue) or terminated. Officers and the holder act
 through Updates; expiry and the end of a suspension's maximum period are durable timers.
-The workflow continues as new when its history grows past a threshold, carrying its state.
+The workflow continues as new when its history grows past a threshold (or Temporal suggests
+it), carrying its whole state; a reissue continues as new with the new issue, carrying the
+same. From the moment either switch starts, nothing writes to the current issue: actions are
+refused with a retryable 503 (the client repeats them and they land on the new run), timers
+wait, and surveillance outcomes are handed to the new run.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SurveillanceRequestInput,
     )
     from models.notifications import NotificationKind, NotifyInput
+    from models.request_payloads import CertificateRef
     from models.webhooks import WebhookInput
 
 C = CertificateStatus
@@ -69,9 +74,11 @@ class CertificateWorkflow:
             self.state.status_since = params.issued_at
         self.lock = asyncio.Lock()
         self.changed = False
-        self.next_issue: CertificateWorkflowInput | None = None
+        #: The new issue once a reissue went through: this run then continues as new with it.
+        self.next_issue: CertificateRef | None = None
         self.notifications: list[asyncio.Future[Any]] = []
-        #: Set while the run winds down to continue as new: new actions are told to retry.
+        #: Set from the moment a switch (reissue, or continue-as-new) starts: new actions are
+        #: told to retry, timers and surveillance outcomes wait for the next run.
         self.continuing = False
         if self.state.next_surveillance_at is None:
             self.state.next_surveillance_at = self._surveillance_after(0)
@@ -153,8 +160,13 @@ class CertificateWorkflow:
         self.changed = True
         self._notify(to, key, detail.get("reason"))
 
-    def _notify(self, status: CertificateStatus, key: str, reason: str | None) -> None:
-        """Tell the holder (e-mail, webhook) in the background; never blocks an action."""
+    def _notify(
+        self, status: CertificateStatus, key: str, reason: str | None, event: str | None = None
+    ) -> None:
+        """Tell the holder (e-mail, webhook) in the background; never blocks an action.
+        ``event``: what happened when it is not the new status itself (``reissued``)."""
+        event = event or status.value
+        issue = self.next_issue.issue if self.next_issue is not None else self.params.issue
         self.notifications.append(
             workflow.start_activity_method(
                 NotificationActivities.notify,
@@ -165,7 +177,7 @@ class CertificateWorkflow:
                     product_name=self.params.product_name,
                     scheme_code=self.params.scheme_code,
                     centre_code=self.params.centre_code,
-                    stage=status.value,
+                    stage=event,
                     certificate_number=self.params.number,
                     reason=reason,
                     dedupe_key=f"certificate-{self.params.number}:{key}",
@@ -180,10 +192,10 @@ class CertificateWorkflow:
                 WebhookInput(
                     organization_id=self.params.organization_id,
                     event_id=f"certificate-{self.params.number}:{key}",
-                    event_type=f"certificate.{status.value}",
+                    event_type=f"certificate.{event}",
                     data={
                         "number": self.params.number,
-                        "issue": str(self.params.issue),
+                        "issue": str(issue),
                         "status": status.value,
                         "reason": reason or "",
                         "verify_url": f"/verify/{self.params.number}",
@@ -201,41 +213,43 @@ class CertificateWorkflow:
             _, target, _ = ACTIONS[cmd.action]
             detail: dict[str, Any] = {"reason": cmd.reason}
             if cmd.action == "reissue":
-                assert cmd.actor is not None
-                ref = await workflow.execute_activity_method(
-                    CertificateActivities.reissue,
-                    ReissueInput(
-                        certificate_id=self.params.certificate_id,
-                        key=cmd.key,
-                        actor=cmd.actor,
-                        reason=cmd.reason,
-                        scope=cmd.scope,
-                        at=workflow.now(),
-                    ),
-                    start_to_close_timeout=PDF_TIMEOUT,
-                    retry_policy=RETRY,
-                )
-                self.state.status = C.ACTIVE
-                self.state.status_since = workflow.now()
-                self.next_issue = self.params.model_copy(
-                    update={
-                        "certificate_id": ref.certificate_id,
-                        "issue": ref.issue,
-                        "state": CertificateState(
-                            status=C.ACTIVE,
-                            status_since=workflow.now(),
-                            surveillance_count=self.state.surveillance_count,
-                            next_surveillance_at=self.state.next_surveillance_at,
-                            runs=self.state.runs + 1,
-                        ),
-                    }
-                )
-                self.changed = True
-                return CertificateResult(
-                    number=ref.number, issue=ref.issue, status=C.ACTIVE, status_since=workflow.now()
-                )
+                return await self._reissue(cmd)
             await self._move(cmd.action, target, cmd, cmd.key, detail)
             return self.result()
+
+    async def _reissue(self, cmd: CertificateCommand) -> CertificateResult:
+        """The new issue, then continue as new with it (under the lock). The switch starts
+        here: from now on nothing writes to this issue, whose row becomes ``superseded``."""
+        if cmd.actor is None:
+            raise ApplicationError("a reissue needs an actor", type="invalid-body")
+        self.continuing = True
+        try:
+            ref = await workflow.execute_activity_method(
+                CertificateActivities.reissue,
+                ReissueInput(
+                    certificate_id=self.params.certificate_id,
+                    key=cmd.key,
+                    actor=cmd.actor,
+                    reason=cmd.reason,
+                    scope=cmd.scope,
+                    at=workflow.now(),
+                ),
+                start_to_close_timeout=PDF_TIMEOUT,
+                retry_policy=RETRY,
+            )
+        except BaseException:
+            self.continuing = False  # no new issue: this one goes on
+            raise
+        now = workflow.now()
+        self.next_issue = ref
+        self.state.status = C.ACTIVE
+        self.state.status_since = now
+        self.state.actions_seen += 1
+        self.changed = True
+        self._notify(C.ACTIVE, cmd.key, cmd.reason, event="reissued")
+        return CertificateResult(
+            number=ref.number, issue=ref.issue, status=C.ACTIVE, status_since=now
+        )
 
     def result(self) -> CertificateResult:
         return CertificateResult(
@@ -271,8 +285,8 @@ class CertificateWorkflow:
     async def _timers_due(self) -> None:
         async with self.lock:
             now = workflow.now()
-            if self.state.status in FINAL:
-                return
+            if self.state.status in FINAL or self.continuing:
+                return  # switching: the next run's timers take over (same deadlines)
             if now >= self.params.expires_at:
                 await self._move(
                     "expire",
@@ -357,24 +371,32 @@ class CertificateWorkflow:
 
     @workflow.signal(name="surveillance_outcome")
     async def surveillance_outcome(self, outcome: SurveillanceOutcome) -> None:
-        """A surveillance request ended: a failure suspends the certificate."""
+        """A surveillance request ended: a failure suspends the certificate. During a switch
+        the outcome is handed to the next run, which applies it first."""
         async with self.lock:
-            if outcome.request_workflow_id != self.state.surveillance_request:
-                return  # not the open one (already missed, or a stray signal)
-            self.state.surveillance_request = None
-            self.state.surveillance_due = None
-            if not outcome.passed and self.state.status is C.ACTIVE:
-                await self._move(
-                    "suspend",
-                    C.SUSPENDED,
-                    None,
-                    f"surveillance-failed:{outcome.request_workflow_id}",
-                    {
-                        "reason": "surveillance failed",
-                        "surveillance_request": outcome.request_workflow_id,
-                    },
-                )
-            self.changed = True
+            if self.continuing:
+                self.state.pending_outcomes.append(outcome)
+                return
+            await self._apply_outcome(outcome)
+
+    async def _apply_outcome(self, outcome: SurveillanceOutcome) -> None:
+        """Under the lock."""
+        if outcome.request_workflow_id != self.state.surveillance_request:
+            return  # not the open one (already missed, or a stray signal)
+        self.state.surveillance_request = None
+        self.state.surveillance_due = None
+        if not outcome.passed and self.state.status is C.ACTIVE:
+            await self._move(
+                "suspend",
+                C.SUSPENDED,
+                None,
+                f"surveillance-failed:{outcome.request_workflow_id}",
+                {
+                    "reason": "surveillance failed",
+                    "surveillance_request": outcome.request_workflow_id,
+                },
+            )
+        self.changed = True
 
     async def _quiesce(self) -> None:
         """Let notifications finish and Updates in flight complete; return with none running
@@ -387,19 +409,38 @@ class CertificateWorkflow:
 
     # --- the run ---------------------------------------------------------------------------
 
+    def _long_history(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() > self.params.timing.history_threshold
+            or info.is_continue_as_new_suggested()
+        )
+
+    def _next_run(self) -> CertificateWorkflowInput:
+        """The next run's input: this run's whole state, on the new issue after a reissue."""
+        update: dict[str, Any] = {
+            "state": self.state.model_copy(update={"runs": self.state.runs + 1}, deep=True)
+        }
+        if self.next_issue is not None:
+            update |= {"certificate_id": self.next_issue.certificate_id}
+            update |= {"issue": self.next_issue.issue}
+        return self.params.model_copy(update=update)
+
+    async def _apply_pending_outcomes(self) -> None:
+        async with self.lock:
+            pending, self.state.pending_outcomes = self.state.pending_outcomes, []
+            for outcome in pending:
+                await self._apply_outcome(outcome)
+
     @workflow.run
     async def run(self, params: CertificateWorkflowInput) -> CertificateResult:
+        if self.state.pending_outcomes:
+            await self._apply_pending_outcomes()
         while self.state.status not in FINAL and self.next_issue is None:
-            if workflow.info().get_current_history_length() > self.params.timing.history_threshold:
+            if self._long_history():
                 self.continuing = True
                 await self._quiesce()
-                workflow.continue_as_new(
-                    self.params.model_copy(
-                        update={
-                            "state": self.state.model_copy(update={"runs": self.state.runs + 1})
-                        }
-                    )
-                )
+                workflow.continue_as_new(self._next_run())
             timeout = max(min(self._deadlines()) - workflow.now(), timedelta(milliseconds=1))
             self.changed = False
             try:
@@ -408,7 +449,7 @@ class CertificateWorkflow:
                 await self._timers_due()
         await self._quiesce()
         if self.next_issue is not None:  # a reissue: the new issue has a fresh history
-            workflow.continue_as_new(self.next_issue)
+            workflow.continue_as_new(self._next_run())
         return self.result()
 
     # --- Updates and queries ---------------------------------------------------------------
