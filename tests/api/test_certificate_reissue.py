@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.app import create_app
+from models.certificate_lifecycle import SurveillanceOutcome
 from models.lab import Certificate
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
@@ -229,3 +230,45 @@ def test_continue_as_new_carries_the_status_and_the_open_surveillance(
         timeline = short.get(f"{API}/certificates/{number}/timeline", headers=cast.officer_auth)
         last = timeline.json()["items"][-1]
         assert (last["action"], last["detail"]["reason"]) == ("suspend", "surveillance failed")
+
+
+def test_a_surveillance_outcome_during_a_reissue_lands_on_the_new_issue(
+    settings: Settings, worker: RunningWorker, cast: Cast, lab: Lab, engine: Engine
+) -> None:
+    with surveilled_client(settings, deadline=300.0) as short:
+        number = issue(short, cast, lab)
+        surveillance_request(short, cast, number)
+        open_request = wait_state(
+            settings, number, lambda s: s["surveillance_request"] is not None
+        )["surveillance_request"]
+        answers: dict[str, Any] = {}
+
+        def reissue() -> None:
+            answers["reissue"] = cert_act(short, cast.officer_auth, number, "reissue", "Scope")
+
+        async def report_failure() -> None:
+            temporal = await connect_temporal(settings)
+            await temporal.get_workflow_handle(f"certificate-{number}").signal(
+                "surveillance_outcome",
+                SurveillanceOutcome(request_workflow_id=open_request, passed=False, status="x"),
+            )
+
+        thread = threading.Thread(target=reissue)
+        thread.start()
+        try:
+            # As the surveillance request would, while the workflow switches to issue 1.
+            wait_until("issue 1 written", lambda: len(issues(engine, number)) == 2)
+            asyncio.run(report_failure())
+        finally:
+            thread.join(120)
+        assert answers["reissue"].status_code == 200, answers["reissue"].text
+        wait_until(
+            "the failed surveillance suspends issue 1",
+            lambda: issues(engine, number) == [(0, "superseded"), (1, "suspended")],
+        )
+        state = wait_state(settings, number, lambda s: s["status"] == "suspended")
+        assert state["surveillance_request"] is None and state["pending_outcomes"] == []
+        timeline = short.get(f"{API}/certificates/{number}/timeline", headers=cast.officer_auth)
+        last = timeline.json()["items"][-1]
+        assert (last["action"], last["detail"]["issue"]) == ("suspend", 1)
+        assert last["detail"]["reason"] == "surveillance failed"
