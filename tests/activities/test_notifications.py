@@ -249,6 +249,23 @@ def test_certified_gives_the_certificate_number() -> None:
     assert "شهادة رقم MA-CTTH-2026-000001" in body
 
 
+def test_a_reissue_is_announced_as_a_new_issue_of_the_same_number() -> None:
+    reissued = compose(
+        _sample(NotificationKind.CERTIFICATE_STATUS, stage="reissued", message=None),
+        Settings(public_base_url="https://mutabaqa.example.ma/"),
+    )
+    suspended = compose(
+        _sample(NotificationKind.CERTIFICATE_STATUS, stage="suspended", message=None), Settings()
+    )
+    subject, body = reissued
+    assert "Certificat MA-CTTH-2026-000001 : nouvelle édition" in subject
+    assert "الشهادة MA-CTTH-2026-000001: إصدار جديد" in subject
+    assert "a été réédité" in body and "أُعيد إصدار الشهادة" in body
+    assert "Motif :" in body and "السبب:" in body  # the officer's reason, in both halves
+    assert "https://mutabaqa.example.ma/verify/MA-CTTH-2026-000001" in body
+    assert subject != suspended[0]
+
+
 def test_message_id_depends_only_on_the_dedupe_key() -> None:
     assert message_id_for("wf-1:7") == message_id_for("wf-1:7")
     assert message_id_for("wf-1:7") != message_id_for("wf-1:8")
