@@ -168,7 +168,7 @@ def test_the_holder_is_told_of_the_reissue(
 def test_a_reissue_during_an_open_surveillance_keeps_it_and_its_deadline(
     settings: Settings, worker: RunningWorker, cast: Cast, lab: Lab, engine: Engine
 ) -> None:
-    with surveilled_client(settings, deadline=12.0) as short:
+    with surveilled_client(settings, deadline=20.0) as short:
         number = issue(short, cast, lab)
         surveillance_request(short, cast, number)
         before = wait_state(settings, number, lambda s: s["surveillance_request"] is not None)
