@@ -32,6 +32,7 @@ from models.requests import ActionRecord, CertificationRequest, RequestKind, Req
 from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.timing import timing_of
+from records.outbox import add_effects, ids_of
 
 
 def plan_entries(session: Session, scheme_id: int) -> tuple[PlanEntry, ...]:
@@ -90,11 +91,15 @@ class CertificateActivities:
                     detail=t.detail | {"issue": row.issue},
                     at=t.at,
                 )
+            outbox_ids = (
+                add_effects(session, t.effects, t.at) if done is None else ids_of(t.effects)
+            )
             result = CertificateResult(
                 number=row.number,
                 issue=row.issue,
                 status=row.status,
                 status_since=row.status_since,
+                outbox_ids=outbox_ids,
             )
         pause = self._lab.settings.fault_pause_after_certificate_seconds
         if pause and done is None:

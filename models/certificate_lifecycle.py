@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from models.lab import CertificateStatus
+from models.outbox import DeliveryPolicy, Effect
 from models.permissions import Actor
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -34,6 +35,8 @@ class CertificateTiming(BaseModel):
     validity: float | None = None
     #: History length past which the workflow continues as new.
     history_threshold: int = 2000
+    #: The bounded retry of the certificate's side effects (outbox).
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
 
 
 class CertificateState(BaseModel):
@@ -92,6 +95,8 @@ class CertificateTransition(BaseModel):
     to_status: CertificateStatus
     at: datetime
     detail: dict[str, Any] = Field(default_factory=dict)
+    #: Side effects, written to the outbox in the transition's transaction.
+    effects: list[Effect] = Field(default_factory=list)
 
 
 class CertificateResult(BaseModel):
@@ -99,6 +104,8 @@ class CertificateResult(BaseModel):
     issue: int
     status: CertificateStatus
     status_since: datetime | None = None
+    #: The outbox rows the transition wrote (the workflow starts their deliveries).
+    outbox_ids: list[str] = Field(default_factory=list)
 
 
 class ReissueInput(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from models.certificate_lifecycle import CertificateTiming
+from models.outbox import DeliveryPolicy, Effect
 from models.permissions import Actor
 from models.requests import RequestKind, RequestStatus
 
@@ -111,6 +112,8 @@ class Timing(BaseModel):
     testing_target: float
     decision_target: float
     appeal_window: float = 30 * 24 * 3600.0
+    #: The bounded retry of the request's side effects (outbox).
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     certificate: CertificateTiming = Field(default_factory=CertificateTiming)
 
 
@@ -137,6 +140,10 @@ class RequestRef(BaseModel):
     request_id: str
     number: str
     status: RequestStatus
+    #: The outbox rows a transition wrote (the workflow starts their deliveries).
+    outbox_ids: list[str] = Field(default_factory=list)
+    #: The certificate a grant issued.
+    certificate: CertificateRef | None = None
 
 
 class FileFacts(BaseModel):
@@ -303,6 +310,11 @@ class Transition(BaseModel):
     excluded_decider: str | None = None
     clear_excluded_decider: bool = False
     detail: dict[str, Any] = Field(default_factory=dict)
+    #: Grant: the same transaction issues the certificate (row and number); the effects'
+    #: payloads are completed with it.
+    issue_certificate: bool = False
+    #: Side effects, written to the outbox in the transition's transaction.
+    effects: list[Effect] = Field(default_factory=list)
 
 
 class RecordFileInput(BaseModel):
@@ -408,3 +420,5 @@ class Timeline(BaseModel):
 
 
 RequestPublic.model_rebuild()
+
+RequestRef.model_rebuild()

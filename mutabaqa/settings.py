@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     smtp_from: str = "Mutabaqa <no-reply@mutabaqa.local>"
     smtp_timeout_seconds: float = 10.0
 
+    # The outbox: each side effect (mail, webhook, PDF, ...) is tried this many times, with
+    # back-off from the initial to the maximum interval, then marked dead (the dead letter,
+    # ``mutabaqa outbox``). The defaults end after about half an hour.
+    outbox_max_attempts: Annotated[int, Field(ge=1)] = 8
+    outbox_initial_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    outbox_maximum_interval_seconds: Annotated[float, Field(gt=0)] = 600.0
+
     # Deadlines and stage targets, in seconds (tests shorten them).
     info_response_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
     info_reminder_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.75

@@ -19,16 +19,6 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.certificates import CertificateActivities
-    from activities.notifications import (
-        NOTIFY_RETRY_POLICY,
-        NOTIFY_START_TO_CLOSE,
-        NotificationActivities,
-    )
-    from activities.webhooks import (
-        WEBHOOK_RETRY_POLICY,
-        WEBHOOK_START_TO_CLOSE,
-        WebhookActivities,
-    )
     from models.certificate_lifecycle import (
         CertificateCommand,
         CertificateResult,
@@ -41,10 +31,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.lab import CertificateStatus
     from models.notifications import NotificationKind, NotifyInput
+    from models.outbox import Effect, EffectKind
     from models.webhooks import WebhookInput
     from workflows import search_attributes as attrs
     from workflows.certificate_lifecycle import ACTIONS, FINAL, check
     from workflows.certificate_rules import add_months
+    from workflows.outbox import start_deliveries
     from workflows.request_rules import Refusal
 
 C = CertificateStatus
@@ -70,7 +62,6 @@ class CertificateWorkflow:
         self.lock = asyncio.Lock()
         self.changed = False
         self.next_issue: CertificateWorkflowInput | None = None
-        self.notifications: list[asyncio.Future[Any]] = []
         #: Set while the run winds down to continue as new: new actions are told to retry.
         self.continuing = False
         if self.state.next_surveillance_at is None:
@@ -128,7 +119,8 @@ class CertificateWorkflow:
             if cmd is None or cmd.actor is None
             else ("manufacturer" if action == "terminate" else "compliance_officer")
         )
-        await workflow.execute_activity_method(
+        effects = self._effects(to, key, detail.get("reason"))
+        result = await workflow.execute_activity_method(
             CertificateActivities.apply_transition,
             CertificateTransition(
                 certificate_id=self.params.certificate_id,
@@ -141,24 +133,28 @@ class CertificateWorkflow:
                 to_status=to,
                 at=now,
                 detail=detail,
+                effects=effects,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=RETRY,
         )
+        await start_deliveries(result.outbox_ids, effects, self.params.timing.delivery)
         self.state.status = to
         self.state.status_since = now
         self.state.suspended_at = now if to is C.SUSPENDED else None
         self.state.suspension_reason = detail.get("reason") if to is C.SUSPENDED else None
         self.state.actions_seen += 1
         self.changed = True
-        self._notify(to, key, detail.get("reason"))
 
-    def _notify(self, status: CertificateStatus, key: str, reason: str | None) -> None:
-        """Tell the holder (e-mail, webhook) in the background; never blocks an action."""
-        self.notifications.append(
-            workflow.start_activity_method(
-                NotificationActivities.notify,
-                NotifyInput(
+    def _effects(self, status: CertificateStatus, key: str, reason: str | None) -> list[Effect]:
+        """Tell the holder (e-mail, webhook): outbox rows written with the transition and
+        delivered on their own; never awaited by the lifecycle."""
+        event_id = f"certificate-{self.params.number}:{key}"
+        return [
+            Effect(
+                kind=EffectKind.EMAIL,
+                dedupe_key=f"email:{event_id}",
+                payload=NotifyInput(
                     request_id=self.params.request_id,
                     request_number=self.params.request_number or self.params.number,
                     kind=NotificationKind.CERTIFICATE_STATUS,
@@ -168,16 +164,13 @@ class CertificateWorkflow:
                     stage=status.value,
                     certificate_number=self.params.number,
                     reason=reason,
-                    dedupe_key=f"certificate-{self.params.number}:{key}",
-                ),
-                start_to_close_timeout=NOTIFY_START_TO_CLOSE,
-                retry_policy=NOTIFY_RETRY_POLICY,
-            )
-        )
-        self.notifications.append(
-            workflow.start_activity_method(
-                WebhookActivities.deliver,
-                WebhookInput(
+                    dedupe_key=event_id,
+                ).model_dump(mode="json"),
+            ),
+            Effect(
+                kind=EffectKind.WEBHOOK,
+                dedupe_key=f"webhook:{event_id}",
+                payload=WebhookInput(
                     organization_id=self.params.organization_id,
                     event_id=f"certificate-{self.params.number}:{key}",
                     event_type=f"certificate.{status.value}",
@@ -189,11 +182,9 @@ class CertificateWorkflow:
                         "verify_url": f"/verify/{self.params.number}",
                     },
                     occurred_at=workflow.now(),
-                ),
-                start_to_close_timeout=WEBHOOK_START_TO_CLOSE,
-                retry_policy=WEBHOOK_RETRY_POLICY,
-            )
-        )
+                ).model_dump(mode="json"),
+            ),
+        ]
 
     async def _act(self, cmd: CertificateCommand) -> CertificateResult:
         async with self.lock:
@@ -377,13 +368,9 @@ class CertificateWorkflow:
             self.changed = True
 
     async def _quiesce(self) -> None:
-        """Let notifications finish and Updates in flight complete; return with none running
-        (nothing can start before the caller's next await: continue-as-new or return)."""
-        while True:
-            await asyncio.gather(*self.notifications, return_exceptions=True)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if all(notification.done() for notification in self.notifications):
-                return
+        """Let Updates in flight complete (side effects are the outbox's: nothing here
+        waits for mail or webhooks)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # --- the run ---------------------------------------------------------------------------
 
