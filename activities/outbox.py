@@ -126,4 +126,8 @@ class OutboxActivities:
 
     @activity.defn(name="outbox_mark_dead")
     def mark_dead(self, row_id: str, error: str) -> None:
+        """The dead letter: the row keeps its error (a webhook's log says ``failed`` too)."""
+        row = outbox.get(self._engine, row_id)
         outbox.mark_dead(self._engine, row_id, error)
+        if row is not None and row.kind is EffectKind.WEBHOOK:
+            self._webhooks.give_up(WebhookInput.model_validate(row.payload), error)

@@ -163,6 +163,8 @@ def test_smtp_and_webhook_down_block_nothing_and_replay_delivers_once(
     dead_mails = [row for row in mails if row.status is OutboxStatus.DEAD]
     assert len(dead_mails) >= 3, [(r.dedupe_key, r.status) for r in mails]
     assert all(row.attempts == ATTEMPTS and row.last_error for row in dead_mails)
+    log = client.get(f"{API}/webhook/deliveries", headers=cast.maker_auth).json()["items"]
+    assert sorted(d["status"] for d in log if number in d["event_id"]) == ["failed", "failed"]
     listed = {row.id for row in listing(engine, OutboxStatus.DEAD)}
     assert {row.id for row in dead_mails} <= listed
     # the PDF and the certificate's workflow were delivered all the same
