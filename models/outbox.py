@@ -74,7 +74,7 @@ class DeliveryPolicy(BaseModel):
     """The bounded retry of one delivery (from configuration; tests shorten it)."""
 
     max_attempts: int = 8
-    initial_interval: float = 2.0
+    initial_interval: float = 5.0
     maximum_interval: float = 300.0
     backoff: float = 2.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -433,9 +434,16 @@ def outbox_replay(
     typer.echo(f"replaying {len(replayed)} row(s)")
     for row_id in replayed:
         typer.echo(f"  {row_id}")
+    # The Temporal client's runtime threads can crash the interpreter's finalisation
+    # (CPython 3.11: PyGILState_Release while finalizing): the work is done, leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
+    import uuid
+
     from temporalio.common import WorkflowIDConflictPolicy
 
     from models.outbox import DeliveryInput
@@ -452,11 +460,12 @@ async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
     client = await connect_temporal(settings)
     policy = delivery_policy(settings)
     for row_id, kind in reset:
+        # A fresh id: the run that marked the row dead may not have closed yet.
         await client.start_workflow(
             "OutboxDelivery",
             DeliveryInput(row_id=row_id, kind=kind, policy=policy),
-            id=f"outbox-{row_id}",
+            id=f"outbox-{row_id}-replay-{uuid.uuid4().hex[:12]}",
             task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
     return [row_id for row_id, _ in reset]

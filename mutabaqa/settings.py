@@ -113,9 +113,9 @@ class Settings(BaseSettings):
 
     # The outbox: each side effect (mail, webhook, PDF, ...) is tried this many times, with
     # back-off from the initial to the maximum interval, then marked dead (the dead letter,
-    # ``mutabaqa outbox``). The defaults end after about half an hour.
+    # ``mutabaqa outbox``). The defaults give up after about ten minutes of back-off.
     outbox_max_attempts: Annotated[int, Field(ge=1)] = 8
-    outbox_initial_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    outbox_initial_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
     outbox_maximum_interval_seconds: Annotated[float, Field(gt=0)] = 600.0
 
     # Deadlines and stage targets, in seconds (tests shorten them).
