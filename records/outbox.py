@@ -103,17 +103,3 @@ def reset_dead(engine: Engine, row_ids: Sequence[str] | None) -> list[tuple[str,
             session.add(row)
             reset.append((row.id, row.kind))
         return reset
-
-
-def pdf_pending(session: Session, number: str) -> bool:
-    """Is the certificate's PDF still to be rendered (a pending or dead outbox row)?"""
-    return (
-        session.exec(
-            select(OutboxRow.id).where(
-                OutboxRow.subject == number,
-                OutboxRow.kind == EffectKind.CERTIFICATE_PDF,
-                OutboxRow.status != OutboxStatus.DELIVERED,
-            )
-        ).first()
-        is not None
-    )

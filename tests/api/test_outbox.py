@@ -202,6 +202,12 @@ def test_smtp_and_webhook_down_block_nothing_and_replay_delivers_once(
         EffectKind.START_CERTIFICATE_WORKFLOW,
     }
 
+    public = client.get(f"/verify/{number}", headers={"Accept": "application/json"}).json()
+    assert public["pdf_pending"] is False  # its outbox row is delivered: the PDF is stored
+    pdf = client.get(f"{API}/certificates/{number}/pdf", headers=cast.maker_auth,
+                     follow_redirects=False)  # fmt: skip
+    assert pdf.status_code in (302, 303, 307), pdf.text
+
     with SmtpSink(port=smtp_port) as sink:  # SMTP is back
         ids = [row.id for row in dead_mails]
         assert replayed(outbox_cli(down, "replay", *ids)) == sorted(ids)
