@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from activities.lab import LabActivities
+from activities.lab import LabActivities, complete_effect
 from domain.permissions import Actor
 from models.accounts import Product
 from models.certificate_lifecycle import (
@@ -33,6 +33,7 @@ from mutabaqa.timing import timing_of
 from records.actions import find_action
 from records.audit import append_event
 from records.certificates import certificate_chain, transition_key
+from records.outbox import add_effects, ids_of
 
 
 def plan_entries(session: Session, scheme_id: int) -> tuple[PlanEntry, ...]:
@@ -82,11 +83,15 @@ class CertificateActivities:
                     detail=t.detail | {"issue": row.issue},
                     at=t.at,
                 )
+            outbox_ids = (
+                add_effects(session, t.effects, t.at) if done is None else ids_of(t.effects)
+            )
             result = CertificateResult(
                 number=row.number,
                 issue=row.issue,
                 status=row.status,
                 status_since=row.status_since,
+                outbox_ids=outbox_ids,
             )
         pause = self._lab.settings.fault_pause_after_certificate_seconds
         if pause and done is None:
@@ -165,7 +170,9 @@ class CertificateActivities:
                     at=data.at,
                 )
             ref = CertificateRef(certificate_id=new.id, number=new.number, issue=new.issue)
-        self._lab.ensure_pdf(ref.certificate_id)
+            # the holder's notice and the new issue's PDF, in the same transaction
+            effects = [complete_effect(effect, ref) for effect in data.effects]
+            ref.outbox_ids = add_effects(session, effects, data.at)
         return ref
 
     @activity.defn(name="surveillance_request")

@@ -43,12 +43,14 @@ from domain.decision_rules import InvalidValues, Limits, aggregate
 from models.accounts import Organization, Product
 from models.audit import request_chain
 from models.lab import Certificate, CertificateStatus, ResultVerdict, TestReport, TestResult
+from models.outbox import Effect, EffectKind
 from models.reference import DecisionRule, Scheme, TechnicalCentre, TestItem
 from models.request_payloads import (
     CertificateRef,
-    IssueCertificateInput,
     RecordResultInput,
+    RequestRef,
     ResultView,
+    Transition,
 )
 from models.requests import CertificationRequest, FilePurpose, StoredFile
 from models.types import stable_id
@@ -185,6 +187,25 @@ def freeze_report(
     return report
 
 
+def complete_effect(effect: Effect, certificate: CertificateRef) -> Effect:
+    """A grant's effect, completed with the certificate issued in the same transaction."""
+    payload = dict(effect.payload)
+    if effect.kind is EffectKind.CERTIFICATE_PDF:
+        payload["certificate_id"] = certificate.certificate_id
+    elif effect.kind is EffectKind.START_CERTIFICATE_WORKFLOW:
+        payload |= {
+            "certificate_id": certificate.certificate_id,
+            "number": certificate.number,
+            "issue": certificate.issue,
+            "surveillance_months": certificate.surveillance_months,
+        }
+        if payload.get("expires_at") is None and certificate.expires_at is not None:
+            payload["expires_at"] = certificate.expires_at.isoformat()
+    elif effect.kind is EffectKind.EMAIL:
+        payload["certificate_number"] = certificate.number
+    return effect.model_copy(update={"payload": payload, "subject": certificate.number})
+
+
 class LabActivities:
     def __init__(
         self, engine: Engine, settings: Settings, store: Minio, signing: SigningMaterial
@@ -282,124 +303,136 @@ class LabActivities:
             return result_view(result)
 
     @activity.defn(name="issue_certificate")
-    def issue_certificate(self, data: IssueCertificateInput) -> CertificateRef:
-        """Create the certificate record exactly once: the number comes from a counter row
-        per (centre, year) taken in the same transaction, and (request, issue) is unique,
+    def grant(self, t: Transition) -> RequestRef:
+        """The grant, in ONE transaction: the certificate row and its number, the request's
+        new status, the audit events and the outbox rows (PDF, the certificate's workflow,
+        the e-mail). A publicly verifiable certificate never exists while the request is not
+        ``certified``. A retry finds both written and returns them."""
+        from activities.requests import write_transition
+
+        with session_scope(self._engine) as session:
+            certificate = self._issue(session, t.request_id, t.at)
+            effects = [complete_effect(effect, certificate) for effect in t.effects]
+            detail = t.detail | {"certificate_number": certificate.number}
+            ref = write_transition(
+                session, t.model_copy(update={"effects": effects, "detail": detail})
+            )
+            ref.certificate = certificate
+        if self._settings.fault_pause_after_certificate_seconds:
+            time.sleep(self._settings.fault_pause_after_certificate_seconds)
+        return ref
+
+    def _issue(self, session: Session, request_id: str, at: datetime) -> CertificateRef:
+        """Create the certificate record exactly once in the caller's transaction: the
+        number comes from a counter row per (centre, year), and (request, issue) is unique,
         so a retry returns the certificate it already created."""
         from activities.requests import next_number
 
-        with session_scope(self._engine) as session:
-            existing = session.exec(
-                select(Certificate).where(
-                    Certificate.request_id == data.request_id, Certificate.issue == 0
-                )
-            ).first()
-            if existing is not None:
-                scheme_row = session.get(
-                    Scheme,
-                    session.get(CertificationRequest, existing.request_id).scheme_id,  # type: ignore[union-attr]
-                )
-                ref = CertificateRef(
-                    certificate_id=existing.id,
-                    number=existing.number,
-                    issue=existing.issue,
-                    expires_at=self._expires_at(existing.valid_until, existing.created_at),
-                    surveillance_months=scheme_row.surveillance_months if scheme_row else 12,
-                )
-        if existing is not None:  # a retry: the record exists (its PDF follows on its own)
-            return ref
-        with session_scope(self._engine) as session:
-            row = session.get(CertificationRequest, data.request_id)
-            assert row is not None and row.centre_code is not None
-            scheme = session.get(Scheme, row.scheme_id)
-            product = session.get(Product, row.product_id)
-            holder = session.get(Organization, row.organization_id)
-            report = session.exec(
-                select(TestReport).where(
-                    TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
-                )
-            ).first()
-            assert scheme is not None and product is not None and holder is not None
-            assert report is not None, "a certificate needs a frozen test report"
-            issued_on = data.at.astimezone(ZoneInfo(self._settings.timezone)).date()
-            year = issued_on.year
-            seq = next_number(session, f"CERT-{row.centre_code}-{year}")
-            number = certificate_number(
-                self._settings.certificate_prefix, row.centre_code, year, seq
+        existing = session.exec(
+            select(Certificate).where(Certificate.request_id == request_id, Certificate.issue == 0)
+        ).first()
+        row = session.get(CertificationRequest, request_id)
+        if row is None or row.centre_code is None:
+            raise ApplicationError(
+                f"request {request_id} is not recorded with a centre",
+                type="request-missing",
+                non_retryable=True,
             )
-            until = valid_until(issued_on, scheme.validity_months)
-            payload: dict[str, Any] = {
-                "v": "1",
-                "number": number,
-                "issue": "0",
-                "issuer": {
-                    "name": self._settings.body_name,
-                    "country": self._settings.body_country,
-                },
-                "holder": {
-                    "name": holder.name,
-                    "registration_id": holder.registration_id,
-                    "country": holder.country,
-                }
-                | ({"name_ar": holder.name_ar} if holder.name_ar else {}),
-                "product": {"name": product.name, "brand": product.brand, "model": product.model},
-                "scheme": {"code": scheme.code, "version": str(scheme.version)},
-                "standards": [
-                    {"code": s["code"], "edition": s["edition"]} for s in scheme.standards
-                ],
-                "scope": row.scope,
-                "decision_rule": scheme.decision_rule.value,
-                "test_report_digest": report.digest,
-                "issued_on": issued_on.isoformat(),
-                "valid_until": until.isoformat(),
+        scheme = session.get(Scheme, row.scheme_id)
+        if existing is not None:
+            return CertificateRef(
+                certificate_id=existing.id,
+                number=existing.number,
+                issue=existing.issue,
+                expires_at=self._expires_at(existing.valid_until, existing.created_at),
+                surveillance_months=scheme.surveillance_months if scheme else 12,
+            )
+        product = session.get(Product, row.product_id)
+        holder = session.get(Organization, row.organization_id)
+        report = session.exec(
+            select(TestReport).where(
+                TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
+            )
+        ).first()
+        if scheme is None or product is None or holder is None or report is None:
+            raise ApplicationError(
+                f"request {request_id}: scheme, product, holder or frozen test report missing",
+                type="request-missing",
+                non_retryable=True,
+            )
+        issued_on = at.astimezone(ZoneInfo(self._settings.timezone)).date()
+        year = issued_on.year
+        seq = next_number(session, f"CERT-{row.centre_code}-{year}")
+        number = certificate_number(self._settings.certificate_prefix, row.centre_code, year, seq)
+        until = valid_until(issued_on, scheme.validity_months)
+        payload: dict[str, Any] = {
+            "v": "1",
+            "number": number,
+            "issue": "0",
+            "issuer": {
+                "name": self._settings.body_name,
+                "country": self._settings.body_country,
+            },
+            "holder": {
+                "name": holder.name,
+                "registration_id": holder.registration_id,
+                "country": holder.country,
             }
-            signed = self.signing.keyring.sign(payload)
-            certificate = Certificate(
-                id=stable_id(row.id, "certificate", "0"),
-                number=number,
-                issue=0,
-                signature=signed.signature,
-                kid=signed.kid,
-                request_id=row.id,
-                organization_id=row.organization_id,
-                centre_code=row.centre_code,
-                status=CertificateStatus.ACTIVE,
-                status_since=data.at,
-                payload=dict(signed.payload),
-                test_report_digest=report.digest,
-                issued_on=issued_on,
-                valid_until=until,
-                created_at=data.at,
-            )
-            session.add(certificate)
-            session.flush()
-            append_event(
-                session,
-                chain=request_chain(row.id),
-                actor=None,
-                actor_role="system",
-                action="issue_certificate",
-                object_type="certificate",
-                object_id=certificate.id,
-                from_status=row.status.value,
-                to_status=row.status.value,
-                detail={
-                    "number": number,
-                    "issue": 0,
-                    "valid_until": until.isoformat(),
-                    "test_report_digest": report.digest,
-                },
-                at=data.at,
-            )
-            ref = CertificateRef(
-                certificate_id=certificate.id,
-                number=number,
-                issue=0,
-                expires_at=self._expires_at(until, data.at),
-                surveillance_months=scheme.surveillance_months,
-            )
-        if self._settings.fault_pause_after_certificate_seconds:
-            time.sleep(self._settings.fault_pause_after_certificate_seconds)
+            | ({"name_ar": holder.name_ar} if holder.name_ar else {}),
+            "product": {"name": product.name, "brand": product.brand, "model": product.model},
+            "scheme": {"code": scheme.code, "version": str(scheme.version)},
+            "standards": [{"code": s["code"], "edition": s["edition"]} for s in scheme.standards],
+            "scope": row.scope,
+            "decision_rule": scheme.decision_rule.value,
+            "test_report_digest": report.digest,
+            "issued_on": issued_on.isoformat(),
+            "valid_until": until.isoformat(),
+        }
+        signed = self.signing.keyring.sign(payload)
+        certificate = Certificate(
+            id=stable_id(row.id, "certificate", "0"),
+            number=number,
+            issue=0,
+            signature=signed.signature,
+            kid=signed.kid,
+            request_id=row.id,
+            organization_id=row.organization_id,
+            centre_code=row.centre_code,
+            status=CertificateStatus.ACTIVE,
+            status_since=at,
+            payload=dict(signed.payload),
+            test_report_digest=report.digest,
+            issued_on=issued_on,
+            valid_until=until,
+            created_at=at,
+        )
+        session.add(certificate)
+        session.flush()
+        append_event(
+            session,
+            chain=request_chain(row.id),
+            actor=None,
+            actor_role="system",
+            action="issue_certificate",
+            object_type="certificate",
+            object_id=certificate.id,
+            from_status=row.status.value,
+            to_status=row.status.value,
+            detail={
+                "number": number,
+                "issue": 0,
+                "valid_until": until.isoformat(),
+                "test_report_digest": report.digest,
+            },
+            at=at,
+        )
+        ref = CertificateRef(
+            certificate_id=certificate.id,
+            number=number,
+            issue=0,
+            expires_at=self._expires_at(until, at),
+            surveillance_months=scheme.surveillance_months,
+        )
         return ref
 
     @activity.defn(name="certificate_pdf")

@@ -49,6 +49,7 @@ from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from records.actions import find_action
 from records.audit import append_event
+from records.outbox import add_effects, ids_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,129 @@ def next_number(session: Session, series: str) -> int:
         .returning(col(NumberCounter.value))
     ).scalar_one()
     return int(value)
+
+
+def write_transition(session: Session, t: Transition) -> RequestRef:
+    """Write a state change, its audit event, related rows and outbox rows in the caller's
+    transaction; a repeat of the same key finds it done."""
+    row = session.exec(
+        select(CertificationRequest)
+        .where(CertificationRequest.id == t.request_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise ApplicationError(
+            f"request {t.request_id} is not recorded",
+            type=REQUEST_MISSING,
+            non_retryable=True,
+        )
+    done = find_action(session, t.request_id, t.key)
+    if done is not None:  # a retry of an activity that already committed
+        return RequestRef(
+            request_id=row.id, number=row.number, status=row.status, outbox_ids=ids_of(t.effects)
+        )
+    if t.to_status is not None:
+        row.status = t.to_status
+    for name in (
+        "centre_code",
+        "proposed_centre_code",
+        "scope",
+        "round",
+        "info_due_at",
+        "retest_items",
+        "refused_by",
+        "appeal_until",
+        "appeal_filed",
+        "excluded_decider",
+    ):
+        value = getattr(t, name)
+        if value is not None:
+            setattr(row, name, value)
+    if t.clear_info_due:
+        row.info_due_at = None
+    if t.clear_excluded_decider:
+        row.excluded_decider = None
+    if t.stage_seconds is not None:
+        row.stage_seconds = dict(t.stage_seconds)
+    row.updated_at = t.at
+    session.add(row)
+    _related_rows(session, t, row)
+    session.add(
+        ActionRecord(
+            request_id=t.request_id,
+            idempotency_key=t.key,
+            action=t.action,
+            body_hash=t.body_hash or "",
+            actor_id=t.actor.user_id if t.actor else "system",
+            at=t.at,
+        )
+    )
+    append_event(
+        session,
+        chain=request_chain(t.request_id),
+        actor=t.actor,
+        actor_role=t.acting_role,
+        action=t.action,
+        object_type="request",
+        object_id=t.request_id,
+        from_status=t.from_status.value if t.from_status else None,
+        to_status=t.to_status.value if t.to_status else None,
+        detail=t.detail,
+        at=t.at,
+    )
+    outbox_ids = add_effects(session, t.effects, t.at)
+    return RequestRef(
+        request_id=row.id, number=row.number, status=row.status, outbox_ids=outbox_ids
+    )
+
+
+def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:
+    if t.action == "verify_results":
+        assert t.actor is not None
+        report = freeze_report(session, row, t.actor.user_id, t.at)
+        t.detail["test_report"] = {"version": report.version, "digest": report.digest}
+    elif t.action == "appeal":
+        assert t.actor is not None and row.refused_by is not None
+        session.add(
+            Appeal(
+                id=stable_id(t.request_id, t.key),
+                request_id=t.request_id,
+                refusal_key=f"round-{row.round}:{row.refused_by}:{row.appeal_until}",
+                refused_by=row.refused_by,
+                reason=str(t.body.get("reason", "")),
+                filed_by=t.actor.user_id,
+                filed_at=t.at,
+            )
+        )
+    elif t.action in ("uphold", "overturn"):
+        assert t.actor is not None
+        appeal = session.exec(
+            select(Appeal)
+            .where(Appeal.request_id == t.request_id, col(Appeal.decision).is_(None))
+            .order_by(col(Appeal.filed_at).desc())
+        ).first()
+        if appeal is not None:
+            appeal.decision = "upheld" if t.action == "uphold" else "overturned"
+            appeal.decided_by = t.actor.user_id
+            appeal.decided_at = t.at
+            appeal.decision_reason = str(t.body.get("reason", ""))
+            session.add(appeal)
+    if t.action in ("receive_sample", "reject_sample"):
+        assert t.actor is not None
+        received = t.action == "receive_sample"
+        session.add(
+            Sample(
+                id=stable_id(t.request_id, t.key),
+                request_id=t.request_id,
+                round=row.round,
+                status=SampleStatus.RECEIVED if received else SampleStatus.REJECTED,
+                reference=t.body.get("sample_ref"),
+                condition=t.body.get("condition"),
+                reason=t.body.get("reason"),
+                actor_id=t.actor.user_id,
+                at=t.at,
+            )
+        )
 
 
 class RequestActivities:
@@ -192,120 +316,10 @@ class RequestActivities:
 
     @activity.defn(name="apply_transition")
     def apply_transition(self, t: Transition) -> RequestRef:
-        """Write a state change, its audit event and related rows in one transaction."""
+        """Write a state change, its audit event, related rows and its outbox rows in one
+        transaction."""
         with session_scope(self._engine) as session:
-            row = session.exec(
-                select(CertificationRequest)
-                .where(CertificationRequest.id == t.request_id)
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise ApplicationError(
-                    f"request {t.request_id} is not recorded",
-                    type=REQUEST_MISSING,
-                    non_retryable=True,
-                )
-            done = find_action(session, t.request_id, t.key)
-            if done is not None:  # a retry of an activity that already committed
-                return RequestRef(request_id=row.id, number=row.number, status=row.status)
-            if t.to_status is not None:
-                row.status = t.to_status
-            for name in (
-                "centre_code",
-                "proposed_centre_code",
-                "scope",
-                "round",
-                "info_due_at",
-                "retest_items",
-                "refused_by",
-                "appeal_until",
-                "appeal_filed",
-                "excluded_decider",
-            ):
-                value = getattr(t, name)
-                if value is not None:
-                    setattr(row, name, value)
-            if t.clear_info_due:
-                row.info_due_at = None
-            if t.clear_excluded_decider:
-                row.excluded_decider = None
-            if t.stage_seconds is not None:
-                row.stage_seconds = dict(t.stage_seconds)
-            row.updated_at = t.at
-            session.add(row)
-            self._related_rows(session, t, row)
-            session.add(
-                ActionRecord(
-                    request_id=t.request_id,
-                    idempotency_key=t.key,
-                    action=t.action,
-                    body_hash=t.body_hash or "",
-                    actor_id=t.actor.user_id if t.actor else "system",
-                    at=t.at,
-                )
-            )
-            append_event(
-                session,
-                chain=request_chain(t.request_id),
-                actor=t.actor,
-                actor_role=t.acting_role,
-                action=t.action,
-                object_type="request",
-                object_id=t.request_id,
-                from_status=t.from_status.value if t.from_status else None,
-                to_status=t.to_status.value if t.to_status else None,
-                detail=t.detail,
-                at=t.at,
-            )
-            return RequestRef(request_id=row.id, number=row.number, status=row.status)
-
-    def _related_rows(self, session: Session, t: Transition, row: CertificationRequest) -> None:
-        if t.action == "verify_results":
-            assert t.actor is not None
-            report = freeze_report(session, row, t.actor.user_id, t.at)
-            t.detail["test_report"] = {"version": report.version, "digest": report.digest}
-        elif t.action == "appeal":
-            assert t.actor is not None and row.refused_by is not None
-            session.add(
-                Appeal(
-                    id=stable_id(t.request_id, t.key),
-                    request_id=t.request_id,
-                    refusal_key=f"round-{row.round}:{row.refused_by}:{row.appeal_until}",
-                    refused_by=row.refused_by,
-                    reason=str(t.body.get("reason", "")),
-                    filed_by=t.actor.user_id,
-                    filed_at=t.at,
-                )
-            )
-        elif t.action in ("uphold", "overturn"):
-            assert t.actor is not None
-            appeal = session.exec(
-                select(Appeal)
-                .where(Appeal.request_id == t.request_id, col(Appeal.decision).is_(None))
-                .order_by(col(Appeal.filed_at).desc())
-            ).first()
-            if appeal is not None:
-                appeal.decision = "upheld" if t.action == "uphold" else "overturned"
-                appeal.decided_by = t.actor.user_id
-                appeal.decided_at = t.at
-                appeal.decision_reason = str(t.body.get("reason", ""))
-                session.add(appeal)
-        if t.action in ("receive_sample", "reject_sample"):
-            assert t.actor is not None
-            received = t.action == "receive_sample"
-            session.add(
-                Sample(
-                    id=stable_id(t.request_id, t.key),
-                    request_id=t.request_id,
-                    round=row.round,
-                    status=SampleStatus.RECEIVED if received else SampleStatus.REJECTED,
-                    reference=t.body.get("sample_ref"),
-                    condition=t.body.get("condition"),
-                    reason=t.body.get("reason"),
-                    actor_id=t.actor.user_id,
-                    at=t.at,
-                )
-            )
+            return write_transition(session, t)
 
     # --- files -----------------------------------------------------------------------------
 
@@ -423,12 +437,13 @@ class RequestActivities:
     # --- system events ---------------------------------------------------------------------
 
     @activity.defn(name="record_event")
-    def record_event(self, t: Transition) -> None:
-        """An event without a state change (reminder, escalation), once per key."""
+    def record_event(self, t: Transition) -> list[str]:
+        """An event without a state change (reminder, escalation), once per key, with its
+        outbox rows; returns their ids."""
         with session_scope(self._engine) as session:
             done = find_action(session, t.request_id, t.key)
             if done is not None:
-                return
+                return ids_of(t.effects)
             session.add(
                 ActionRecord(
                     request_id=t.request_id,
@@ -452,3 +467,4 @@ class RequestActivities:
                 detail=t.detail,
                 at=t.at,
             )
+            return add_effects(session, t.effects, t.at)

@@ -327,6 +327,21 @@ class WebhookActivities:
                 delivery.status = DeliveryStatus.FAILED if last else DeliveryStatus.PENDING
             session.add(delivery)
 
+    def give_up(self, params: WebhookInput, error: str) -> None:
+        """The outbox gave up on this event (its retries are spent): ``failed`` in the log."""
+        with session_scope(self._engine) as session:
+            delivery = session.exec(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.organization_id == params.organization_id,
+                    WebhookDelivery.event_id == params.event_id,
+                )
+            ).first()
+            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.last_error = _truncate(delivery.last_error or error)
+                delivery.updated_at = utcnow()
+                session.add(delivery)
+
     def _post(self, attempt: _Attempt, event_type: str) -> tuple[int | None, str | None]:
         """One POST: (status code, None) on 2xx, else (status code or None, error)."""
         if not self._allow_private:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from domain.effects import Effect
 from domain.permissions import Actor
 from domain.statuses import RequestStatus
 
@@ -104,3 +105,8 @@ class Transition(BaseModel):
     excluded_decider: str | None = None
     clear_excluded_decider: bool = False
     detail: dict[str, Any] = Field(default_factory=dict)
+    #: Grant: the same transaction issues the certificate (row and number); the effects'
+    #: payloads are completed with it.
+    issue_certificate: bool = False
+    #: Side effects, written to the outbox in the transition's transaction.
+    effects: list[Effect] = Field(default_factory=list)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from domain.effects import DeliveryPolicy, Effect
 from domain.permissions import Actor
 from domain.statuses import CertificateStatus
 
@@ -34,6 +35,8 @@ class CertificateTiming(BaseModel):
     validity: float | None = None
     #: History length past which the workflow continues as new.
     history_threshold: int = 2000
+    #: The bounded retry of the certificate's side effects (outbox).
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
 
 
 class SurveillanceOutcome(BaseModel):
@@ -102,6 +105,8 @@ class CertificateTransition(BaseModel):
     to_status: CertificateStatus
     at: datetime
     detail: dict[str, Any] = Field(default_factory=dict)
+    #: Side effects, written to the outbox in the transition's transaction.
+    effects: list[Effect] = Field(default_factory=list)
 
 
 class CertificateResult(BaseModel):
@@ -109,6 +114,8 @@ class CertificateResult(BaseModel):
     issue: int
     status: CertificateStatus
     status_since: datetime | None = None
+    #: The outbox rows the transition wrote (the workflow starts their deliveries).
+    outbox_ids: list[str] = Field(default_factory=list)
 
 
 class ReissueInput(BaseModel):
@@ -118,6 +125,8 @@ class ReissueInput(BaseModel):
     reason: str
     scope: str | None = None
     at: datetime
+    #: The holder's notice and the new issue's PDF, written with the new issue.
+    effects: list[Effect] = Field(default_factory=list)
 
 
 class SurveillanceRequestInput(BaseModel):

@@ -104,6 +104,11 @@ class PublicCertificate(BaseModel):
     key_id: str | None = Field(
         description="kid of the signing key, listed at /.well-known/mutabaqa-keys.json."
     )
+    pdf_pending: bool = Field(
+        default=False,
+        description="True while the certificate's PDF is still being rendered and signed "
+        "(its outbox row is pending): the PDF route answers 404 with Retry-After meanwhile.",
+    )
 
 
 #: The statuses the public directory lists, as public registries do (SPEC section 5).

@@ -41,6 +41,7 @@ from domain.actions import (
 from domain.actions import (
     Transition as Transition,
 )
+from domain.effects import DeliveryPolicy
 from domain.permissions import Actor
 from models.certificate_lifecycle import CertificateTiming
 from models.requests import RequestKind, RequestStatus
@@ -84,6 +85,8 @@ class Timing(BaseModel):
     testing_target: float
     decision_target: float
     appeal_window: float = 30 * 24 * 3600.0
+    #: The bounded retry of the request's side effects (outbox).
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     certificate: CertificateTiming = Field(default_factory=CertificateTiming)
 
 
@@ -110,6 +113,10 @@ class RequestRef(BaseModel):
     request_id: str
     number: str
     status: RequestStatus
+    #: The outbox rows a transition wrote (the workflow starts their deliveries).
+    outbox_ids: list[str] = Field(default_factory=list)
+    #: The certificate a grant issued.
+    certificate: CertificateRef | None = None
 
 
 class FileFacts(BaseModel):
@@ -217,6 +224,8 @@ class CertificateRef(BaseModel):
     #: When the certificate expires (the end of its ``valid_until`` day, business time).
     expires_at: datetime | None = None
     surveillance_months: int = 12
+    #: Outbox rows written with it (a reissue: the holder's notice, the new issue's PDF).
+    outbox_ids: list[str] = Field(default_factory=list)
 
 
 class TimelineItem(BaseModel):
@@ -352,3 +361,5 @@ class Timeline(BaseModel):
 
 
 RequestPublic.model_rebuild()
+
+RequestRef.model_rebuild()

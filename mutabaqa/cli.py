@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -383,3 +384,88 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+outbox_app = typer.Typer(
+    help="The outbox: side effects (mail, webhooks, PDFs...) and their dead letter.",
+    no_args_is_help=True,
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only rows in this status: pending, delivered or dead.")
+    ] = None,
+) -> None:
+    """List the outbox's rows (oldest first): id, kind, status, attempts, last error."""
+    from models.outbox import OutboxStatus
+    from mutabaqa.db import create_db_engine
+    from records.outbox import listing
+
+    try:
+        wanted = OutboxStatus(status) if status else None
+    except ValueError:
+        _fail(f"unknown status {status!r} (pending, delivered, dead)", 2)
+    settings = _settings()
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        for row in listing(engine, wanted):
+            error = f"  {row.last_error}" if row.last_error else ""
+            typer.echo(
+                f"{row.id}  {row.kind.value:<26} {row.status.value:<9} "
+                f"{row.attempts:>2}  {row.dedupe_key}{error}"
+            )
+    finally:
+        engine.dispose()
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead rows to replay.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Replay every dead row.")] = False,
+) -> None:
+    """Put dead rows back to pending and start a fresh delivery for each (delivered once)."""
+    if not ids and not all_dead:
+        _fail("give the ids of dead rows, or --all-dead", 2)
+    settings = _settings()
+    replayed = asyncio.run(_replay(settings, None if all_dead else list(ids or [])))
+    typer.echo(f"replaying {len(replayed)} row(s)")
+    for row_id in replayed:
+        typer.echo(f"  {row_id}")
+    # The Temporal client's runtime threads can crash the interpreter's finalisation
+    # (CPython 3.11: PyGILState_Release while finalizing): the work is done, leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
+    import uuid
+
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from models.outbox import DeliveryInput
+    from mutabaqa.clients import connect_temporal
+    from mutabaqa.db import create_db_engine
+    from mutabaqa.timing import delivery_policy
+    from records.outbox import reset_dead
+
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        reset = reset_dead(engine, ids)
+    finally:
+        engine.dispose()
+    client = await connect_temporal(settings)
+    policy = delivery_policy(settings)
+    for row_id, kind in reset:
+        # A fresh id: the run that marked the row dead may not have closed yet.
+        await client.start_workflow(
+            "OutboxDelivery",
+            DeliveryInput(row_id=row_id, kind=kind, policy=policy),
+            id=f"outbox-{row_id}-replay-{uuid.uuid4().hex[:12]}",
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    return [row_id for row_id, _ in reset]

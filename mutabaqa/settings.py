@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["fr", "ar"]
     )
 
+    # The outbox: each side effect (mail, webhook, PDF, ...) is tried this many times, with
+    # back-off from the initial to the maximum interval, then marked dead (the dead letter,
+    # ``mutabaqa outbox``). The defaults give up after about ten minutes of back-off.
+    outbox_max_attempts: Annotated[int, Field(ge=1)] = 8
+    outbox_initial_interval_seconds: Annotated[float, Field(gt=0)] = 5.0
+    outbox_maximum_interval_seconds: Annotated[float, Field(gt=0)] = 600.0
+
     # Deadlines and stage targets, in seconds (tests shorten them).
     info_response_seconds: Annotated[float, Field(gt=0)] = 30 * DAY
     info_reminder_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.75

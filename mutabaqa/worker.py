@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from activities.certificates import CertificateActivities
 from activities.lab import LabActivities
 from activities.notifications import NotificationActivities
+from activities.outbox import OutboxActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
@@ -23,9 +24,15 @@ from mutabaqa.settings import Settings
 from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
 from workflows.certificate import CertificateWorkflow
+from workflows.outbox import OutboxDeliveryWorkflow
 from workflows.request import RequestWorkflow
 
-WORKFLOWS: list[type] = [CanaryWorkflow, RequestWorkflow, CertificateWorkflow]
+WORKFLOWS: list[type] = [
+    CanaryWorkflow,
+    RequestWorkflow,
+    CertificateWorkflow,
+    OutboxDeliveryWorkflow,
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +74,11 @@ def build_worker(
     webhooks = WebhookActivities(engine, settings)
     lab = LabActivities(engine, settings, store, ensure_signing_material(settings))
     certificates = CertificateActivities(engine, lab)
+    queue = task_queue or settings.temporal_task_queue
+    outbox = OutboxActivities(engine, client, queue, notifications, webhooks, lab)
     return Worker(
         client,
-        task_queue=task_queue or settings.temporal_task_queue,
+        task_queue=queue,
         workflows=WORKFLOWS,
         activities=[
             system.check_stack,
@@ -81,8 +90,11 @@ def build_worker(
             notifications.notify,
             webhooks.deliver,
             lab.record_result,
-            lab.issue_certificate,
+            lab.grant,
             lab.certificate_pdf,
+            outbox.deliver,
+            outbox.deliver_temporal,
+            outbox.mark_dead,
             certificates.apply_transition,
             certificates.reissue,
             certificates.surveillance_request,

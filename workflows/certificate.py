@@ -23,18 +23,9 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.certificates import CertificateActivities
-    from activities.notifications import (
-        NOTIFY_RETRY_POLICY,
-        NOTIFY_START_TO_CLOSE,
-        NotificationActivities,
-    )
-    from activities.webhooks import (
-        WEBHOOK_RETRY_POLICY,
-        WEBHOOK_START_TO_CLOSE,
-        WebhookActivities,
-    )
     from domain.certificate_lifecycle import ACTIONS, FINAL, check
     from domain.certificate_rules import add_months
+    from domain.effects import Effect, EffectKind
     from domain.request_rules import Refusal
     from domain.statuses import CertificateStatus
     from models import search_attributes as attrs
@@ -51,10 +42,10 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import CertificateRef
     from models.webhooks import WebhookInput
+    from workflows.outbox import start_deliveries
 
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)
-PDF_TIMEOUT = timedelta(minutes=5)
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
@@ -76,7 +67,6 @@ class CertificateWorkflow:
         self.changed = False
         #: The new issue once a reissue went through: this run then continues as new with it.
         self.next_issue: CertificateRef | None = None
-        self.notifications: list[asyncio.Future[Any]] = []
         #: Set from the moment a switch (reissue, or continue-as-new) starts: new actions are
         #: told to retry, timers and surveillance outcomes wait for the next run.
         self.continuing = False
@@ -135,7 +125,8 @@ class CertificateWorkflow:
             if cmd is None or cmd.actor is None
             else ("manufacturer" if action == "terminate" else "compliance_officer")
         )
-        await workflow.execute_activity_method(
+        effects = self._effects(to, key, detail.get("reason"))
+        result = await workflow.execute_activity_method(
             CertificateActivities.apply_transition,
             CertificateTransition(
                 certificate_id=self.params.certificate_id,
@@ -148,29 +139,38 @@ class CertificateWorkflow:
                 to_status=to,
                 at=now,
                 detail=detail,
+                effects=effects,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=RETRY,
         )
+        await start_deliveries(result.outbox_ids, effects, self.params.timing.delivery)
         self.state.status = to
         self.state.status_since = now
         self.state.suspended_at = now if to is C.SUSPENDED else None
         self.state.suspension_reason = detail.get("reason") if to is C.SUSPENDED else None
         self.state.actions_seen += 1
         self.changed = True
-        self._notify(to, key, detail.get("reason"))
 
-    def _notify(
-        self, status: CertificateStatus, key: str, reason: str | None, event: str | None = None
-    ) -> None:
-        """Tell the holder (e-mail, webhook) in the background; never blocks an action.
-        ``event``: what happened when it is not the new status itself (``reissued``)."""
+    def _effects(
+        self,
+        status: CertificateStatus,
+        key: str,
+        reason: str | None,
+        event: str | None = None,
+        issue: int | None = None,
+    ) -> list[Effect]:
+        """Tell the holder (e-mail, webhook): outbox rows written with the transition and
+        delivered on their own; never awaited by the lifecycle. ``event``: what happened
+        when it is not the new status itself (``reissued``)."""
         event = event or status.value
-        issue = self.next_issue.issue if self.next_issue is not None else self.params.issue
-        self.notifications.append(
-            workflow.start_activity_method(
-                NotificationActivities.notify,
-                NotifyInput(
+        issue = self.params.issue if issue is None else issue
+        event_id = f"certificate-{self.params.number}:{key}"
+        return [
+            Effect(
+                kind=EffectKind.EMAIL,
+                dedupe_key=f"email:{event_id}",
+                payload=NotifyInput(
                     request_id=self.params.request_id,
                     request_number=self.params.request_number or self.params.number,
                     kind=NotificationKind.CERTIFICATE_STATUS,
@@ -180,16 +180,13 @@ class CertificateWorkflow:
                     stage=event,
                     certificate_number=self.params.number,
                     reason=reason,
-                    dedupe_key=f"certificate-{self.params.number}:{key}",
-                ),
-                start_to_close_timeout=NOTIFY_START_TO_CLOSE,
-                retry_policy=NOTIFY_RETRY_POLICY,
-            )
-        )
-        self.notifications.append(
-            workflow.start_activity_method(
-                WebhookActivities.deliver,
-                WebhookInput(
+                    dedupe_key=event_id,
+                ).model_dump(mode="json"),
+            ),
+            Effect(
+                kind=EffectKind.WEBHOOK,
+                dedupe_key=f"webhook:{event_id}",
+                payload=WebhookInput(
                     organization_id=self.params.organization_id,
                     event_id=f"certificate-{self.params.number}:{key}",
                     event_type=f"certificate.{event}",
@@ -201,11 +198,9 @@ class CertificateWorkflow:
                         "verify_url": f"/verify/{self.params.number}",
                     },
                     occurred_at=workflow.now(),
-                ),
-                start_to_close_timeout=WEBHOOK_START_TO_CLOSE,
-                retry_policy=WEBHOOK_RETRY_POLICY,
-            )
-        )
+                ).model_dump(mode="json"),
+            ),
+        ]
 
     async def _act(self, cmd: CertificateCommand) -> CertificateResult:
         async with self.lock:
@@ -223,6 +218,16 @@ class CertificateWorkflow:
         if cmd.actor is None:
             raise ApplicationError("a reissue needs an actor", type="invalid-body")
         self.continuing = True
+        # The holder's notice is written with the new issue (its number: the current + 1).
+        issue = self.params.issue + 1
+        effects = [
+            *self._effects(C.ACTIVE, cmd.key, cmd.reason, event="reissued", issue=issue),
+            # the new issue's PDF (the activity completes it with the new issue's id)
+            Effect(
+                kind=EffectKind.CERTIFICATE_PDF,
+                dedupe_key=f"certificate-pdf:{self.params.number}:{issue}",
+            ),
+        ]
         try:
             ref = await workflow.execute_activity_method(
                 CertificateActivities.reissue,
@@ -233,8 +238,9 @@ class CertificateWorkflow:
                     reason=cmd.reason,
                     scope=cmd.scope,
                     at=workflow.now(),
+                    effects=effects,
                 ),
-                start_to_close_timeout=PDF_TIMEOUT,
+                start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=RETRY,
             )
         except BaseException:
@@ -246,7 +252,7 @@ class CertificateWorkflow:
         self.state.status_since = now
         self.state.actions_seen += 1
         self.changed = True
-        self._notify(C.ACTIVE, cmd.key, cmd.reason, event="reissued")
+        await start_deliveries(ref.outbox_ids, effects, self.params.timing.delivery)
         return CertificateResult(
             number=ref.number, issue=ref.issue, status=C.ACTIVE, status_since=now
         )
@@ -399,13 +405,9 @@ class CertificateWorkflow:
         self.changed = True
 
     async def _quiesce(self) -> None:
-        """Let notifications finish and Updates in flight complete; return with none running
-        (nothing can start before the caller's next await: continue-as-new or return)."""
-        while True:
-            await asyncio.gather(*self.notifications, return_exceptions=True)
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if all(notification.done() for notification in self.notifications):
-                return
+        """Let Updates in flight complete (side effects are the outbox's: nothing here
+        waits for mail or webhooks)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # --- the run ---------------------------------------------------------------------------
 

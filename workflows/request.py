@@ -16,16 +16,11 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.lab import INVALID_RESULT, LabActivities
-    from activities.notifications import (
-        NOTIFY_RETRY_POLICY,
-        NOTIFY_START_TO_CLOSE,
-        NotificationActivities,
-    )
     from activities.requests import NON_RETRYABLE, RequestActivities
+    from domain.effects import Effect, EffectKind
     from domain.permissions import Actor
     from domain.request_rules import (
         RECORD_RESULT,
@@ -46,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.statuses import FilePurpose, RequestKind, RequestStatus
     from models import search_attributes as sa
-    from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
+    from models.certificate_lifecycle import SurveillanceOutcome
     from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import (
         ActionInput,
@@ -54,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
         CertificateRef,
         CreateRequestInput,
         IntakeInput,
-        IssueCertificateInput,
         RecordFileInput,
         RecordResultInput,
         RequestRef,
@@ -62,19 +56,9 @@ with workflow.unsafe.imports_passed_through():
         ResultView,
         Transition,
     )
+    from workflows.outbox import start_deliveries
 
 S = RequestStatus
-CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
-#: The grant no longer waits for the PDF: it is rendered by an activity of its own.
-CERTIFICATE_PDF_PATCH = "certificate-pdf-after-grant"
-PDF_TIMEOUT = timedelta(minutes=5)
-PDF_HEARTBEAT = timedelta(seconds=30)
-PDF_RETRY = RetryPolicy(  # also while the worker's renderer is busy: about half an hour
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=60,
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
 DB_TIMEOUT = timedelta(seconds=30)
 FILE_TIMEOUT = timedelta(minutes=30)
 DB_RETRY = RetryPolicy(
@@ -149,9 +133,6 @@ class RequestWorkflow:
         self.stage_started: datetime | None = None
         self.stage_seconds: dict[str, float] = {}
         self.escalated: set[str] = set()
-        self.notifications: list[asyncio.Future[Any]] = []
-        #: Other work started in the background (the certificate's PDF).
-        self.background: list[asyncio.Future[Any]] = []
         # laboratory and decision
         self.plan = {entry.code: entry.mandatory for entry in params.scheme.items}
         self.retest_items: set[str] = set()
@@ -248,12 +229,27 @@ class RequestWorkflow:
         self.changed = True
 
     async def _transition(self, t: Transition) -> RequestRef:
-        return await workflow.execute_activity_method(
-            RequestActivities.apply_transition,
-            t,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-        )
+        """Persist the transition with its outbox rows (one transaction), then start their
+        deliveries without waiting for them."""
+        if t.issue_certificate:
+            ref = await workflow.execute_activity_method(
+                LabActivities.grant,
+                t,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        else:
+            ref = await workflow.execute_activity_method(
+                RequestActivities.apply_transition,
+                t,
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY,
+            )
+        await self._deliver(ref.outbox_ids, t.effects)
+        return ref
+
+    async def _deliver(self, ids: list[str], effects: list[Effect]) -> None:
+        await start_deliveries(ids, effects, self.params.timing.delivery)
 
     async def _persist(self, t: Transition) -> None:
         """Write a system transition; while it is in flight, validators judge against the
@@ -264,25 +260,25 @@ class RequestWorkflow:
         finally:
             self.pending = None
 
-    def _notify(self, kind: NotificationKind, key: str, **details: Any) -> None:
-        """Send an e-mail in the background: an action never waits on the mail server."""
-        assert self.ref is not None
-        handle = workflow.start_activity_method(
-            NotificationActivities.notify,
-            NotifyInput(
+    def _email(
+        self, kind: NotificationKind, key: str, centre_code: str | None = None, **details: Any
+    ) -> Effect:
+        """An e-mail, as an outbox row of the transition that causes it."""
+        dedupe_key = f"{workflow.info().workflow_id}:{key}"
+        return Effect(
+            kind=EffectKind.EMAIL,
+            dedupe_key=f"email:{dedupe_key}",
+            payload=NotifyInput(
                 request_id=self.params.request_id,
-                request_number=self.ref.number,
+                request_number=self.ref.number if self.ref else "",
                 kind=kind,
                 product_name=self.params.product_name,
                 scheme_code=self.params.scheme.code,
-                centre_code=self.centre_code,
-                dedupe_key=f"{workflow.info().workflow_id}:{key}",
+                centre_code=centre_code or self.centre_code,
+                dedupe_key=dedupe_key,
                 **details,
-            ),
-            start_to_close_timeout=NOTIFY_START_TO_CLOSE,
-            retry_policy=NOTIFY_RETRY_POLICY,
+            ).model_dump(mode="json"),
         )
-        self.notifications.append(handle)
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -310,8 +306,7 @@ class RequestWorkflow:
             if not self.changed:
                 await self._timers_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        # Mails still being delivered are finished before the request's workflow ends.
-        await asyncio.gather(*self.background, *self.notifications, return_exceptions=True)
+        # Side effects are the outbox's: nothing here waits for mail, webhooks or PDFs.
         assert self.ref is not None
         return RequestRef(
             request_id=self.ref.request_id, number=self.ref.number, status=self.status
@@ -419,16 +414,26 @@ class RequestWorkflow:
                             "target_seconds": target,
                             "elapsed_seconds": round(elapsed, 3),
                         },
+                        [
+                            self._email(
+                                NotificationKind.ESCALATION,
+                                f"escalation:{key}",
+                                stage=self.status.value,
+                            )
+                        ],
                     )
                     self.escalated.add(key)
-                    self._notify(
-                        NotificationKind.ESCALATION, f"escalation:{key}", stage=self.status.value
-                    )
 
     async def _system_event(
-        self, action: str, key: str, now: datetime, detail: dict[str, Any]
+        self,
+        action: str,
+        key: str,
+        now: datetime,
+        detail: dict[str, Any],
+        effects: list[Effect] | None = None,
     ) -> None:
-        await workflow.execute_activity_method(
+        effects = effects or []
+        ids = await workflow.execute_activity_method(
             RequestActivities.record_event,
             Transition(
                 request_id=self.params.request_id,
@@ -440,10 +445,12 @@ class RequestWorkflow:
                 to_status=self.status,
                 at=now,
                 detail=detail,
+                effects=effects,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
+        await self._deliver(ids, effects)
 
     async def _lapse(self, now: datetime) -> None:
         self._leave_stage(now)
@@ -459,11 +466,11 @@ class RequestWorkflow:
             clear_info_due=True,
             stage_seconds=self.stage_seconds,
             detail={"reason": "no answer to the information request by its deadline"},
+            effects=[self._email(NotificationKind.LAPSED, f"lapse:{self.info_due}")],
         )
         await self._persist(t)
         self._enter(S.LAPSED, now)
         self._changed("lapse", "system", now)
-        self._notify(NotificationKind.LAPSED, f"lapse:{self.info_due}")
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -496,6 +503,7 @@ class RequestWorkflow:
                 detail={k: v for k, v in cmd.body.items() if v is not None},
             )
             self._plan_transition(cmd, t, now)
+            t.effects = self._effects(cmd, t, target, now)
             if target is not before:
                 self._leave_stage(now)
                 t.stage_seconds = dict(self.stage_seconds)
@@ -513,25 +521,11 @@ class RequestWorkflow:
         target: RequestStatus,
         now: datetime,
     ) -> ActionResult:
-        """Write the transition (and what it brings), then have the workflow's state follow."""
-        if cmd.action == "grant" and target is S.CERTIFIED:
-            # One activity issues the certificate, exactly once whatever retries happen.
-            self.certificate = await workflow.execute_activity_method(
-                LabActivities.issue_certificate,
-                IssueCertificateInput(
-                    request_id=self.params.request_id, key=cmd.key, actor=cmd.actor, at=now
-                ),
-                start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
-            )
-            t.detail["certificate_number"] = self.certificate.number
-        await self._transition(t)
-        if self.certificate is not None and cmd.action == "grant":
-            if workflow.patched(CERTIFICATE_PDF_PATCH):
-                self._render_pdf(self.certificate.certificate_id)
-            await self._start_certificate_workflow(now)
-        if self.params.certificate_number and cmd.action in ("grant", "refuse"):
-            await self._report_surveillance(cmd.action == "grant", target)
+        """Write the transition (and what it brings, side effects included, in the same
+        transaction), then have the workflow's state follow."""
+        ref = await self._transition(t)
+        if ref.certificate is not None:
+            self.certificate = ref.certificate
         # The record is written: now the workflow's own state follows.
         self._follow_transition(cmd, t, now)
         if target is not before:
@@ -539,7 +533,6 @@ class RequestWorkflow:
         else:
             self.changed = True
         self._changed(cmd.action, t.acting_role, now)
-        self._notify_action(cmd)
         return ActionResult(
             request_id=self.params.request_id,
             status=self.status,
@@ -547,62 +540,67 @@ class RequestWorkflow:
             certificate_number=self.certificate.number if self.certificate else None,
         )
 
-    def _render_pdf(self, certificate_id: str) -> None:
-        """The certificate's PDF, in the background: the grant answers without waiting for
-        seconds of rendering and signing; the workflow waits for it before it ends."""
-        self.background.append(
-            workflow.start_activity_method(
-                LabActivities.certificate_pdf,
-                certificate_id,
-                start_to_close_timeout=PDF_TIMEOUT,
-                heartbeat_timeout=PDF_HEARTBEAT,
-                retry_policy=PDF_RETRY,
+    def _effects(
+        self, cmd: ActionInput, t: Transition, target: RequestStatus, now: datetime
+    ) -> list[Effect]:
+        """The side effects of an action, decided here and written with its transition."""
+        wid = workflow.info().workflow_id
+        effects: list[Effect] = []
+        if cmd.action == "grant" and target is S.CERTIFIED:
+            t.issue_certificate = True
+            t.detail["certificate_number"] = None  # filled in by the issuing transaction
+            effects.append(
+                Effect(kind=EffectKind.CERTIFICATE_PDF, dedupe_key=f"certificate-pdf:{wid}")
             )
+            effects.append(self._certificate_workflow_effect(t, now))
+        if self.params.certificate_number and cmd.action in ("grant", "refuse"):
+            effects.append(self._surveillance_effect(cmd.action == "grant", target))
+        email = self._action_email(cmd, t, target)
+        if email is not None:
+            effects.append(email)
+        return effects
+
+    def _surveillance_effect(self, passed: bool, status: RequestStatus) -> Effect:
+        """A surveillance request tells its certificate's workflow how it ended (through
+        the outbox: if that workflow has closed, the row says so and nothing else moves)."""
+        wid = workflow.info().workflow_id
+        return Effect(
+            kind=EffectKind.SURVEILLANCE_OUTCOME,
+            dedupe_key=f"surveillance-outcome:{wid}",
+            payload={
+                "workflow_id": f"certificate-{self.params.certificate_number}",
+                "outcome": SurveillanceOutcome(
+                    request_workflow_id=wid, passed=passed, status=status.value
+                ).model_dump(mode="json"),
+            },
         )
 
-    async def _report_surveillance(self, passed: bool, status: RequestStatus) -> None:
-        """A surveillance request tells its certificate's workflow how it ended."""
-        assert self.params.certificate_number is not None
-        await workflow.get_external_workflow_handle(
-            f"certificate-{self.params.certificate_number}"
-        ).signal(
-            "surveillance_outcome",
-            SurveillanceOutcome(
-                request_workflow_id=workflow.info().workflow_id, passed=passed, status=status.value
-            ),
-        )
-
-    async def _start_certificate_workflow(self, now: datetime) -> None:
-        """The certificate's own long-running workflow (it outlives this request's)."""
-        if not workflow.patched(CERTIFICATE_WORKFLOW_PATCH):
-            return  # histories recorded before certificates had a workflow of their own
-        cert = self.certificate
-        assert cert is not None and cert.expires_at is not None and self.centre_code
+    def _certificate_workflow_effect(self, t: Transition, now: datetime) -> Effect:
+        """The certificate's own long-running workflow (it outlives this request's); the
+        issuing transaction adds the certificate's id, number and dates."""
         timing = self.params.timing.certificate
-        await workflow.start_child_workflow(
-            "Certificate",
-            CertificateWorkflowInput(
-                certificate_id=cert.certificate_id,
-                number=cert.number,
-                issue=cert.issue,
-                request_id=self.params.request_id,
-                organization_id=self.params.organization_id,
-                centre_code=self.centre_code,
-                scheme_id=self.params.scheme.id,
-                scheme_code=self.params.scheme.code,
-                scheme_version=self.params.scheme.version,
-                surveillance_months=cert.surveillance_months,
-                product_id=self.params.product_id,
-                product_name=self.params.product_name,
-                request_number=self.ref.number if self.ref else "",
-                issued_at=now,
-                expires_at=(
-                    now + timedelta(seconds=timing.validity) if timing.validity else cert.expires_at
+        centre = t.centre_code or self.centre_code or ""
+        return Effect(
+            kind=EffectKind.START_CERTIFICATE_WORKFLOW,
+            dedupe_key=f"certificate-workflow:{workflow.info().workflow_id}",
+            payload={
+                "request_id": self.params.request_id,
+                "organization_id": self.params.organization_id,
+                "centre_code": centre,
+                "scheme_id": self.params.scheme.id,
+                "scheme_code": self.params.scheme.code,
+                "scheme_version": self.params.scheme.version,
+                "product_id": self.params.product_id,
+                "product_name": self.params.product_name,
+                "request_number": self.ref.number if self.ref else "",
+                "issued_at": now.isoformat(),
+                "expires_at": (
+                    (now + timedelta(seconds=timing.validity)).isoformat()
+                    if timing.validity
+                    else None
                 ),
-                timing=timing,
-            ),
-            id=f"certificate-{cert.number}",
-            parent_close_policy=ParentClosePolicy.ABANDON,
+                "timing": timing.model_dump(mode="json"),
+            },
         )
 
     def _plan_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
@@ -713,23 +711,27 @@ class RequestWorkflow:
         except Refusal as refusal:
             raise self._refusal(refusal, facts, cmd.actor) from None
 
-    def _notify_action(self, cmd: ActionInput) -> None:
+    def _action_email(
+        self, cmd: ActionInput, t: Transition, target: RequestStatus
+    ) -> Effect | None:
+        centre = t.centre_code or self.centre_code
         if cmd.action == "grant":
-            certified = self.status is S.CERTIFIED
-            self._notify(
+            certified = target is S.CERTIFIED
+            return self._email(
                 NotificationKind.CERTIFIED if certified else NotificationKind.VERIFIED,
                 cmd.key,
-                certificate_number=self.certificate.number if self.certificate else None,
+                centre,
+                certificate_number=None,  # a grant's: filled in by the issuing transaction
             )
-            return
         kind = ACTION_NOTICES.get(cmd.action)
         if kind is None:
-            return
-        due = {"request_info": self.info_due, "refuse": self.appeal_until}.get(cmd.action)
+            return None
+        due = {"request_info": t.info_due_at, "refuse": t.appeal_until}.get(cmd.action)
         outcome = {"uphold": "upheld", "overturn": "overturned"}.get(cmd.action)
-        self._notify(
+        return self._email(
             kind,
             cmd.key,
+            centre,
             reason=cmd.body.get("reason"),
             message=cmd.body.get("message"),
             due_at=due,

@@ -163,6 +163,7 @@ def to_public(row: Certificate, settings: Settings) -> PublicCertificate:
         certificate=payload,
         signature=row.signature,
         key_id=row.kid,
+        pdf_pending=row.pdf_key is None,
     )
 
 

@@ -47,6 +47,7 @@ TOP_KEYS = {
     "certificate",
     "signature",
     "key_id",
+    "pdf_pending",  # whether the PDF is still being made (the outbox)
 }
 ENTRY_KEYS = {
     "number",

@@ -135,7 +135,11 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 async def _issue_attempts(settings: Settings, workflow_id: str) -> list[tuple[int, str]]:
     """Each completed ``issue_certificate`` in the history: (attempt, the previous failure)."""
     client = await connect_temporal(settings)
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    handle = client.get_workflow_handle(workflow_id)
+    # The record says certified as soon as the grant's transaction commits; the workflow
+    # follows once the retried activity (after its timeout) has reported back.
+    await asyncio.wait_for(handle.result(), RECOVERY_SECONDS)
+    history = await handle.fetch_history()
     scheduled = {
         event.event_id
         for event in history.events
@@ -195,8 +199,9 @@ def test_worker_killed_after_the_certificate_commit_issues_it_once(
         assert first.wait(10) == -signal.SIGKILL
         assert numbers and len(numbers) == 1
         number = numbers[0]
-        # The grant itself is not recorded: the kill fell between the two transactions.
-        assert get(client, cast.officer_auth, rid)["status"] == "evaluated"
+        # The grant is recorded with it: one transaction writes the certificate and the
+        # request's new status, so the kill cannot fall between them.
+        assert get(client, cast.officer_auth, rid)["status"] == "certified"
 
         # A new worker (no fault) takes over: the retried activity finds the certificate.
         second = start_worker_process(worker_env(crash_settings), log)

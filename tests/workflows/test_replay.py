@@ -45,6 +45,7 @@ from tests.api.requests_helpers import PNG, act, make_cast, to_review, upload, w
 from tests.conftest import RunningWorker
 from workflows.canary import CanaryWorkflow
 from workflows.certificate import CertificateWorkflow
+from workflows.outbox import OutboxDeliveryWorkflow
 from workflows.request import RequestWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -64,7 +65,10 @@ RECORDED_UPDATES = {
 
 def _replayer(*workflows: type) -> Replayer:
     return Replayer(
-        workflows=list(workflows or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow)),
+        workflows=list(
+            workflows
+            or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow, OutboxDeliveryWorkflow)
+        ),
         data_converter=pydantic_data_converter,
     )
 
