@@ -34,6 +34,7 @@ from activities.certificate_pdf import (
     render_certificate_pdf,
     sign_pdf,
 )
+from activities.errors import INVALID_RESULT, key_reused, present
 from domain.certificate_rules import (
     certificate_number,
     to_canonical_value,
@@ -50,16 +51,16 @@ from models.request_payloads import (
     RecordResultInput,
     ResultView,
 )
-from models.requests import CertificationRequest, FilePurpose, StoredFile
+from models.requests import ActionRecord, CertificationRequest, FilePurpose, StoredFile
 from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from mutabaqa.trust import SigningMaterial
+from records.actions import find_action
 from records.audit import append_event
 from records.canonical import report_digest
 from records.results import counting_results, latest_results, result_view
 
-INVALID_RESULT = "invalid-result"
 PDF_CONTENT_TYPE = "application/pdf"
 
 
@@ -102,8 +103,7 @@ def freeze_report(
             result.verified_at = at
             session.add(result)
     session.flush()
-    scheme = session.get(Scheme, row.scheme_id)
-    assert scheme is not None and scheme.id is not None
+    scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
     items = {
         i.code: i
         for i in session.exec(select(TestItem).where(TestItem.scheme_id == scheme.id)).all()
@@ -206,14 +206,17 @@ class LabActivities:
         """A new revision of one item's result in this round, with its verdict."""
         result_id = stable_id(data.request_id, data.key)
         with session_scope(self._engine) as session:
+            recorded = find_action(session, data.request_id, data.key)
+            if recorded is not None and recorded.body_hash not in ("", data.body_hash):
+                raise key_reused(data.key)  # the key was used for another body or action
             done = session.get(TestResult, result_id)
-            if done is not None:  # a retry: the revision is already recorded
+            if done is not None:  # a retry, or a repeat: the revision is already recorded
                 return result_view(done)
-            row = session.get(CertificationRequest, data.request_id)
-            assert row is not None
-            scheme = session.get(Scheme, row.scheme_id)
-            assert scheme is not None and scheme.id is not None
-            item = _item(session, scheme.id, data.item_code)
+            row = present(
+                session.get(CertificationRequest, data.request_id), f"request {data.request_id}"
+            )
+            scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
+            item = _item(session, present(scheme.id, "the scheme's id"), data.item_code)
             values = [Decimal(v) for v in data.values]
             uncertainty = None if data.uncertainty is None else Decimal(data.uncertainty)
             try:
@@ -258,6 +261,16 @@ class LabActivities:
                 recorded_at=data.at,
             )
             session.add(result)
+            session.add(  # the key and its body, so a repeat answers this same revision
+                ActionRecord(
+                    request_id=data.request_id,
+                    idempotency_key=data.key,
+                    action="record_result",
+                    body_hash=data.body_hash,
+                    actor_id=data.actor.user_id,
+                    at=data.at,
+                )
+            )
             session.flush()
             append_event(
                 session,
@@ -309,24 +322,28 @@ class LabActivities:
         if existing is not None:  # a retry: the record exists (its PDF follows on its own)
             return ref
         with session_scope(self._engine) as session:
-            row = session.get(CertificationRequest, data.request_id)
-            assert row is not None and row.centre_code is not None
-            scheme = session.get(Scheme, row.scheme_id)
-            product = session.get(Product, row.product_id)
-            holder = session.get(Organization, row.organization_id)
-            report = session.exec(
-                select(TestReport).where(
-                    TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
-                )
-            ).first()
-            assert scheme is not None and product is not None and holder is not None
-            assert report is not None, "a certificate needs a frozen test report"
+            row = present(
+                session.get(CertificationRequest, data.request_id), f"request {data.request_id}"
+            )
+            centre_code = present(row.centre_code, f"the centre of request {row.id}")
+            scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
+            product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+            holder = present(
+                session.get(Organization, row.organization_id),
+                f"organisation {row.organization_id}",
+            )
+            report = present(
+                session.exec(
+                    select(TestReport).where(
+                        TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
+                    )
+                ).first(),
+                f"the frozen test report of request {row.id} (a certificate needs one)",
+            )
             issued_on = data.at.astimezone(ZoneInfo(self._settings.timezone)).date()
             year = issued_on.year
-            seq = next_number(session, f"CERT-{row.centre_code}-{year}")
-            number = certificate_number(
-                self._settings.certificate_prefix, row.centre_code, year, seq
-            )
+            seq = next_number(session, f"CERT-{centre_code}-{year}")
+            number = certificate_number(self._settings.certificate_prefix, centre_code, year, seq)
             until = valid_until(issued_on, scheme.validity_months)
             payload: dict[str, Any] = {
                 "v": "1",
@@ -362,7 +379,7 @@ class LabActivities:
                 kid=signed.kid,
                 request_id=row.id,
                 organization_id=row.organization_id,
-                centre_code=row.centre_code,
+                centre_code=centre_code,
                 status=CertificateStatus.ACTIVE,
                 status_since=data.at,
                 payload=dict(signed.payload),
@@ -417,13 +434,17 @@ class LabActivities:
     # --- the certificate's PDF ---------------------------------------------------------------
 
     def _document(self, session: Session, certificate: Certificate) -> CertificateDocument:
-        row = session.get(CertificationRequest, certificate.request_id)
-        assert row is not None
-        holder = session.get(Organization, certificate.organization_id)
-        product = session.get(Product, row.product_id)
-        scheme = session.get(Scheme, row.scheme_id)
+        row = present(
+            session.get(CertificationRequest, certificate.request_id),
+            f"request {certificate.request_id}",
+        )
+        holder = present(
+            session.get(Organization, certificate.organization_id),
+            f"organisation {certificate.organization_id}",
+        )
+        product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+        scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
         centre = session.get(TechnicalCentre, certificate.centre_code)
-        assert holder is not None and product is not None and scheme is not None
         s = self._settings
         return CertificateDocument(
             payload=certificate.payload,
@@ -479,8 +500,9 @@ class LabActivities:
         A retry finds the recorded PDF, or an object already stored under the key (a worker
         that died between the upload and the record) and records that one: never two."""
         with Session(self._engine) as session:
-            certificate = session.get(Certificate, certificate_id)
-            assert certificate is not None
+            certificate = present(
+                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
+            )
             if certificate.pdf_key is not None:
                 return
             document = self._document(session, certificate)
@@ -506,8 +528,9 @@ class LabActivities:
             version_id = written.version_id
         digest = hashlib.sha256(pdf).hexdigest()
         with session_scope(self._engine) as session:
-            certificate = session.get(Certificate, certificate_id)
-            assert certificate is not None
+            certificate = present(
+                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
+            )
             if certificate.pdf_key is None:
                 certificate.pdf_key = key
                 certificate.pdf_version_id = version_id

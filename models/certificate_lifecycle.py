@@ -79,6 +79,8 @@ class CertificateCommand(BaseModel):
     reason: str
     scope: str | None = None
     key: str
+    #: Digest of the action and its body, recorded with the key ("" for system steps).
+    body_hash: str = ""
 
 
 class CertificateTransition(BaseModel):
@@ -92,6 +94,7 @@ class CertificateTransition(BaseModel):
     to_status: CertificateStatus
     at: datetime
     detail: dict[str, Any] = Field(default_factory=dict)
+    body_hash: str = ""
 
 
 class CertificateResult(BaseModel):
@@ -108,6 +111,7 @@ class ReissueInput(BaseModel):
     reason: str
     scope: str | None = None
     at: datetime
+    body_hash: str = ""
 
 
 class SurveillanceOutcome(BaseModel):

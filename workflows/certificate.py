@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.certificate_lifecycle import ACTIONS, FINAL, check
     from domain.certificate_rules import add_months
+    from domain.keys import system_key
     from domain.request_rules import Refusal
     from domain.statuses import CertificateStatus
     from models import search_attributes as attrs
@@ -47,12 +48,12 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotificationKind, NotifyInput
     from models.webhooks import WebhookInput
 
+from workflows.retries import DB_RETRY
+
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)
 PDF_TIMEOUT = timedelta(minutes=5)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
+RETRY = DB_RETRY
 
 
 def certificate_workflow_id(number: str) -> str:
@@ -141,6 +142,7 @@ class CertificateWorkflow:
                 to_status=to,
                 at=now,
                 detail=detail,
+                body_hash=cmd.body_hash if cmd else "",
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=RETRY,
@@ -211,6 +213,7 @@ class CertificateWorkflow:
                         reason=cmd.reason,
                         scope=cmd.scope,
                         at=workflow.now(),
+                        body_hash=cmd.body_hash,
                     ),
                     start_to_close_timeout=PDF_TIMEOUT,
                     retry_policy=RETRY,
@@ -278,7 +281,7 @@ class CertificateWorkflow:
                     "expire",
                     C.EXPIRED,
                     None,
-                    f"expire:{self.params.issue}",
+                    system_key("expire", self.params.issue),
                     {"valid_until": self.params.expires_at.isoformat()},
                 )
                 return
@@ -291,7 +294,7 @@ class CertificateWorkflow:
                         "suspend",
                         C.SUSPENDED,
                         None,
-                        f"surveillance-missed:{open_request}",
+                        system_key("surveillance-missed", open_request),
                         {
                             "reason": "surveillance not completed by its deadline",
                             "surveillance_request": open_request,
@@ -316,7 +319,9 @@ class CertificateWorkflow:
                         "withdraw",
                         C.WITHDRAWN,
                         None,
-                        f"withdraw-after-suspension:{self.state.suspended_at.isoformat()}",
+                        system_key(
+                            "withdraw-after-suspension", self.state.suspended_at.isoformat()
+                        ),
                         {"reason": "suspended past its maximum period"},
                     )
 
@@ -368,7 +373,7 @@ class CertificateWorkflow:
                     "suspend",
                     C.SUSPENDED,
                     None,
-                    f"surveillance-failed:{outcome.request_workflow_id}",
+                    system_key("surveillance-failed", outcome.request_workflow_id),
                     {
                         "reason": "surveillance failed",
                         "surveillance_request": outcome.request_workflow_id,

@@ -14,18 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lab import INVALID_RESULT, LabActivities
+    from activities.lab import LabActivities
     from activities.notifications import (
         NOTIFY_RETRY_POLICY,
         NOTIFY_START_TO_CLOSE,
         NotificationActivities,
     )
-    from activities.requests import NON_RETRYABLE, RequestActivities
+    from activities.requests import RequestActivities
+    from domain.keys import system_key
     from domain.permissions import Actor
     from domain.request_rules import (
         RECORD_RESULT,
@@ -63,25 +63,16 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
 
+from workflows.retries import DB_RETRY, PDF_RETRY
+
 S = RequestStatus
 CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
 #: The grant no longer waits for the PDF: it is rendered by an activity of its own.
 CERTIFICATE_PDF_PATCH = "certificate-pdf-after-grant"
 PDF_TIMEOUT = timedelta(minutes=5)
 PDF_HEARTBEAT = timedelta(seconds=30)
-PDF_RETRY = RetryPolicy(  # also while the worker's renderer is busy: about half an hour
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=60,
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
 DB_TIMEOUT = timedelta(seconds=30)
 FILE_TIMEOUT = timedelta(minutes=30)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[*NON_RETRYABLE, INVALID_RESULT],
-)
 
 #: Stages with a target duration (SPEC section 4), keyed by the status that is the stage.
 STAGE_TARGETS = {
@@ -332,7 +323,7 @@ class RequestWorkflow:
             now = workflow.now()
             t = Transition(
                 request_id=self.params.request_id,
-                key=f"intake:{self.round}",
+                key=system_key("intake", self.round),
                 action="intake",
                 actor=None,
                 acting_role="system",
@@ -398,7 +389,7 @@ class RequestWorkflow:
                 ):
                     await self._system_event(
                         "reminder",
-                        f"reminder:{self.info_due.isoformat()}",
+                        system_key("reminder", self.info_due.isoformat()),
                         now,
                         {"due_at": self.info_due.isoformat()},
                     )
@@ -411,7 +402,7 @@ class RequestWorkflow:
                 if key not in self.escalated and elapsed >= target:
                     await self._system_event(
                         "escalation",
-                        f"escalation:{key}",
+                        system_key("escalation", key),
                         now,
                         {
                             "stage": self.status.value,
@@ -422,7 +413,9 @@ class RequestWorkflow:
                     )
                     self.escalated.add(key)
                     self._notify(
-                        NotificationKind.ESCALATION, f"escalation:{key}", stage=self.status.value
+                        NotificationKind.ESCALATION,
+                        system_key("escalation", key),
+                        stage=self.status.value,
                     )
 
     async def _system_event(
@@ -449,7 +442,7 @@ class RequestWorkflow:
         self._leave_stage(now)
         t = Transition(
             request_id=self.params.request_id,
-            key=f"lapse:{self.info_due}",
+            key=system_key("lapse", self.info_due),
             action="lapse",
             actor=None,
             acting_role="system",
@@ -463,7 +456,7 @@ class RequestWorkflow:
         await self._persist(t)
         self._enter(S.LAPSED, now)
         self._changed("lapse", "system", now)
-        self._notify(NotificationKind.LAPSED, f"lapse:{self.info_due}")
+        self._notify(NotificationKind.LAPSED, system_key("lapse", self.info_due))
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -693,6 +686,7 @@ class RequestWorkflow:
                 remarks=cmd.body.get("remarks"),
                 actor=cmd.actor,
                 at=workflow.now(),
+                body_hash=cmd.body_hash,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,

@@ -1,0 +1,35 @@
+"""Every retry policy of the workflows' activities, in one place: each one ends.
+
+Transient failures (a dropped connection, a lock timeout, a busy renderer) retry with a
+limit; the failures of ``activities/errors.py`` (missing rows, broken invariants, reused
+keys, programming errors) do not retry at all. When a policy gives up, the action's Update
+fails with the activity's failure (the API answers a problem, not a 503), and the lock it
+held is released.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import NON_RETRYABLE
+
+#: Database work: about a minute of retries (0.2 s, 0.4 s, … capped at 10 s).
+DB_ATTEMPTS = 10
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=DB_ATTEMPTS,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+#: Rendering and signing a PDF, also while the worker's renderer is busy: about half an hour.
+PDF_ATTEMPTS = 60
+PDF_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=PDF_ATTEMPTS,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
