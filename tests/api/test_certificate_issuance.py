@@ -29,11 +29,11 @@ from tests.activities.test_certificate_pdf import (
     pdfsig,
     qr_codes,
 )
-from tests.activities.test_signing import _b64url_decode, _tiny_jcs
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
 from tests.api.requests_helpers import Cast, act, make_cast, wait_pdf_link
 from tests.conftest import RunningWorker
+from tests.mutabaqa.test_signing import _b64url_decode, _tiny_jcs
 
 #: End-to-end paths: on SQLite (the embedded default) and on PostgreSQL.
 pytestmark = pytest.mark.both_databases

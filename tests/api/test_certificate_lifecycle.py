@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
-from tests.activities.test_signing import _b64url_decode, _tiny_jcs
 from tests.api.helpers import API, Headers
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
 from tests.api.requests_helpers import Cast, act, make_cast
 from tests.conftest import RunningWorker
+from tests.mutabaqa.test_signing import _b64url_decode, _tiny_jcs
 
 SUSPENSION_MAX = 3.0
 
