@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotificationKind, NotifyInput
     from models.webhooks import WebhookInput
 
-from workflows.retries import DB_RETRY
+from workflows.retries import DB_RETRY, SYSTEM_RETRY
 
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)
@@ -145,7 +145,7 @@ class CertificateWorkflow:
                 body_hash=cmd.body_hash if cmd else "",
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=RETRY,
+            retry_policy=RETRY if cmd is not None else SYSTEM_RETRY,
         )
         self.state.status = to
         self.state.status_since = now
@@ -336,7 +336,7 @@ class CertificateWorkflow:
                 request_id=str(workflow.uuid4()).replace("-", ""),
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
         await workflow.start_child_workflow(
             "CertificationRequest",

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
@@ -63,7 +64,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
 
-from workflows.retries import DB_RETRY, PDF_RETRY
+from workflows.retries import DB_RETRY, PDF_RETRY, SYSTEM_RETRY
 
 S = RequestStatus
 CERTIFICATE_WORKFLOW_PATCH = "certificate-workflow-v1"
@@ -238,12 +239,12 @@ class RequestWorkflow:
         self._search_attributes()
         self.changed = True
 
-    async def _transition(self, t: Transition) -> RequestRef:
+    async def _transition(self, t: Transition, retry: RetryPolicy = DB_RETRY) -> RequestRef:
         return await workflow.execute_activity_method(
             RequestActivities.apply_transition,
             t,
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            retry_policy=retry,
         )
 
     async def _persist(self, t: Transition) -> None:
@@ -251,7 +252,7 @@ class RequestWorkflow:
         facts it will produce."""
         self.pending = facts_after(self.facts(), t)
         try:
-            await self._transition(t)
+            await self._transition(t, SYSTEM_RETRY)
         finally:
             self.pending = None
 
@@ -283,7 +284,7 @@ class RequestWorkflow:
             RequestActivities.create_request,
             CreateRequestInput(workflow_id=workflow.info().workflow_id, params=params),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
         self.stage_started = workflow.now()
         self._search_attributes()
@@ -318,7 +319,7 @@ class RequestWorkflow:
                     required_documents=self.params.scheme.required_documents,
                 ),
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=SYSTEM_RETRY,
             )
             now = workflow.now()
             t = Transition(
@@ -435,7 +436,7 @@ class RequestWorkflow:
                 detail=detail,
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
 
     async def _lapse(self, now: datetime) -> None:

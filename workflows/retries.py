@@ -17,12 +17,24 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.errors import NON_RETRYABLE
 
-#: Database work: about a minute of retries (0.2 s, 0.4 s, … capped at 10 s).
+#: Database work of a person's action: about a minute of retries (0.2 s, 0.4 s, … capped
+#: at 10 s), then the action fails (503, nothing recorded) and its lock is released.
 DB_ATTEMPTS = 10
 DB_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=DB_ATTEMPTS,
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+#: A system step of a workflow's own loop (creation, intake, reminders, escalations,
+#: lapse, expiry, surveillance): no caller is waiting, and giving up would end the
+#: workflow, so a transient failure (the database down for hours) retries for about a day;
+#: the non-retryable types still fail at once, visibly.
+SYSTEM_ATTEMPTS = 300
+SYSTEM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=SYSTEM_ATTEMPTS,
     non_retryable_error_types=list(NON_RETRYABLE),
 )
 #: Rendering and signing a PDF, also while the worker's renderer is busy: about half an hour.
