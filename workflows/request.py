@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -490,12 +490,17 @@ class RequestWorkflow:
                 detail={k: v for k, v in cmd.body.items() if v is not None},
             )
             self._plan_transition(cmd, t, now)
+            stage = (self.stage_started, dict(self.stage_seconds))
             if target is not before:
                 self._leave_stage(now)
                 t.stage_seconds = dict(self.stage_seconds)
             self.pending = facts_after(self.facts(), t)
             try:
                 return await self._apply(cmd, t, before, target, now)
+            except ActivityError:
+                # Nothing was recorded: the stage goes on, and so do its timers.
+                self.stage_started, self.stage_seconds = stage
+                raise
             finally:
                 self.pending = None
 

@@ -12,6 +12,7 @@ real Temporal, S3 and database.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
+from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, assert_problem
 from tests.api.lab_helpers import Lab, make_lab, put_result, to_evaluated, to_testing
@@ -247,8 +249,18 @@ def _hide_reports(engine: Engine, rid: str, hidden: bool) -> None:
         )
 
 
+async def _workflow_facts(settings: Settings, engine: Engine, rid: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        workflow_id = conn.execute(
+            sa.text("SELECT workflow_id FROM certification_request WHERE id = :id"), {"id": rid}
+        ).scalar_one()
+    temporal = await connect_temporal(settings)
+    facts: dict[str, Any] = await temporal.get_workflow_handle(workflow_id).query("facts")
+    return facts
+
+
 def test_a_poison_activity_fails_the_action_clearly_and_frees_the_request(
-    client: TestClient, cast: Cast, lab: Lab, engine: Engine
+    client: TestClient, cast: Cast, lab: Lab, engine: Engine, settings: Settings
 ) -> None:
     rid = to_evaluated(client, cast, lab)
     _hide_reports(engine, rid, hidden=True)
@@ -261,6 +273,9 @@ def test_a_poison_activity_fails_the_action_clearly_and_frees_the_request(
     assert "Traceback" not in failed.text
     assert elapsed < 10, f"a non-retryable failure answers at once, not after {elapsed:.1f} s"
     assert get(client, cast.officer_auth, rid)["status"] == "evaluated"
+    # The workflow's stage clock did not stop at the failed grant (its timers still run).
+    facts = asyncio.run(_workflow_facts(settings, engine, rid))
+    assert facts["status"] == "evaluated" and "evaluated" not in facts["stage_seconds"], facts
     # The lock is free and the workflow is alive: once the row is back, a grant works.
     _hide_reports(engine, rid, hidden=False)
     granted = act(client, cast.officer_auth, rid, "grant", key=f"grant-{uuid.uuid4().hex}")
