@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from activities.errors import key_reused, present
 from activities.lab import LabActivities, complete_effect
 from domain.permissions import Actor
 from models.accounts import Product
@@ -51,11 +52,16 @@ class CertificateActivities:
     @activity.defn(name="apply_certificate_transition")
     def apply_transition(self, t: CertificateTransition) -> CertificateResult:
         with session_scope(self._engine) as session:
-            row = session.exec(
-                select(Certificate).where(Certificate.id == t.certificate_id).with_for_update()
-            ).one()
+            row = present(
+                session.exec(
+                    select(Certificate).where(Certificate.id == t.certificate_id).with_for_update()
+                ).first(),
+                f"certificate {t.certificate_id}",
+            )
             key = transition_key(t.key)
             done = find_action(session, row.request_id, key)
+            if done is not None and t.body_hash and done.body_hash not in ("", t.body_hash):
+                raise key_reused(t.key)
             if done is None:
                 row.status = t.to_status
                 row.status_since = t.at
@@ -65,7 +71,7 @@ class CertificateActivities:
                         request_id=row.request_id,
                         idempotency_key=key,
                         action=t.action,
-                        body_hash="",
+                        body_hash=t.body_hash,
                         actor_id=t.actor.user_id if t.actor else "system",
                         at=t.at,
                     )
@@ -103,9 +109,14 @@ class CertificateActivities:
         """A new issue of the same number with a new signed payload and PDF; the previous
         issue becomes ``superseded``. A retry finds the new issue it already created."""
         with session_scope(self._engine) as session:
-            old = session.exec(
-                select(Certificate).where(Certificate.id == data.certificate_id).with_for_update()
-            ).one()
+            old = present(
+                session.exec(
+                    select(Certificate)
+                    .where(Certificate.id == data.certificate_id)
+                    .with_for_update()
+                ).first(),
+                f"certificate {data.certificate_id}",
+            )
             issue = old.issue + 1
             new = session.exec(
                 select(Certificate).where(
@@ -145,7 +156,7 @@ class CertificateActivities:
                         request_id=old.request_id,
                         idempotency_key=transition_key(data.key),
                         action="reissue",
-                        body_hash="",
+                        body_hash=data.body_hash,
                         actor_id=data.actor.user_id,
                         at=data.at,
                     )
@@ -180,14 +191,20 @@ class CertificateActivities:
         """What a surveillance request of this certificate starts with: the same product and
         scheme version, at the certificate's centre, waiting for a sample."""
         with Session(self._engine) as session:
-            certificate = session.get(Certificate, data.certificate_id)
-            assert certificate is not None
-            original = session.get(CertificationRequest, certificate.request_id)
-            assert original is not None
-            product = session.get(Product, original.product_id)
-            scheme = session.get(Scheme, original.scheme_id)
-            assert product is not None and scheme is not None and scheme.id is not None
-            plan = plan_entries(session, scheme.id)
+            certificate = present(
+                session.get(Certificate, data.certificate_id), f"certificate {data.certificate_id}"
+            )
+            original = present(
+                session.get(CertificationRequest, certificate.request_id),
+                f"request {certificate.request_id}",
+            )
+            product = present(
+                session.get(Product, original.product_id), f"product {original.product_id}"
+            )
+            scheme = present(
+                session.get(Scheme, original.scheme_id), f"scheme {original.scheme_id}"
+            )
+            plan = plan_entries(session, present(scheme.id, "the scheme's id"))
         return RequestWorkflowInput(
             request_id=data.request_id,
             organization_id=certificate.organization_id,

@@ -34,6 +34,7 @@ from activities.certificate_pdf import (
     render_certificate_pdf,
     sign_pdf,
 )
+from activities.errors import INVALID_RESULT, key_reused, present
 from domain.certificate_rules import (
     certificate_number,
     to_canonical_value,
@@ -52,16 +53,16 @@ from models.request_payloads import (
     ResultView,
     Transition,
 )
-from models.requests import CertificationRequest, FilePurpose, StoredFile
+from models.requests import ActionRecord, CertificationRequest, FilePurpose, StoredFile
 from models.types import stable_id
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from mutabaqa.trust import SigningMaterial
+from records.actions import find_action
 from records.audit import append_event
 from records.canonical import report_digest
 from records.results import counting_results, latest_results, result_view
 
-INVALID_RESULT = "invalid-result"
 PDF_CONTENT_TYPE = "application/pdf"
 
 
@@ -104,8 +105,7 @@ def freeze_report(
             result.verified_at = at
             session.add(result)
     session.flush()
-    scheme = session.get(Scheme, row.scheme_id)
-    assert scheme is not None and scheme.id is not None
+    scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
     items = {
         i.code: i
         for i in session.exec(select(TestItem).where(TestItem.scheme_id == scheme.id)).all()
@@ -227,14 +227,17 @@ class LabActivities:
         """A new revision of one item's result in this round, with its verdict."""
         result_id = stable_id(data.request_id, data.key)
         with session_scope(self._engine) as session:
+            recorded = find_action(session, data.request_id, data.key)
+            if recorded is not None and recorded.body_hash not in ("", data.body_hash):
+                raise key_reused(data.key)  # the key was used for another body or action
             done = session.get(TestResult, result_id)
-            if done is not None:  # a retry: the revision is already recorded
+            if done is not None:  # a retry, or a repeat: the revision is already recorded
                 return result_view(done)
-            row = session.get(CertificationRequest, data.request_id)
-            assert row is not None
-            scheme = session.get(Scheme, row.scheme_id)
-            assert scheme is not None and scheme.id is not None
-            item = _item(session, scheme.id, data.item_code)
+            row = present(
+                session.get(CertificationRequest, data.request_id), f"request {data.request_id}"
+            )
+            scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
+            item = _item(session, present(scheme.id, "the scheme's id"), data.item_code)
             values = [Decimal(v) for v in data.values]
             uncertainty = None if data.uncertainty is None else Decimal(data.uncertainty)
             try:
@@ -279,6 +282,16 @@ class LabActivities:
                 recorded_at=data.at,
             )
             session.add(result)
+            session.add(  # the key and its body, so a repeat answers this same revision
+                ActionRecord(
+                    request_id=data.request_id,
+                    idempotency_key=data.key,
+                    action="record_result",
+                    body_hash=data.body_hash,
+                    actor_id=data.actor.user_id,
+                    at=data.at,
+                )
+            )
             session.flush()
             append_event(
                 session,
@@ -331,39 +344,33 @@ class LabActivities:
         existing = session.exec(
             select(Certificate).where(Certificate.request_id == request_id, Certificate.issue == 0)
         ).first()
-        row = session.get(CertificationRequest, request_id)
-        if row is None or row.centre_code is None:
-            raise ApplicationError(
-                f"request {request_id} is not recorded with a centre",
-                type="request-missing",
-                non_retryable=True,
-            )
-        scheme = session.get(Scheme, row.scheme_id)
+        row = present(session.get(CertificationRequest, request_id), f"request {request_id}")
+        centre_code = present(row.centre_code, f"the centre of request {row.id}")
+        scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
         if existing is not None:
             return CertificateRef(
                 certificate_id=existing.id,
                 number=existing.number,
                 issue=existing.issue,
                 expires_at=self._expires_at(existing.valid_until, existing.created_at),
-                surveillance_months=scheme.surveillance_months if scheme else 12,
+                surveillance_months=scheme.surveillance_months,
             )
-        product = session.get(Product, row.product_id)
-        holder = session.get(Organization, row.organization_id)
-        report = session.exec(
-            select(TestReport).where(
-                TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
-            )
-        ).first()
-        if scheme is None or product is None or holder is None or report is None:
-            raise ApplicationError(
-                f"request {request_id}: scheme, product, holder or frozen test report missing",
-                type="request-missing",
-                non_retryable=True,
-            )
+        product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+        holder = present(
+            session.get(Organization, row.organization_id), f"organisation {row.organization_id}"
+        )
+        report = present(
+            session.exec(
+                select(TestReport).where(
+                    TestReport.request_id == row.id, col(TestReport.superseded_at).is_(None)
+                )
+            ).first(),
+            f"the frozen test report of request {row.id} (a certificate needs one)",
+        )
         issued_on = at.astimezone(ZoneInfo(self._settings.timezone)).date()
         year = issued_on.year
-        seq = next_number(session, f"CERT-{row.centre_code}-{year}")
-        number = certificate_number(self._settings.certificate_prefix, row.centre_code, year, seq)
+        seq = next_number(session, f"CERT-{centre_code}-{year}")
+        number = certificate_number(self._settings.certificate_prefix, centre_code, year, seq)
         until = valid_until(issued_on, scheme.validity_months)
         payload: dict[str, Any] = {
             "v": "1",
@@ -397,7 +404,7 @@ class LabActivities:
             kid=signed.kid,
             request_id=row.id,
             organization_id=row.organization_id,
-            centre_code=row.centre_code,
+            centre_code=centre_code,
             status=CertificateStatus.ACTIVE,
             status_since=at,
             payload=dict(signed.payload),
@@ -450,13 +457,17 @@ class LabActivities:
     # --- the certificate's PDF ---------------------------------------------------------------
 
     def _document(self, session: Session, certificate: Certificate) -> CertificateDocument:
-        row = session.get(CertificationRequest, certificate.request_id)
-        assert row is not None
-        holder = session.get(Organization, certificate.organization_id)
-        product = session.get(Product, row.product_id)
-        scheme = session.get(Scheme, row.scheme_id)
+        row = present(
+            session.get(CertificationRequest, certificate.request_id),
+            f"request {certificate.request_id}",
+        )
+        holder = present(
+            session.get(Organization, certificate.organization_id),
+            f"organisation {certificate.organization_id}",
+        )
+        product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+        scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
         centre = session.get(TechnicalCentre, certificate.centre_code)
-        assert holder is not None and product is not None and scheme is not None
         s = self._settings
         return CertificateDocument(
             payload=certificate.payload,
@@ -512,8 +523,9 @@ class LabActivities:
         A retry finds the recorded PDF, or an object already stored under the key (a worker
         that died between the upload and the record) and records that one: never two."""
         with Session(self._engine) as session:
-            certificate = session.get(Certificate, certificate_id)
-            assert certificate is not None
+            certificate = present(
+                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
+            )
             if certificate.pdf_key is not None:
                 return
             document = self._document(session, certificate)
@@ -539,8 +551,9 @@ class LabActivities:
             version_id = written.version_id
         digest = hashlib.sha256(pdf).hexdigest()
         with session_scope(self._engine) as session:
-            certificate = session.get(Certificate, certificate_id)
-            assert certificate is not None
+            certificate = present(
+                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
+            )
             if certificate.pdf_key is None:
                 certificate.pdf_key = key
                 certificate.pdf_version_id = version_id

@@ -22,6 +22,13 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import (
+    OBJECT_MISMATCH,
+    REQUEST_MISSING,
+    invariant,
+    key_reused,
+    present,
+)
 from activities.lab import freeze_report
 from models.audit import request_chain
 from models.lab import Appeal
@@ -53,12 +60,12 @@ from records.outbox import add_effects, ids_of
 
 log = logging.getLogger(__name__)
 
-#: Error types, matched by the API and listed as non-retryable by the workflow.
-OBJECT_MISMATCH = "object-mismatch"
-REQUEST_MISSING = "request-missing"
-NON_RETRYABLE = [OBJECT_MISMATCH, REQUEST_MISSING]
 
 HASH_CHUNK = 1024 * 1024
+#: Actions whose related rows name the person who took them.
+HUMAN_ACTIONS = frozenset(
+    {"verify_results", "appeal", "uphold", "overturn", "receive_sample", "reject_sample"}
+)
 
 
 def _insert(session: Session) -> Any:
@@ -97,6 +104,8 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
         )
     done = find_action(session, t.request_id, t.key)
     if done is not None:  # a retry of an activity that already committed
+        if t.body_hash and done.body_hash and done.body_hash != t.body_hash:
+            raise key_reused(t.key)
         return RequestRef(
             request_id=row.id, number=row.number, status=row.status, outbox_ids=ids_of(t.effects)
         )
@@ -156,25 +165,25 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
 
 
 def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:
+    invariant(t.actor is not None or t.action not in HUMAN_ACTIONS, f"{t.action!r} needs an actor")
+    actor_id = t.actor.user_id if t.actor is not None else "system"
     if t.action == "verify_results":
-        assert t.actor is not None
-        report = freeze_report(session, row, t.actor.user_id, t.at)
+        report = freeze_report(session, row, actor_id, t.at)
         t.detail["test_report"] = {"version": report.version, "digest": report.digest}
     elif t.action == "appeal":
-        assert t.actor is not None and row.refused_by is not None
+        refused_by = present(row.refused_by, f"the refusal appealed on request {row.id}")
         session.add(
             Appeal(
                 id=stable_id(t.request_id, t.key),
                 request_id=t.request_id,
-                refusal_key=f"round-{row.round}:{row.refused_by}:{row.appeal_until}",
-                refused_by=row.refused_by,
+                refusal_key=f"round-{row.round}:{refused_by}:{row.appeal_until}",
+                refused_by=refused_by,
                 reason=str(t.body.get("reason", "")),
-                filed_by=t.actor.user_id,
+                filed_by=actor_id,
                 filed_at=t.at,
             )
         )
     elif t.action in ("uphold", "overturn"):
-        assert t.actor is not None
         appeal = session.exec(
             select(Appeal)
             .where(Appeal.request_id == t.request_id, col(Appeal.decision).is_(None))
@@ -182,12 +191,11 @@ def _related_rows(session: Session, t: Transition, row: CertificationRequest) ->
         ).first()
         if appeal is not None:
             appeal.decision = "upheld" if t.action == "uphold" else "overturned"
-            appeal.decided_by = t.actor.user_id
+            appeal.decided_by = actor_id
             appeal.decided_at = t.at
             appeal.decision_reason = str(t.body.get("reason", ""))
             session.add(appeal)
     if t.action in ("receive_sample", "reject_sample"):
-        assert t.actor is not None
         received = t.action == "receive_sample"
         session.add(
             Sample(
@@ -198,7 +206,7 @@ def _related_rows(session: Session, t: Transition, row: CertificationRequest) ->
                 reference=t.body.get("sample_ref"),
                 condition=t.body.get("condition"),
                 reason=t.body.get("reason"),
-                actor_id=t.actor.user_id,
+                actor_id=actor_id,
                 at=t.at,
             )
         )

@@ -62,6 +62,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import present
 from models.accounts import new_id
 from models.types import utcnow
 from models.webhooks import (
@@ -277,7 +278,8 @@ class WebhookActivities:
                     WebhookDelivery.event_id == params.event_id,
                 )
                 .with_for_update()
-            ).one()
+            ).first()
+            delivery = present(delivery, f"webhook delivery {params.event_id}")
             if delivery.status is not DeliveryStatus.DELIVERED:
                 delivery.attempts += 1
                 delivery.status = DeliveryStatus.PENDING

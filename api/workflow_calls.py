@@ -10,10 +10,11 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import Problem
+from domain.keys import update_id
 from models.request_payloads import ActionInput, ActionResult
 
 RETRY_AFTER_SECONDS = 5
@@ -30,9 +31,42 @@ def unavailable() -> Problem:
     )
 
 
+def activity_failed(failure: ActivityError) -> Problem:
+    """An action whose activity failed for good: nothing was recorded, the request's lock is
+    free again. A transient failure that outlasted its retries may pass (503); a failure
+    that no retry can mend is the server's fault (500), named by its type."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        kind, message = cause.type or "error", cause.message
+    else:  # a timeout, or a cancellation
+        kind, message = type(cause).__name__ if cause else "error", str(cause or failure)
+    if failure.retry_state is not RetryState.NON_RETRYABLE_FAILURE:
+        return Problem(
+            503,
+            "action-not-recorded",
+            "Try again shortly",
+            f"the action could not be recorded yet ({kind}); nothing was changed, and "
+            "repeating the call with the same Idempotency-Key is safe",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return Problem(
+        500,
+        "action-failed",
+        "Action failed",
+        f"the action could not be recorded ({kind}: {message}); nothing was changed and "
+        "later actions on this request are not blocked",
+        failure_type=kind,
+    )
+
+
 def problem_from_failure(error: BaseException) -> Problem:
     """Turn a validator's or handler's refusal into the problem the caller should see."""
     cause = error.cause if isinstance(error, WorkflowUpdateFailedError) else error
+    if isinstance(cause, ActivityError):
+        inner = cause.cause
+        if not (isinstance(inner, ApplicationError) and inner.details):
+            return activity_failed(cause)
+        cause = inner  # a refusal raised by the activity (e.g. a reused key): its status
     if isinstance(cause, ApplicationError) and cause.details:
         info: dict[str, Any] = cause.details[0] if isinstance(cause.details[0], dict) else {}
         status = int(info.get("status", 409))
@@ -80,7 +114,10 @@ async def send_action(
     try:
         async with asyncio.timeout(wait_seconds):
             result: R = await handle.execute_update(
-                name, command, id=command.key, result_type=result_type
+                name,
+                command,
+                id=update_id(command.key, command.body_hash),
+                result_type=result_type,
             )
             return result
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):

@@ -92,6 +92,8 @@ class CertificateCommand(BaseModel):
     reason: str
     scope: str | None = None
     key: str
+    #: Digest of the action and its body, recorded with the key ("" for system steps).
+    body_hash: str = ""
 
 
 class CertificateTransition(BaseModel):
@@ -107,6 +109,7 @@ class CertificateTransition(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
     #: Side effects, written to the outbox in the transition's transaction.
     effects: list[Effect] = Field(default_factory=list)
+    body_hash: str = ""
 
 
 class CertificateResult(BaseModel):
@@ -127,6 +130,7 @@ class ReissueInput(BaseModel):
     at: datetime
     #: The holder's notice and the new issue's PDF, written with the new issue.
     effects: list[Effect] = Field(default_factory=list)
+    body_hash: str = ""
 
 
 class SurveillanceRequestInput(BaseModel):

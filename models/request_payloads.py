@@ -191,6 +191,8 @@ class RecordResultInput(BaseModel):
     remarks: str | None = None
     actor: Actor
     at: datetime
+    #: Digest of the result's body, recorded with the key (a repeat must match it).
+    body_hash: str = ""
 
 
 class ResultView(BaseModel):

@@ -114,7 +114,9 @@ class ActionRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(foreign_key="certification_request.id", index=True, max_length=32)
-    idempotency_key: str = Field(max_length=200)
+    #: ``client:<Idempotency-Key>`` or ``system:<step>`` (``domain/keys.py``); a
+    #: certificate's keys carry ``certificate:`` in front.
+    idempotency_key: str = Field(max_length=255)
     action: str = Field(max_length=32)
     body_hash: str = Field(max_length=64)
     actor_id: str = Field(max_length=32)

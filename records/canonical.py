@@ -31,3 +31,9 @@ def report_digest(report: Mapping[str, Any]) -> str:
     ``sha256(rfc8785.dumps(report))``.
     """
     return "sha256:" + hashlib.sha256(canonical_json(report)).hexdigest()
+
+
+def action_digest(action: str, body: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of ``{"action": …, "body": …}`` in RFC 8785 form: what an
+    ``Idempotency-Key`` is recorded with, so a repeat with another body is told apart."""
+    return hashlib.sha256(rfc8785.dumps({"action": action, "body": dict(body)})).hexdigest()

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.certificate_lifecycle import ACTIONS, FINAL, check
     from domain.certificate_rules import add_months
     from domain.effects import Effect, EffectKind
+    from domain.keys import system_key
     from domain.request_rules import Refusal
     from domain.statuses import CertificateStatus
     from models import search_attributes as attrs
@@ -44,11 +45,11 @@ with workflow.unsafe.imports_passed_through():
     from models.webhooks import WebhookInput
     from workflows.outbox import start_deliveries
 
+from workflows.retries import DB_RETRY, SYSTEM_RETRY
+
 C = CertificateStatus
 DB_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
+RETRY = DB_RETRY
 
 
 def certificate_workflow_id(number: str) -> str:
@@ -140,9 +141,10 @@ class CertificateWorkflow:
                 at=now,
                 detail=detail,
                 effects=effects,
+                body_hash=cmd.body_hash if cmd else "",
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=RETRY,
+            retry_policy=RETRY if cmd is not None else SYSTEM_RETRY,
         )
         await start_deliveries(result.outbox_ids, effects, self.params.timing.delivery)
         self.state.status = to
@@ -239,6 +241,7 @@ class CertificateWorkflow:
                     scope=cmd.scope,
                     at=workflow.now(),
                     effects=effects,
+                    body_hash=cmd.body_hash,
                 ),
                 start_to_close_timeout=DB_TIMEOUT,
                 retry_policy=RETRY,
@@ -298,7 +301,7 @@ class CertificateWorkflow:
                     "expire",
                     C.EXPIRED,
                     None,
-                    f"expire:{self.params.issue}",
+                    system_key("expire", self.params.issue),
                     {"valid_until": self.params.expires_at.isoformat()},
                 )
                 return
@@ -311,7 +314,7 @@ class CertificateWorkflow:
                         "suspend",
                         C.SUSPENDED,
                         None,
-                        f"surveillance-missed:{open_request}",
+                        system_key("surveillance-missed", open_request),
                         {
                             "reason": "surveillance not completed by its deadline",
                             "surveillance_request": open_request,
@@ -336,7 +339,9 @@ class CertificateWorkflow:
                         "withdraw",
                         C.WITHDRAWN,
                         None,
-                        f"withdraw-after-suspension:{self.state.suspended_at.isoformat()}",
+                        system_key(
+                            "withdraw-after-suspension", self.state.suspended_at.isoformat()
+                        ),
                         {"reason": "suspended past its maximum period"},
                     )
 
@@ -351,7 +356,7 @@ class CertificateWorkflow:
                 request_id=str(workflow.uuid4()).replace("-", ""),
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
         await workflow.start_child_workflow(
             "CertificationRequest",
@@ -396,7 +401,7 @@ class CertificateWorkflow:
                 "suspend",
                 C.SUSPENDED,
                 None,
-                f"surveillance-failed:{outcome.request_workflow_id}",
+                system_key("surveillance-failed", outcome.request_workflow_id),
                 {
                     "reason": "surveillance failed",
                     "surveillance_request": outcome.request_workflow_id,

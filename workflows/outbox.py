@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.outbox import UNDELIVERABLE, OutboxActivities
+    from activities.outbox import OutboxActivities
     from models.outbox import DeliveryInput, DeliveryPolicy, Effect, EffectKind
+
+from workflows.retries import MARK_RETRY, delivery_retry
 
 OUTBOX_WORKFLOW = "OutboxDelivery"
 #: One attempt of a mail, webhook or Temporal call.
@@ -23,22 +24,11 @@ SEND_TIMEOUT = timedelta(seconds=60)
 PDF_TIMEOUT = timedelta(minutes=10)
 PDF_HEARTBEAT = timedelta(seconds=30)
 MARK_TIMEOUT = timedelta(seconds=30)
-MARK_RETRY = RetryPolicy(maximum_attempts=20, maximum_interval=timedelta(seconds=30))
 TEMPORAL_KINDS = {EffectKind.START_CERTIFICATE_WORKFLOW, EffectKind.SURVEILLANCE_OUTCOME}
 
 
 def outbox_workflow_id(row_id: str) -> str:
     return f"outbox-{row_id}"
-
-
-def retry_policy(policy: DeliveryPolicy) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=policy.initial_interval),
-        backoff_coefficient=policy.backoff,
-        maximum_interval=timedelta(seconds=policy.maximum_interval),
-        maximum_attempts=policy.max_attempts,
-        non_retryable_error_types=[UNDELIVERABLE],
-    )
 
 
 async def start_deliveries(ids: list[str], effects: list[Effect], policy: DeliveryPolicy) -> None:
@@ -57,7 +47,7 @@ async def start_deliveries(ids: list[str], effects: list[Effect], policy: Delive
 class OutboxDeliveryWorkflow:
     @workflow.run
     async def run(self, data: DeliveryInput) -> str:
-        retry = retry_policy(data.policy)
+        retry = delivery_retry(data.policy)
         try:
             if data.kind in TEMPORAL_KINDS:
                 await workflow.execute_activity_method(

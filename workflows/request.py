@@ -15,12 +15,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.lab import INVALID_RESULT, LabActivities
-    from activities.requests import NON_RETRYABLE, RequestActivities
+    from activities.lab import LabActivities
+    from activities.requests import RequestActivities
     from domain.effects import Effect, EffectKind
+    from domain.keys import system_key
     from domain.permissions import Actor
     from domain.request_rules import (
         RECORD_RESULT,
@@ -58,14 +59,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.outbox import start_deliveries
 
+from workflows.retries import DB_RETRY, SYSTEM_RETRY
+
 S = RequestStatus
 DB_TIMEOUT = timedelta(seconds=30)
 FILE_TIMEOUT = timedelta(minutes=30)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[*NON_RETRYABLE, INVALID_RESULT],
-)
 
 #: Stages with a target duration (SPEC section 4), keyed by the status that is the stage.
 STAGE_TARGETS = {
@@ -228,7 +226,7 @@ class RequestWorkflow:
         self._search_attributes()
         self.changed = True
 
-    async def _transition(self, t: Transition) -> RequestRef:
+    async def _transition(self, t: Transition, retry: RetryPolicy = DB_RETRY) -> RequestRef:
         """Persist the transition with its outbox rows (one transaction), then start their
         deliveries without waiting for them."""
         if t.issue_certificate:
@@ -236,14 +234,14 @@ class RequestWorkflow:
                 LabActivities.grant,
                 t,
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=retry,
             )
         else:
             ref = await workflow.execute_activity_method(
                 RequestActivities.apply_transition,
                 t,
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=retry,
             )
         await self._deliver(ref.outbox_ids, t.effects)
         return ref
@@ -256,7 +254,7 @@ class RequestWorkflow:
         facts it will produce."""
         self.pending = facts_after(self.facts(), t)
         try:
-            await self._transition(t)
+            await self._transition(t, SYSTEM_RETRY)
         finally:
             self.pending = None
 
@@ -288,7 +286,7 @@ class RequestWorkflow:
             RequestActivities.create_request,
             CreateRequestInput(workflow_id=workflow.info().workflow_id, params=params),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
         self.stage_started = workflow.now()
         self._search_attributes()
@@ -322,12 +320,12 @@ class RequestWorkflow:
                     required_documents=self.params.scheme.required_documents,
                 ),
                 start_to_close_timeout=DB_TIMEOUT,
-                retry_policy=DB_RETRY,
+                retry_policy=SYSTEM_RETRY,
             )
             now = workflow.now()
             t = Transition(
                 request_id=self.params.request_id,
-                key=f"intake:{self.round}",
+                key=system_key("intake", self.round),
                 action="intake",
                 actor=None,
                 acting_role="system",
@@ -393,7 +391,7 @@ class RequestWorkflow:
                 ):
                     await self._system_event(
                         "reminder",
-                        f"reminder:{self.info_due.isoformat()}",
+                        system_key("reminder", self.info_due.isoformat()),
                         now,
                         {"due_at": self.info_due.isoformat()},
                     )
@@ -406,7 +404,7 @@ class RequestWorkflow:
                 if key not in self.escalated and elapsed >= target:
                     await self._system_event(
                         "escalation",
-                        f"escalation:{key}",
+                        system_key("escalation", key),
                         now,
                         {
                             "stage": self.status.value,
@@ -448,7 +446,7 @@ class RequestWorkflow:
                 effects=effects,
             ),
             start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
+            retry_policy=SYSTEM_RETRY,
         )
         await self._deliver(ids, effects)
 
@@ -456,7 +454,7 @@ class RequestWorkflow:
         self._leave_stage(now)
         t = Transition(
             request_id=self.params.request_id,
-            key=f"lapse:{self.info_due}",
+            key=system_key("lapse", self.info_due),
             action="lapse",
             actor=None,
             acting_role="system",
@@ -504,12 +502,17 @@ class RequestWorkflow:
             )
             self._plan_transition(cmd, t, now)
             t.effects = self._effects(cmd, t, target, now)
+            stage = (self.stage_started, dict(self.stage_seconds))
             if target is not before:
                 self._leave_stage(now)
                 t.stage_seconds = dict(self.stage_seconds)
             self.pending = facts_after(self.facts(), t)
             try:
                 return await self._apply(cmd, t, before, target, now)
+            except ActivityError:
+                # Nothing was recorded: the stage goes on, and so do its timers.
+                self.stage_started, self.stage_seconds = stage
+                raise
             finally:
                 self.pending = None
 
@@ -691,6 +694,7 @@ class RequestWorkflow:
                 remarks=cmd.body.get("remarks"),
                 actor=cmd.actor,
                 at=workflow.now(),
+                body_hash=cmd.body_hash,
             ),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,

@@ -22,6 +22,7 @@ from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
 from api.problems import Problem
 from api.workflow_calls import problem_from_failure, unavailable
 from domain import certificate_lifecycle as lifecycle
+from domain.keys import client_key, update_id
 from domain.permissions import Actor, Permission, Role
 from domain.request_rules import Refusal
 from models.audit import AuditEvent
@@ -30,6 +31,7 @@ from models.lab import Certificate, CertificateStatus
 from models.request_payloads import Timeline, TimelineItem
 from models.types import UTCDateTime
 from records.actions import find_action
+from records.canonical import action_digest
 from records.certificates import certificate_chain, transition_key
 
 router = APIRouter(prefix="/certificates", tags=["certificates"])
@@ -193,15 +195,18 @@ async def certificate_action(
     holder), each with a reason; answers the certificate as stored afterwards. A repeat with
     the same ``Idempotency-Key`` answers the certificate as stored, also once the status
     has changed (e.g. after a 503 whose action went through)."""
+    digest = action_digest(action, body.model_dump(mode="json"))
+    key = client_key(idempotency_key or uuid.uuid4().hex)
     if idempotency_key is not None:
-        done = await ctx.read(find_action, row.request_id, transition_key(idempotency_key))
+        done = await ctx.read(find_action, row.request_id, transition_key(key))
         if done is not None:
-            if done.action != action:
+            # Rows recorded before digests were kept carry none: their action must match.
+            if done.body_hash != digest and (done.body_hash or done.action != action):
                 raise Problem(
                     422,
                     "idempotency-key-reused",
                     "Idempotency-Key reused",
-                    f"this Idempotency-Key was used for {done.action!r}",
+                    f"this Idempotency-Key was used for {done.action!r} with another body",
                 )
             return _view(row, actor)
     try:
@@ -222,13 +227,16 @@ async def certificate_action(
         actor=actor,
         reason=body.reason,
         scope=body.scope,
-        key=idempotency_key or uuid.uuid4().hex,
+        key=key,
+        body_hash=digest,
     )
     client = await ctx.temporal()
     handle = client.get_workflow_handle(f"certificate-{row.number}")
     try:
         async with asyncio.timeout(ctx.settings.workflow_answer_seconds):
-            await handle.execute_update(action, command, id=command.key)
+            await handle.execute_update(
+                action, command, id=update_id(command.key, command.body_hash)
+            )
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise unavailable() from None
     except WorkflowUpdateFailedError as exc:

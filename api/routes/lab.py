@@ -17,13 +17,20 @@ from api.context import AppContext
 from api.deps import get_context, not_found, require
 from api.problems import Problem
 from api.request_views import facts_of
+from api.routes.requests import IdempotencyKey, key_reused
 from api.workflow_calls import send_action
 from domain.decision_rules import InvalidValues, Limits, aggregate
+from domain.keys import client_key
 from domain.permissions import Actor, Permission
 from domain.request_rules import RECORD_RESULT, Refusal, allowed_actions, check_result
+from models.lab import TestResult
 from models.reference import Aggregation, DecisionRule, Scheme, TestItem
 from models.request_payloads import ActionInput, ResultBody, ResultView
 from models.requests import CertificationRequest
+from models.types import stable_id
+from records.actions import find_action
+from records.canonical import action_digest
+from records.results import result_view
 
 router = APIRouter(prefix="/requests", tags=["results"])
 
@@ -86,10 +93,26 @@ def _judge_result(
         ) from None  # fmt: skip
 
 
+def _recorded_result(session: Session, request_id: str, key: str, digest: str) -> ResultView | None:
+    """The revision already recorded under the client's ``key``; 422 if the key was used
+    with another body (or for another action)."""
+    done = find_action(session, request_id, key)
+    if done is None:
+        return None
+    if done.body_hash != digest:
+        raise key_reused()
+    result = session.get(TestResult, stable_id(request_id, key))
+    return None if result is None else result_view(result)
+
+
 @router.put(
     "/{request_id}/results/{item_code}",
     response_model=ResultView,
-    responses={201: {"description": "the round's first result for this item"}},
+    responses={
+        200: {"description": "a new revision, or a repeat with the same Idempotency-Key"},
+        201: {"description": "the round's first result for this item"},
+        422: {"description": "invalid values, or an Idempotency-Key used with another body"},
+    },
 )
 async def record_result(
     plan_item: PlanItem,
@@ -97,22 +120,28 @@ async def record_result(
     actor: TechnicianActor,
     response: Response,
     ctx: ContextDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> ResultView:
+    """Record a result (a correction is a new revision). With an ``Idempotency-Key``, a
+    repeat (e.g. after a 503) answers the revision recorded the first time, never a new one."""
     row, item = plan_item
+    fields = {
+        "item_code": item.code,
+        "values": [str(v) for v in body.all_values],
+        "uncertainty": None if body.uncertainty is None else str(body.uncertainty),
+        "equipment_id": body.equipment_id,
+        "remarks": body.remarks,
+    }
+    digest = action_digest(RECORD_RESULT, fields)
+    key = client_key(idempotency_key or uuid.uuid4().hex)
+    if idempotency_key is not None:
+        done = await ctx.read(_recorded_result, row.id, key, digest)
+        if done is not None:
+            mine = done.recorded_by == actor.user_id
+            done.recorded_by = actor.full_name if mine else "lab_technician"
+            return done
     await ctx.read(_judge_result, row.id, item, body, actor)
-    command = ActionInput(
-        action=RECORD_RESULT,
-        actor=actor,
-        key=f"result:{uuid.uuid4().hex}",
-        body={
-            "item_code": item.code,
-            "values": [str(v) for v in body.all_values],
-            "uncertainty": None if body.uncertainty is None else str(body.uncertainty),
-            "equipment_id": body.equipment_id,
-            "remarks": body.remarks,
-        },
-        body_hash="",
-    )
+    command = ActionInput(action=RECORD_RESULT, actor=actor, key=key, body=fields, body_hash=digest)
     client = await ctx.temporal()
     result = await send_action(
         client.get_workflow_handle(row.workflow_id), RECORD_RESULT, command,

@@ -35,6 +35,7 @@ from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from api.request_views import RequestRecord, reach_facts, request_view, scheme_info
 from api.workflow_calls import send_action, unavailable
+from domain.keys import client_key
 from domain.permissions import Actor, Permission, Role
 from domain.request_rules import (
     Refusal,
@@ -67,6 +68,7 @@ from models.requests import (
 )
 from mutabaqa.timing import timing_of
 from records.actions import find_action
+from records.canonical import action_digest
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
@@ -461,14 +463,14 @@ async def act(
     except Refusal as refusal:
         raise Problem(refusal.status, refusal.kind, "Invalid request", refusal.detail) from None
     clean = ACTION_BODIES[action].model_validate(payload).model_dump(mode="json")
-    digest = body_hash({"action": action, "body": clean})
+    digest = action_digest(action, clean)
     prepared = await ctx.read(
         _prepare_action, row.id, action, actor, clean, digest, idempotency_key
     )
     if isinstance(prepared, RequestPublic):
         return prepared
     client: Client = await ctx.temporal()
-    key = idempotency_key or uuid.uuid4().hex
+    key = client_key(idempotency_key or uuid.uuid4().hex)
     command = ActionInput(action=action, actor=actor, body=clean, key=key, body_hash=digest)
     await send_action(
         client.get_workflow_handle(prepared),
@@ -480,7 +482,8 @@ async def act(
 
 
 def _recorded_action(session: Session, request_id: str, key: str) -> str | None:
-    record = find_action(session, request_id, key)
+    """The body digest recorded with the client's ``key`` on this request, if any."""
+    record = find_action(session, request_id, client_key(key))
     return None if record is None else record.body_hash
 
 

@@ -33,13 +33,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowExecutionStatus
 
 from api.app import create_app
+from domain.keys import client_key
 from models.audit import AuditEvent
 from models.lab import Certificate, CertificateStatus
 from models.requests import ActionRecord
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from records.audit import verify_chain
-from records.certificates import certificate_chain
+from records.certificates import certificate_chain, transition_key
 from tests.api.helpers import API, Headers
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import act, make_cast
@@ -290,7 +291,7 @@ def test_worker_killed_after_the_suspension_commit_suspends_once(
         recorded = session.exec(
             select(func.count())
             .select_from(ActionRecord)
-            .where(ActionRecord.idempotency_key == f"certificate:{key}")
+            .where(ActionRecord.idempotency_key == transition_key(client_key(key)))
         ).one()
         assert recorded == 1
 
