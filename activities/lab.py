@@ -442,12 +442,6 @@ class LabActivities:
         )
         return ref
 
-    @activity.defn(name="certificate_pdf")
-    def certificate_pdf(self, certificate_id: str) -> None:
-        """Render, sign and store a certificate's PDF (seconds of CPU): run after the grant,
-        which does not wait for it; until it is stored the PDF route answers 404."""
-        self.ensure_pdf(certificate_id)
-
     def _expires_at(self, valid_until: date, issued_at: datetime) -> datetime:
         """The end of the ``valid_until`` day in the business time zone, as a UTC instant."""
         zone = ZoneInfo(self._settings.timezone)

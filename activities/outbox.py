@@ -23,11 +23,11 @@ from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceO
 from models.notifications import NotifyInput
 from models.outbox import EffectKind, OutboxRow, OutboxStatus
 from models.webhooks import WebhookInput
+from models.workflow_names import CERTIFICATE_WORKFLOW
 from records import outbox
 
 #: Error type of a row that cannot be delivered (unknown row, closed target): no retry.
 UNDELIVERABLE = "outbox-undeliverable"
-CERTIFICATE_WORKFLOW = "Certificate"
 
 
 def _undeliverable(message: str) -> ApplicationError:

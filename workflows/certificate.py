@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import CertificateRef
     from models.webhooks import WebhookInput
+    from models.workflow_names import CERTIFICATE_WORKFLOW, REQUEST_WORKFLOW
     from workflows.outbox import start_deliveries
 
 from workflows.retries import DB_RETRY, SYSTEM_RETRY
@@ -56,7 +57,7 @@ def certificate_workflow_id(number: str) -> str:
     return f"certificate-{number}"
 
 
-@workflow.defn(name="Certificate")
+@workflow.defn(name=CERTIFICATE_WORKFLOW)
 class CertificateWorkflow:
     @workflow.init
     def __init__(self, params: CertificateWorkflowInput) -> None:
@@ -359,7 +360,7 @@ class CertificateWorkflow:
             retry_policy=SYSTEM_RETRY,
         )
         await workflow.start_child_workflow(
-            "CertificationRequest",
+            REQUEST_WORKFLOW,
             request,
             id=workflow_id,
             parent_close_policy=ParentClosePolicy.ABANDON,

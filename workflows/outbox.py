@@ -13,10 +13,10 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
     from models.outbox import DeliveryInput, DeliveryPolicy, Effect, EffectKind
+    from models.workflow_names import OUTBOX_WORKFLOW
 
 from workflows.retries import MARK_RETRY, delivery_retry
 
-OUTBOX_WORKFLOW = "OutboxDelivery"
 #: One attempt of a mail, webhook or Temporal call.
 SEND_TIMEOUT = timedelta(seconds=60)
 #: One attempt of a PDF (rendering and signing are seconds of CPU; waiting for the

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         ResultView,
         Transition,
     )
+    from models.workflow_names import REQUEST_WORKFLOW
     from workflows.outbox import start_deliveries
 
 from workflows.retries import DB_RETRY, SYSTEM_RETRY
@@ -111,7 +112,7 @@ def refusal_error(refusal: Refusal, status: RequestStatus, allowed: list[str]) -
     )
 
 
-@workflow.defn(name="CertificationRequest")
+@workflow.defn(name=REQUEST_WORKFLOW)
 class RequestWorkflow:
     @workflow.init
     def __init__(self, params: RequestWorkflowInput) -> None:

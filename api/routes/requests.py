@@ -66,6 +66,7 @@ from models.requests import (
     CertificationRequest,
     RequestStatus,
 )
+from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.timing import timing_of
 from records.actions import find_action
 from records.canonical import action_digest
@@ -73,7 +74,6 @@ from records.canonical import action_digest
 router = APIRouter(prefix="/requests", tags=["requests"])
 
 #: The request workflow's type name (started by name: the API does not load workflow code).
-REQUEST_WORKFLOW = "CertificationRequest"
 
 CreatorActor = Annotated[Actor, Depends(require(Permission.REQUESTS_CREATE))]
 ReaderActor = Annotated[Actor, Depends(require(Permission.REQUESTS_READ))]

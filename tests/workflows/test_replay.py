@@ -37,6 +37,7 @@ from api.app import create_app
 from models.request_payloads import RequestRef, RequestWorkflowInput
 from models.requests import CertificationRequest
 from models.system import CanaryInput
+from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
@@ -106,7 +107,7 @@ async def test_recorded_histories_replay_against_the_current_workflows() -> None
     assert results.replay_failures == {}
 
 
-@workflow.defn(name="CertificationRequest")
+@workflow.defn(name=REQUEST_WORKFLOW)
 class ReorderedRequestWorkflow(RequestWorkflow):
     """Today's request workflow with one change that breaks determinism: a timer before the
     first activity (as if someone added a delay without ``workflow.patched``)."""
