@@ -22,7 +22,7 @@ from activities.webhooks import WebhookActivities
 from models.certificate_lifecycle import CertificateWorkflowInput, SurveillanceOutcome
 from models.notifications import NotifyInput
 from models.outbox import EffectKind, OutboxRow, OutboxStatus
-from models.webhooks import WebhookInput
+from models.webhook_events import WebhookInput
 from models.workflow_names import CERTIFICATE_WORKFLOW
 from records import outbox
 

@@ -65,13 +65,8 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import present
 from models.accounts import new_id
 from models.types import utcnow
-from models.webhooks import (
-    DeliveryStatus,
-    Webhook,
-    WebhookDelivery,
-    WebhookInput,
-    WebhookResult,
-)
+from models.webhook_events import WebhookInput, WebhookResult
+from models.webhooks import DeliveryStatus, Webhook, WebhookDelivery
 from mutabaqa import __version__
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings

@@ -37,3 +37,9 @@ class DeliveryPolicy(BaseModel):
     initial_interval: float = 5.0
     maximum_interval: float = 300.0
     backoff: float = 2.0
+
+
+class DeliveryInput(BaseModel):
+    row_id: str
+    kind: EffectKind
+    policy: DeliveryPolicy = PydanticField(default_factory=DeliveryPolicy)

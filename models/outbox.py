@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from domain.effects import DEDUPE_KEY_MAX_LENGTH as DEDUPE_KEY_MAX_LENGTH
+from domain.effects import DeliveryInput as DeliveryInput
 from domain.effects import DeliveryPolicy as DeliveryPolicy
 from domain.effects import Effect as Effect
 from domain.effects import EffectKind as EffectKind
@@ -52,12 +52,6 @@ class OutboxRow(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=64, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class DeliveryInput(BaseModel):
-    row_id: str
-    kind: EffectKind
-    policy: DeliveryPolicy = PydanticField(default_factory=DeliveryPolicy)
 
 
 class OutboxView(BaseModel):

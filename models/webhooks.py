@@ -16,17 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from models.accounts import new_id
 from models.types import UTCDateTime, text_enum, utcnow
+from models.webhook_events import EVENT_ID_MAX_LENGTH
 
 URL_MAX_LENGTH = 500
-EVENT_ID_MAX_LENGTH = 200
 #: ``certificate.suspended``: lower-case words joined by dots.
-EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
@@ -183,30 +182,3 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-# --- activity payloads -----------------------------------------------------------------------
-
-
-class WebhookInput(BaseModel):
-    """Tell an organisation's webhook (if any) that something happened.
-
-    ``event_id`` is the dedupe key, unique per event (e.g. ``f"{workflow_id}:{seq}"``): it is
-    sent as ``Mutabaqa-Delivery`` and the body's ``id``, so a receiver drops repeats.
-    """
-
-    organization_id: str = PydanticField(min_length=1, max_length=32)
-    event_id: str = PydanticField(min_length=1, max_length=EVENT_ID_MAX_LENGTH)
-    event_type: str = PydanticField(max_length=64, pattern=EVENT_TYPE_PATTERN)
-    data: dict[str, JsonValue] = PydanticField(default_factory=dict)
-    #: When the event happened (``workflow.now()``); default: the first attempt's time.
-    occurred_at: datetime | None = None
-
-
-class WebhookResult(BaseModel):
-    #: False when the organisation has no active webhook (nothing was sent).
-    delivered: bool
-    #: HTTP attempts made for this event so far (0 when nothing was sent).
-    attempts: int = 0
-    status_code: int | None = None
-    delivery_id: str | None = None

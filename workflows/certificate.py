@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import CertificateRef
-    from models.webhooks import WebhookInput
+    from models.webhook_events import WebhookInput
     from models.workflow_names import CERTIFICATE_WORKFLOW, REQUEST_WORKFLOW
     from workflows.outbox import start_deliveries
 

@@ -12,7 +12,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
-    from models.outbox import DeliveryInput, DeliveryPolicy, Effect, EffectKind
+    from domain.effects import DeliveryInput, DeliveryPolicy, Effect, EffectKind
     from models.workflow_names import OUTBOX_WORKFLOW
 
 from workflows.retries import MARK_RETRY, delivery_retry

@@ -38,7 +38,8 @@ from activities.webhooks import (
 from api.app import create_app
 from domain.permissions import Role
 from models.audit import AuditEvent
-from models.webhooks import WebhookDelivery, WebhookInput, WebhookResult, organization_chain
+from models.webhook_events import WebhookInput, WebhookResult
+from models.webhooks import WebhookDelivery, organization_chain
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from records.audit import verify_chain
