@@ -230,9 +230,7 @@ class CertificateActivities:
         )
 
 
-SYSTEM_ACTOR = Actor(
-    user_id="system", email="system@mutabaqa.invalid", full_name="Mutabaqa", roles=()
-)
+SYSTEM_ACTOR = Actor(user_id="system", roles=())
 
 
 def latest_issue_id(engine: Engine, number: str) -> str | None:

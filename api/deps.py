@@ -112,8 +112,6 @@ def actor_of(user: User) -> Actor:
     known = {role.value for role in Role}
     return Actor(
         user_id=user.id,
-        email=user.email,
-        full_name=user.full_name,
         roles=tuple(Role(role) for role in user.roles if role in known),
         organization_id=user.organization_id,
         centre_code=user.centre_code,

@@ -25,8 +25,6 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user_id: str
-    email: str
-    full_name: str
     roles: tuple[Role, ...]
     organization_id: str | None = None
     centre_code: str | None = None

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from domain.permissions import Actor
+from models.accounts import User
 from models.audit import GENESIS_HASH, AuditChainHead, AuditEvent
 from models.types import utcnow
 
@@ -42,6 +43,15 @@ def canonical_bytes(fields: dict[str, Any]) -> bytes:
 
 def link_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+def _name_of(session: Session, actor: Actor | None) -> str | None:
+    """The acting person's name as the record knows it when the event is written (workflow
+    payloads carry only ids and roles)."""
+    if actor is None:
+        return None
+    user = session.get(User, actor.user_id)
+    return user.full_name if user is not None else None
 
 
 def _lock_head(session: Session, chain: str) -> AuditChainHead:
@@ -82,7 +92,7 @@ def append_event(
         "seq": head.seq + 1,
         "at": (at or utcnow()),
         "actor_id": actor.user_id if actor else None,
-        "actor_name": actor.full_name if actor else None,
+        "actor_name": _name_of(session, actor),
         "actor_role": actor_role,
         "action": action,
         "object_type": object_type,

@@ -32,6 +32,7 @@ from domain.request_rules import (
     can_test,
     can_upload_document,
 )
+from models.accounts import User
 from models.request_payloads import ActionInput, FileFacts, FilePublic
 from models.requests import CertificationRequest, StoredFile
 
@@ -125,7 +126,9 @@ def _stored_view(session: Session, file_id: str, actor: Actor) -> FilePublic:
     stored = session.get(StoredFile, file_id)
     if stored is None:
         raise not_found("file", file_id)
-    return FilePublic.model_validate(stored.model_dump() | {"uploaded_by": actor.full_name})
+    uploader = session.get(User, actor.user_id)
+    name = uploader.full_name if uploader is not None else actor.user_id
+    return FilePublic.model_validate(stored.model_dump() | {"uploaded_by": name})
 
 
 def _file(uploaded: UploadedObject, **extra: str | None) -> FileFacts:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Response, status
 from sqlmodel import Session, select
 
 from api.context import AppContext
-from api.deps import get_context, not_found, require
+from api.deps import CurrentUser, get_context, not_found, require
 from api.problems import Problem
 from api.request_views import facts_of
 from api.routes.requests import IdempotencyKey, key_reused
@@ -118,6 +118,7 @@ async def record_result(
     plan_item: PlanItem,
     body: ResultBody,
     actor: TechnicianActor,
+    user: CurrentUser,
     response: Response,
     ctx: ContextDep,
     idempotency_key: IdempotencyKey = None,
@@ -138,7 +139,7 @@ async def record_result(
         done = await ctx.read(_recorded_result, row.id, key, digest)
         if done is not None:
             mine = done.recorded_by == actor.user_id
-            done.recorded_by = actor.full_name if mine else "lab_technician"
+            done.recorded_by = user.full_name if mine else "lab_technician"
             return done
     await ctx.read(_judge_result, row.id, item, body, actor)
     command = ActionInput(action=RECORD_RESULT, actor=actor, key=key, body=fields, body_hash=digest)
@@ -149,5 +150,5 @@ async def record_result(
     )  # fmt: skip
     if result.revision == 1:
         response.status_code = status.HTTP_201_CREATED
-    result.recorded_by = actor.full_name
+    result.recorded_by = user.full_name
     return result

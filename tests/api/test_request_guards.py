@@ -221,8 +221,6 @@ def test_the_workflow_validator_refuses_on_its_own_without_a_trace(
     history_before = asyncio.run(history_length(settings, wid, settle=True))
     maker = Actor(
         user_id=cast.maker["id"],
-        email=cast.maker["email"],
-        full_name="x",
         roles=(Role.MANUFACTURER,),
         organization_id=cast.org["id"],
     )

@@ -34,8 +34,6 @@ def _chain(engine: Engine, events: int) -> tuple[str, list[int]]:
     chain = request_chain(uuid.uuid4().hex)
     actor = Actor(
         user_id="u1",
-        email="o@example.ma",
-        full_name="Officer One",
         roles=(Role.COMPLIANCE_OFFICER,),
     )
     ids = []

@@ -107,6 +107,37 @@ async def test_recorded_histories_replay_against_the_current_workflows() -> None
     assert results.replay_failures == {}
 
 
+#: What a workflow payload says of the person acting: ids and roles, never an e-mail or a
+#: name (personal data stays in the database, and renaming a user cannot break a replay).
+ACTOR_FIELDS = {"user_id", "roles", "organization_id", "centre_code"}
+
+
+def _actors(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "actor" and isinstance(item, dict):
+                yield item
+            yield from _actors(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _actors(item)
+
+
+def test_workflow_payloads_carry_actors_as_ids_and_roles_only() -> None:
+    request = _load(REQUEST_FILE)
+    started = request.events[0].workflow_execution_started_event_attributes.input.payloads
+    updates = [
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.input
+        for event in request.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+    inputs = [*started, *(p for update in updates for p in update.args.payloads)]
+    actors = [actor for p in inputs for actor in _actors(json.loads(p.data))]
+    assert len(actors) > len(RECORDED_UPDATES)  # the creator and every person who acted
+    for actor in actors:
+        assert set(actor) == ACTOR_FIELDS, actor
+
+
 @workflow.defn(name=REQUEST_WORKFLOW)
 class ReorderedRequestWorkflow(RequestWorkflow):
     """Today's request workflow with one change that breaks determinism: a timer before the
