@@ -6,11 +6,7 @@ Verdicts and dates come from the pure rules in ``workflows/decision_rules.py`` a
 
 from __future__ import annotations
 
-import hashlib
-import io
-import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
@@ -18,22 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from minio import Minio
-from minio.commonconfig import GOVERNANCE
-from minio.error import S3Error
-from minio.retention import Retention
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.certificate_pdf import (
-    CertificateDocument,
-    CertificationBody,
-    StandardTitle,
-    certificate_verify_url,
-    render_certificate_pdf,
-    sign_pdf,
-)
+from activities.certificate_files import CertificatePdfs
 from activities.errors import INVALID_RESULT, key_reused, present
 from domain.certificate_rules import (
     certificate_number,
@@ -45,7 +31,7 @@ from models.accounts import Organization, Product
 from models.audit import request_chain
 from models.lab import Certificate, CertificateStatus, ResultVerdict, TestReport, TestResult
 from models.outbox import Effect, EffectKind
-from models.reference import DecisionRule, Scheme, TechnicalCentre, TestItem
+from models.reference import DecisionRule, Scheme, TestItem
 from models.request_payloads import (
     CertificateRef,
     RecordResultInput,
@@ -63,8 +49,6 @@ from records.audit import append_event
 from records.canonical import report_digest
 from records.results import counting_results, latest_results, result_view
 
-PDF_CONTENT_TYPE = "application/pdf"
-
 
 def _item(session: Session, scheme_id: int, code: str) -> TestItem:
     item = session.exec(
@@ -75,23 +59,6 @@ def _item(session: Session, scheme_id: int, code: str) -> TestItem:
             f"item {code} is not in the plan", type=INVALID_RESULT, non_retryable=True
         )
     return item
-
-
-#: Activity slots a worker lets PDFs hold (one renders, the others wait their turn).
-PDF_SLOTS = 3
-RENDERER_BUSY = "renderer-busy"
-
-
-def _shielded() -> AbstractContextManager[None]:
-    """Delay an activity's cancellation to the end of the block (outside an activity: none)."""
-    return activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext()
-
-
-def _beat(stage: str) -> None:
-    """Heartbeat from long work when it runs as an activity (a crashed worker is then noticed
-    after the heartbeat timeout, not the whole start-to-close timeout)."""
-    if activity.in_activity():
-        activity.heartbeat(stage)
 
 
 def freeze_report(
@@ -215,12 +182,7 @@ class LabActivities:
         self.settings = settings
         self._store = store
         self.signing = signing
-        #: Rendering and signing a PDF is seconds of pure-Python CPU: one at a time, so that
-        #: the worker's other threads (and its workflow tasks) keep their share of the GIL...
-        self._renderer = threading.Lock()
-        #: ...and at most this many activity slots held by PDFs (rendering or waiting), so
-        #: that a burst of grants never starves the database activities of slots.
-        self._pdf_slots = threading.BoundedSemaphore(PDF_SLOTS)
+        self.pdfs = CertificatePdfs(engine, settings, store, signing)
 
     @activity.defn(name="record_result")
     def record_result(self, data: RecordResultInput) -> ResultView:
@@ -448,113 +410,6 @@ class LabActivities:
         end = datetime.combine(valid_until + timedelta(days=1), dt_time(0), tzinfo=zone)
         return end.astimezone(UTC)
 
-    # --- the certificate's PDF ---------------------------------------------------------------
-
-    def _document(self, session: Session, certificate: Certificate) -> CertificateDocument:
-        row = present(
-            session.get(CertificationRequest, certificate.request_id),
-            f"request {certificate.request_id}",
-        )
-        holder = present(
-            session.get(Organization, certificate.organization_id),
-            f"organisation {certificate.organization_id}",
-        )
-        product = present(session.get(Product, row.product_id), f"product {row.product_id}")
-        scheme = present(session.get(Scheme, row.scheme_id), f"scheme {row.scheme_id}")
-        centre = session.get(TechnicalCentre, certificate.centre_code)
-        s = self._settings
-        return CertificateDocument(
-            payload=certificate.payload,
-            signature=certificate.signature or "",
-            body=CertificationBody(
-                name=s.body_name,
-                name_ar=s.body_name_ar,
-                address=s.body_address,
-                accreditation=s.body_accreditation,
-            ),
-            holder_address=holder.address,
-            verify_url=certificate_verify_url(s.public_base_url, certificate.number),
-            holder_name_ar=holder.name_ar,
-            product_name_ar=product.name_ar,
-            scheme_title=scheme.title,
-            scheme_title_ar=scheme.title_ar,
-            standards=[
-                StandardTitle(code=std["code"], edition=std["edition"], title=std.get("title"))
-                for std in scheme.standards
-            ],
-            testing_centre=centre.name if centre else None,
-            testing_centre_ar=centre.name_ar if centre else None,
-        )
-
-    def _render_signed(self, document: CertificateDocument, number: str) -> bytes:
-        """Render and sign one PDF, one at a time in this worker; with every PDF slot taken,
-        a retryable ``renderer-busy`` failure (Temporal tries again after its back-off).
-        Locks are taken shielded from cancellation, so a cancelled activity never keeps one."""
-        slot = rendering = False
-        try:
-            with _shielded():
-                slot = self._pdf_slots.acquire(blocking=False)
-            if not slot:
-                raise ApplicationError("every PDF slot of this worker is taken", type=RENDERER_BUSY)
-            while not rendering:
-                with _shielded():
-                    rendering = self._renderer.acquire(timeout=5)
-                if not rendering:
-                    _beat("waiting for the renderer")
-            _beat("rendering")
-            rendered = render_certificate_pdf(document)
-            _beat("signing")
-            return sign_pdf(rendered, self.signing.pdf_identity, reason=f"Certificat {number}")
-        finally:
-            if rendering:
-                self._renderer.release()
-            if slot:
-                self._pdf_slots.release()
-
     def ensure_pdf(self, certificate_id: str) -> None:
-        """Render, sign (PAdES) and store the PDF once, under a fixed key; record it; lock it.
-
-        A retry finds the recorded PDF, or an object already stored under the key (a worker
-        that died between the upload and the record) and records that one: never two."""
-        with Session(self._engine) as session:
-            certificate = present(
-                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
-            )
-            if certificate.pdf_key is not None:
-                return
-            document = self._document(session, certificate)
-        bucket = self._settings.s3_certificates_bucket
-        key = f"certificates/{certificate.number}/issue-{certificate.issue}.pdf"
-        try:
-            stat = self._store.stat_object(bucket, key)
-            response = self._store.get_object(bucket, key, version_id=stat.version_id)
-            try:
-                pdf = response.read()
-            finally:
-                response.close()
-                response.release_conn()
-            version_id = stat.version_id
-        except S3Error as exc:
-            if exc.code not in ("NoSuchKey", "NoSuchObject"):
-                raise
-            pdf = self._render_signed(document, certificate.number)
-            _beat("storing")
-            written = self._store.put_object(
-                bucket, key, io.BytesIO(pdf), len(pdf), content_type=PDF_CONTENT_TYPE
-            )
-            version_id = written.version_id
-        digest = hashlib.sha256(pdf).hexdigest()
-        with session_scope(self._engine) as session:
-            certificate = present(
-                session.get(Certificate, certificate_id), f"certificate {certificate_id}"
-            )
-            if certificate.pdf_key is None:
-                certificate.pdf_key = key
-                certificate.pdf_version_id = version_id
-                certificate.pdf_sha256 = digest
-                certificate.pdf_size = len(pdf)
-                session.add(certificate)
-        until = datetime.now(UTC) + timedelta(days=self._settings.retention_days)
-        self._store.set_object_retention(
-            bucket, key, Retention(GOVERNANCE, until), version_id=version_id
-        )
+        """The certificate's PDF, rendered, signed and stored once (``CertificatePdfs``)."""
+        self.pdfs.ensure_pdf(certificate_id)

@@ -6,6 +6,7 @@ may grow (docs/architecture.md says why).
 - ``workflows/`` never import table modules (``models/`` modules that define tables) nor
   ``records/``: a workflow holds state, activities touch the record.
 - ``domain/`` (the pure core) imports only the standard library, pydantic and itself.
+- no module of the product's packages is over 500 lines.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 500
 PACKAGES = ("api", "activities", "workflows", "models", "domain", "records", "mutabaqa")
 
 
@@ -87,3 +91,13 @@ def test_the_api_process_loads_no_pdf_signing_or_mail_library() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_over_500_lines(package: str) -> None:
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in modules(package)
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}

@@ -40,12 +40,11 @@ with workflow.unsafe.imports_passed_through():
         SurveillanceOutcome,
         SurveillanceRequestInput,
     )
-    from models.notifications import NotificationKind, NotifyInput
     from models.request_payloads import CertificateRef
-    from models.webhook_events import WebhookInput
     from models.workflow_names import CERTIFICATE_WORKFLOW, REQUEST_WORKFLOW
     from workflows.outbox import start_deliveries
 
+from workflows.certificate_effects import holder_notices
 from workflows.retries import DB_RETRY, SYSTEM_RETRY
 
 C = CertificateStatus
@@ -163,47 +162,9 @@ class CertificateWorkflow:
         event: str | None = None,
         issue: int | None = None,
     ) -> list[Effect]:
-        """Tell the holder (e-mail, webhook): outbox rows written with the transition and
-        delivered on their own; never awaited by the lifecycle. ``event``: what happened
-        when it is not the new status itself (``reissued``)."""
-        event = event or status.value
+        """Tell the holder (e-mail, webhook): outbox rows written with the transition."""
         issue = self.params.issue if issue is None else issue
-        event_id = f"certificate-{self.params.number}:{key}"
-        return [
-            Effect(
-                kind=EffectKind.EMAIL,
-                dedupe_key=f"email:{event_id}",
-                payload=NotifyInput(
-                    request_id=self.params.request_id,
-                    request_number=self.params.request_number or self.params.number,
-                    kind=NotificationKind.CERTIFICATE_STATUS,
-                    product_name=self.params.product_name,
-                    scheme_code=self.params.scheme_code,
-                    centre_code=self.params.centre_code,
-                    stage=event,
-                    certificate_number=self.params.number,
-                    reason=reason,
-                    dedupe_key=event_id,
-                ).model_dump(mode="json"),
-            ),
-            Effect(
-                kind=EffectKind.WEBHOOK,
-                dedupe_key=f"webhook:{event_id}",
-                payload=WebhookInput(
-                    organization_id=self.params.organization_id,
-                    event_id=f"certificate-{self.params.number}:{key}",
-                    event_type=f"certificate.{event}",
-                    data={
-                        "number": self.params.number,
-                        "issue": str(issue),
-                        "status": status.value,
-                        "reason": reason or "",
-                        "verify_url": f"/verify/{self.params.number}",
-                    },
-                    occurred_at=workflow.now(),
-                ).model_dump(mode="json"),
-            ),
-        ]
+        return holder_notices(self.params, status, key, reason, event, issue, workflow.now())
 
     async def _act(self, cmd: CertificateCommand) -> CertificateResult:
         async with self.lock:
