@@ -28,6 +28,10 @@ from mutabaqa.worker import WORKER_SHUTDOWN_SECONDS, run_worker
 
 #: Requests in flight at shutdown get this long to finish (uvicorn's graceful timeout).
 API_SHUTDOWN_SECONDS = 3
+#: How long an idle keep-alive connection stays open. Clients (httpx: 5 s, browsers:
+#: longer) expire theirs first, so a request is never sent on a connection the server is
+#: closing at that moment (a reset the client sees as a read error); uvicorn's default is 5 s.
+KEEP_ALIVE_SECONDS = 75
 
 
 class _Server(uvicorn.Server):
@@ -63,6 +67,7 @@ async def serve_api(
             lifespan="on",
             log_level=log_level,
             timeout_graceful_shutdown=shutdown_seconds,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     task = asyncio.create_task(server.serve())

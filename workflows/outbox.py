@@ -47,7 +47,7 @@ async def start_deliveries(ids: list[str], effects: list[Effect], policy: Delive
 class OutboxDeliveryWorkflow:
     @workflow.run
     async def run(self, data: DeliveryInput) -> str:
-        retry = delivery_retry(data.policy)
+        retry = delivery_retry(data.policy, data.kind)
         try:
             if data.kind in TEMPORAL_KINDS:
                 await workflow.execute_activity_method(

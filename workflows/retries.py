@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.errors import NON_RETRYABLE
     from activities.outbox import UNDELIVERABLE
-    from domain.effects import DeliveryPolicy
+    from domain.effects import DeliveryPolicy, EffectKind
 
 #: Database work of a person's action: about a minute of retries (0.2 s, 0.4 s, … capped
 #: at 10 s), then the action fails (503, nothing recorded) and its lock is released.
@@ -55,9 +55,18 @@ MARK_RETRY = RetryPolicy(
 )
 
 
-def delivery_retry(policy: DeliveryPolicy) -> RetryPolicy:
+def delivery_retry(policy: DeliveryPolicy, kind: EffectKind) -> RetryPolicy:
     """One outbox delivery's retries, bounded by configuration (``DeliveryPolicy``); when
-    they run out the row goes to the dead letter."""
+    they run out the row goes to the dead letter. A PDF retries as ``PDF_RETRY`` does (at
+    least): it is mostly waiting for the worker's renderer (``renderer-busy``) during a burst
+    of grants, which should not use up a dead-letter budget meant for real failures."""
+    if kind is EffectKind.CERTIFICATE_PDF:
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=max(policy.max_attempts, PDF_ATTEMPTS),
+            non_retryable_error_types=[UNDELIVERABLE, *NON_RETRYABLE],
+        )
     return RetryPolicy(
         initial_interval=timedelta(seconds=policy.initial_interval),
         backoff_coefficient=policy.backoff,
