@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from api import health
 from api.context import AppContext
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
     auth,
@@ -75,4 +76,5 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     v1.include_router(public.api_router)
     app.include_router(v1)
     app.mount("/metrics", make_asgi_app())
+    install_openapi(app, API_PREFIX)
     return app

@@ -54,6 +54,10 @@ HISTORIES = Path(__file__).parent / "histories"
 MANIFEST = HISTORIES / "workflows.json"
 REQUEST_FILE = "certification_request.json"
 CANARY_FILE = "canary.json"
+#: The certificate of the recorded request: its first issue's run (suspended, restored,
+#: reissued: it continues as new) and the new issue's run (withdrawn: it completes).
+CERTIFICATE_FILES = ("certificate_issue_0.json", "certificate_issue_1.json")
+RECORDED_CERTIFICATE_UPDATES = {"suspend", "restore", "reissue", "withdraw"}
 RECORDING = os.environ.get("MUTABAQA_RECORD_HISTORIES") == "1"
 
 #: The Updates the recorded request went through: every handler but the refusal branch.
@@ -97,12 +101,17 @@ async def _histories(*items: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
 
 async def test_recorded_histories_replay_against_the_current_workflows() -> None:
     request, canary = _load(REQUEST_FILE), _load(CANARY_FILE)
-    # The recordings cover what they claim: the whole request path and a finished canary.
+    first, second = (_load(name) for name in CERTIFICATE_FILES)
+    # The recordings cover what they claim: the whole request path, a finished canary, and
+    # a certificate through its Updates, a reissue (continue-as-new) and its end.
     assert _update_names(request) >= RECORDED_UPDATES
-    for history in (request, canary):
+    assert _update_names(first) | _update_names(second) >= RECORDED_CERTIFICATE_UPDATES
+    for history in (request, canary, second):
         assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    assert first.events[-1].event_type == continued
     results = await _replayer().replay_workflows(
-        _histories(request, canary), raise_on_replay_failure=True
+        _histories(request, canary, first, second), raise_on_replay_failure=True
     )
     assert results.replay_failures == {}
 
@@ -236,7 +245,9 @@ def _scrubbed(history: WorkflowHistory) -> str:
     return '{"events":[\n' + ",\n".join(events) + "\n]}\n"
 
 
-def _drive_full_request(client: TestClient, settings: Settings, engine: Engine) -> str:
+def _drive_full_request(
+    client: TestClient, settings: Settings, engine: Engine
+) -> tuple[str, str, dict[str, str]]:
     """One FFP2 request through every handler but refusal: information round, a rejected
     sample, a retracted submission, a failing item, a retest round and the grant."""
     cast = make_cast(client, settings)
@@ -269,8 +280,30 @@ def _drive_full_request(client: TestClient, settings: Settings, engine: Engine) 
     assert again.status_code == 201, again.text
     ok("submit_results", tech)
     ok("verify_results", lab.verifier_auth)
-    ok("grant", officer)
-    return _workflow_id(engine, rid)
+    granted = act(client, officer, rid, "grant")
+    assert granted.status_code == 200, granted.text
+    return _workflow_id(engine, rid), str(granted.json()["certificate_number"]), officer
+
+
+def _drive_certificate(client: TestClient, number: str, officer: dict[str, str]) -> None:
+    """Suspend, restore and reissue the first issue; withdraw the second."""
+
+    def ok(action: str, body: dict[str, str]) -> None:
+        key = {"Idempotency-Key": f"record-{action}-{uuid.uuid4().hex}"}
+        deadline = time.monotonic() + 30
+        while True:  # during the reissue's switch: 503 + Retry-After, then the new run
+            response = client.post(
+                f"{API}/certificates/{number}/actions/{action}", json=body, headers=officer | key
+            )
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert response.status_code == 200, (action, response.text)
+
+    ok("suspend", {"reason": "Market surveillance finding"})
+    ok("restore", {"reason": "Corrective action verified"})
+    ok("reissue", {"reason": "Revised scope", "scope": "Filtering half masks, FFP2 NR D"})
+    ok("withdraw", {"reason": "Product discontinued"})
 
 
 async def _finished_history(temporal: Client, workflow_id: str) -> WorkflowHistory:
@@ -281,7 +314,8 @@ async def _finished_history(temporal: Client, workflow_id: str) -> WorkflowHisto
 
 @pytest.mark.skipif(not RECORDING, reason="set MUTABAQA_RECORD_HISTORIES=1 to re-record")
 def test_record_histories(client: TestClient, settings: Settings, engine: Engine) -> None:
-    workflow_id = _drive_full_request(client, settings, engine)
+    workflow_id, number, officer = _drive_full_request(client, settings, engine)
+    _drive_certificate(client, number, officer)
 
     async def record() -> dict[str, WorkflowHistory]:
         temporal = await connect_temporal(settings)
@@ -292,9 +326,17 @@ def test_record_histories(client: TestClient, settings: Settings, engine: Engine
             task_queue=settings.temporal_task_queue,
             execution_timeout=timedelta(seconds=60),
         )
+        certificate = f"certificate-{number}"
+        second = await _finished_history(temporal, certificate)
+        started = second.events[0].workflow_execution_started_event_attributes
+        first = await temporal.get_workflow_handle(
+            certificate, run_id=started.continued_execution_run_id
+        ).fetch_history()
         return {
             REQUEST_FILE: await _finished_history(temporal, workflow_id),
             CANARY_FILE: await _finished_history(temporal, canary.id),
+            CERTIFICATE_FILES[0]: first,
+            CERTIFICATE_FILES[1]: second,
         }
 
     histories = asyncio.run(record())
