@@ -111,27 +111,8 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
         )
     if t.to_status is not None:
         row.status = t.to_status
-    for name in (
-        "centre_code",
-        "proposed_centre_code",
-        "scope",
-        "round",
-        "info_due_at",
-        "retest_items",
-        "refused_by",
-        "appeal_until",
-        "appeal_filed",
-        "excluded_decider",
-    ):
-        value = getattr(t, name)
-        if value is not None:
-            setattr(row, name, value)
-    if t.clear_info_due:
-        row.info_due_at = None
-    if t.clear_excluded_decider:
-        row.excluded_decider = None
-    if t.stage_seconds is not None:
-        row.stage_seconds = dict(t.stage_seconds)
+    for name, value in t.change.columns().items():
+        setattr(row, name, value)
     row.updated_at = t.at
     session.add(row)
     _related_rows(session, t, row)

@@ -1,17 +1,21 @@
 """Cursor pagination: ``?limit=&cursor=`` in, ``{items, next_cursor}`` out.
 
-Lists are ordered **newest first** by ``(created_at, id)`` — both descending, the id
-breaking ties between rows created in the same microsecond. The cursor is an opaque
+Lists are ordered **newest first**, by ``(created_at, id)`` unless a list says otherwise
+(the public directory: issue date, then number) — all descending, the last key unique so
+it breaks ties. The cursor is an opaque
 base64url string naming the last row of the previous page; the next page holds the rows
 strictly after it in that order (keyset pagination), so rows inserted meanwhile never
 shift a page nor appear twice. ``next_cursor`` is ``null`` on the last page.
 
-Use it with any table that has a timezone-aware ``created_at`` and a string ``id``::
+Use it with any table, naming the sort columns (the last one unique)::
 
     @router.get("", response_model=Page[ProductPublic])
     def list_products(session: SessionDep, page: PageParamsDep, ...) -> Page[ProductPublic]:
         statement = select(Product).where(Product.organization_id == ...)
-        return paginate(session, statement, Product, page, ProductPublic.model_validate)
+        return paginate(
+            session, statement, page, ProductPublic.model_validate,
+            order=(Product.created_at, Product.id),
+        )
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlmodel import Session
+from sqlmodel import Session, col
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.problems import Problem
@@ -46,15 +50,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class _Keyed(Protocol):
-    @property
-    def id(self) -> Any: ...
-
-    @property
-    def created_at(self) -> datetime: ...
-
-
-Row = TypeVar("Row", bound=_Keyed)
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -83,8 +79,25 @@ def page_params(
 PageParamsDep = Annotated[PageParams, Depends(page_params)]
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":"))
+#: A cursor names the last row's sort keys, each tagged with its type.
+_TAGS: dict[str, Callable[[str], Any]] = {
+    "t": datetime.fromisoformat,
+    "d": date.fromisoformat,
+    "s": str,
+}
+
+
+def _tagged(value: Any) -> list[str]:
+    if isinstance(value, datetime):
+        return ["t", value.isoformat()]
+    if isinstance(value, date):
+        return ["d", value.isoformat()]
+    return ["s", str(value)]
+
+
+def encode_cursor(*keys: Any) -> str:
+    """The cursor after a row whose sort keys are ``keys``."""
+    raw = json.dumps([_tagged(key) for key in keys], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
 
 
@@ -97,47 +110,59 @@ def _invalid_cursor() -> Problem:
     )
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The ``(created_at, id)`` a cursor names; a 422 Problem when it is not one of ours."""
+def decode_cursor(cursor: str, count: int) -> list[Any]:
+    """The ``count`` sort keys a cursor names; a 422 Problem when it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
-        at_text, row_id = value
-        if not isinstance(at_text, str) or not isinstance(row_id, str) or not row_id:
-            raise ValueError("cursor fields have the wrong types")
-        created_at = datetime.fromisoformat(at_text)
+        if not isinstance(value, list) or len(value) != count:
+            raise ValueError("wrong number of keys")
+        keys = []
+        for tag, text in value:
+            if tag not in _TAGS or not isinstance(text, str) or not text:
+                raise ValueError("a key has the wrong type")
+            key = _TAGS[tag](text)
+            if isinstance(key, datetime) and key.tzinfo is None:
+                raise ValueError("a cursor's instants are timezone-aware")
+            keys.append(key)
     except (ValueError, TypeError, UnicodeError, binascii.Error):
         raise _invalid_cursor() from None
-    if created_at.tzinfo is None:
-        raise _invalid_cursor()
-    return created_at, row_id
+    return keys
+
+
+def page_of(
+    session: Session,
+    statement: SelectOfScalar[Row],
+    params: PageParams,
+    order: Sequence[Any],
+) -> tuple[list[Row], str | None]:
+    """Apply keyset ordering by the columns ``order`` (all descending; the last one unique,
+    e.g. ``(created_at, id)``), ``params.cursor`` and ``params.limit`` to ``statement`` (a
+    ``select(model)`` with any filters) and run it: the page's rows and the next cursor.
+    The only pagination of the API: every list uses it, through ``paginate`` when each
+    row converts on its own."""
+    columns: list[Any] = [col(column) for column in order]
+    if params.cursor is not None:
+        after = decode_cursor(params.cursor, len(columns))
+        statement = statement.where(
+            sa.tuple_(*columns)
+            < sa.tuple_(*(sa.literal(v, type_=c.type) for c, v in zip(columns, after, strict=True)))
+        )
+    statement = statement.order_by(*(c.desc() for c in columns)).limit(params.limit + 1)
+    rows = list(session.exec(statement).all())
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    return rows, encode_cursor(*(getattr(rows[-1], c.key) for c in columns))
 
 
 def paginate(
     session: Session,
     statement: SelectOfScalar[Row],
-    model: type[Row],
     params: PageParams,
     convert: Callable[[Row], T],
+    order: Sequence[Any],
 ) -> Page[T]:
-    """Apply keyset ordering, ``params.cursor`` and ``params.limit`` to ``statement`` (a
-    ``select(model)`` with any filters), run it and build the page with ``convert``."""
-    created_col: Any = model.created_at
-    id_col: Any = model.id
-    if params.cursor is not None:
-        after_at, after_id = decode_cursor(params.cursor)
-        statement = statement.where(
-            sa.tuple_(created_col, id_col)
-            < sa.tuple_(
-                sa.literal(after_at, type_=created_col.type),
-                sa.literal(after_id, type_=id_col.type),
-            )
-        )
-    statement = statement.order_by(created_col.desc(), id_col.desc()).limit(params.limit + 1)
-    rows: Sequence[Row] = session.exec(statement).all()
-    next_cursor = None
-    if len(rows) > params.limit:
-        rows = rows[: params.limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(last.created_at, str(last.id))
+    """``page_of``, each row converted with ``convert``."""
+    rows, next_cursor = page_of(session, statement, params, order)
     return Page(items=[convert(row) for row in rows], next_cursor=next_cursor)

@@ -13,16 +13,17 @@ from threading import Lock
 
 from sqlmodel import Session, col, select
 
-from domain.permissions import Actor, Role
+from api.masking import shown_name
+from domain.permissions import Actor
 from domain.request_rules import RequestFacts, allowed_actions
 from models.accounts import Product, User
 from models.lab import Certificate, TestReport, TestResult
 from models.reference import Scheme, TestItem
-from models.request_payloads import (
+from models.request_api import (
     FilePublic,
     ProductSummary,
     RequestPublic,
-    ResultView,
+    ResultPublic,
     SamplePublic,
     SchemeSummary,
 )
@@ -135,6 +136,9 @@ class RequestRecord:
                 and row.appeal_until is not None
                 and datetime.now(UTC) < row.appeal_until
             ),
+            info_due_at=row.info_due_at,
+            appeal_until=row.appeal_until,
+            appeal_filed=bool(row.appeal_filed),
         )
 
 
@@ -144,12 +148,7 @@ def facts_of(session: Session, row: CertificationRequest) -> RequestFacts:
 
 
 def name_for(actor: Actor, user_id: str, names: dict[str, str], role: str | None = None) -> str:
-    """Staff see names; manufacturers see the role of whoever acted."""
-    if actor.has(Role.LAB_TECHNICIAN, Role.COMPLIANCE_OFFICER):
-        return names.get(user_id, user_id)
-    if user_id == actor.user_id:
-        return names.get(user_id, "you")
-    return role or "staff"
+    return shown_name(actor, user_id, role, names)
 
 
 def names_of(session: Session, ids: set[str]) -> dict[str, str]:
@@ -161,11 +160,11 @@ def names_of(session: Session, ids: set[str]) -> dict[str, str]:
 
 def _results_view(
     latest: list[TestResult], actor: Actor, names: dict[str, str]
-) -> list[ResultView]:
+) -> list[ResultPublic]:
     """Every round's latest revision per item, with verdicts (names hidden as for the rest)."""
     views = []
     for result in latest:
-        view = result_view(result)
+        view = ResultPublic.model_validate(result_view(result).model_dump())
         view.recorded_by = name_for(actor, result.recorded_by, names, "lab_technician")
         if result.verified_by:
             view.verified_by = name_for(actor, result.verified_by, names, "lab_technician")

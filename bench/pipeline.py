@@ -12,13 +12,15 @@ the bench neither creates nor drops), waits for ``/health``, then:
    the certificate active and its PDF downloads), whose workflow histories give the counts
    of Updates (``WorkflowExecutionUpdateAccepted``) and activities
    (``ActivityTaskScheduled``) one real request costs, request and certificate workflows
-   together (printed);
+   together, and of the outbox delivery workflows the request caused and their
+   activities (printed);
 2. the pipeline: ``--requests`` walks, at most ``--concurrency`` at a time;
 3. the baseline, on the same Temporal server: a bare workflow on its own task queue, with
    its own worker in this process, that per request accepts the same number of no-op
-   Updates (sent one after the other by a client, the first with start) and executes the
-   same number of no-op activities (regular, not local), as many requests at the same
-   concurrency.
+   Updates (sent one after the other by a client, the first with start), executes the
+   same number of no-op activities (regular, not local) and starts as many abandoned
+   child workflows of one no-op activity each (the deliveries; a bare request ends when
+   they have), as many requests at the same concurrency.
 
 Prints for both the rate (requests/s), p50/p95 end-to-end latency, the ratio
 pipeline/baseline, the errors (503, other 5xx, connection errors, 409, failed walks; all
@@ -47,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio import activity, workflow
@@ -60,6 +63,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.workflow_names import OUTBOX_WORKFLOW  # noqa: E402
 from mutabaqa.devstack import S3Ports, TemporalPorts, free_port  # noqa: E402
 from mutabaqa.settings import Settings  # noqa: E402
 from tests.walker import People, WalkResult, make_people, run_walks, walk  # noqa: E402
@@ -89,24 +93,47 @@ async def bench_noop() -> None:
     """Does nothing: the cost of an activity round trip through the server and the worker."""
 
 
+@workflow.defn(name="BenchBareDelivery")
+class BareDeliveryWorkflow:
+    """Stands in for one outbox delivery: a child workflow running one no-op activity."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(bench_noop, start_to_close_timeout=timedelta(seconds=30))
+
+
 @workflow.defn(name="BenchBareRequest")
 class BareRequestWorkflow:
-    """Accepts ``updates`` Updates; each executes the no-op activity as often as it is told."""
+    """Accepts ``updates`` Updates; each executes the no-op activity as often as it is told
+    and starts as many abandoned child workflows (deliveries) as it is told; the run ends
+    once every child has."""
 
     def __init__(self) -> None:
         self.done = 0
+        self.children: list[workflow.ChildWorkflowHandle[Any, Any]] = []
 
     @workflow.run
     async def run(self, updates: int) -> int:
         await workflow.wait_condition(lambda: self.done >= updates)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        for child in self.children:
+            await child
         return self.done
 
     @workflow.update(name="step")
-    async def step(self, activities: int) -> int:
+    async def step(self, work: tuple[int, int]) -> int:
+        activities, children = work
         for _ in range(activities):
             await workflow.execute_activity(
                 bench_noop, start_to_close_timeout=timedelta(seconds=30)
+            )
+        for _ in range(children):
+            self.children.append(
+                await workflow.start_child_workflow(
+                    BareDeliveryWorkflow.run,
+                    id=f"{workflow.info().workflow_id}-{len(self.children)}",
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                )
             )
         self.done += 1
         return self.done
@@ -117,7 +144,7 @@ def spread(activities: int, updates: int) -> list[int]:
     return [activities // updates + (1 if i < activities % updates else 0) for i in range(updates)]
 
 
-async def bare_request(client: Client, task_queue: str, plan: Sequence[int]) -> float:
+async def bare_request(client: Client, task_queue: str, plan: Sequence[tuple[int, int]]) -> float:
     """One bare request: the Updates in order, the first one with start; its seconds."""
     started = time.monotonic()
     start = WithStartWorkflowOperation(
@@ -147,7 +174,7 @@ class BaselineRun:
 
 async def run_baseline(
     client: Client,
-    plan: Sequence[int],
+    plan: Sequence[tuple[int, int]],
     count: int,
     concurrency: int,
     within: float,
@@ -169,7 +196,7 @@ async def run_baseline(
     async with Worker(
         client,
         task_queue=task_queue,
-        workflows=[BareRequestWorkflow],
+        workflows=[BareRequestWorkflow, BareDeliveryWorkflow],
         activities=[bench_noop],
         max_concurrent_activities=64,
         # Sandboxed like the product's workflows, but this module is passed through rather
@@ -223,6 +250,21 @@ async def count_events(client: Client, workflow_id: str) -> tuple[Counter[str], 
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             types[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
     return counts, types
+
+
+async def delivery_workflows(client: Client, within: float) -> list[str]:
+    """The ids of every outbox delivery workflow so far (the warm-up request's), once all
+    have closed (waiting at most ``within`` s)."""
+    deadline = time.monotonic() + within
+    query = f"WorkflowType = '{OUTBOX_WORKFLOW}'"
+    while True:
+        ids, running = [], 0
+        async for execution in client.list_workflows(query):
+            ids.append(execution.id)
+            running += execution.status == WorkflowExecutionStatus.RUNNING
+        if not running or time.monotonic() > deadline:
+            return ids
+        await asyncio.sleep(0.5)
 
 
 async def wait_closed(client: Client, workflow_id: str, within: float) -> str:
@@ -495,6 +537,13 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
         with contextlib.suppress(RPCError):
             cert_wf = f"certificate-{warm.certificate_number}"
             counts[cert_wf] = await count_events(temporal, cert_wf)
+        deliveries = await delivery_workflows(temporal, HISTORY_SECONDS)
+        delivery_total: Counter[str] = Counter()
+        delivery_types: Counter[str] = Counter()
+        for wf in deliveries:
+            counter, types = await count_events(temporal, wf)
+            delivery_total.update(counter)
+            delivery_types.update(types)
         total: Counter[str] = Counter()
         print("one real request's workflow histories (warm-up request):")
         for wf, (counter, types) in counts.items():
@@ -503,13 +552,30 @@ async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -
             print(f"  {wf}: {shown}")
             if types:
                 print("    activities: " + ", ".join(f"{t} {n}" for t, n in types.most_common()))
+        shown = ", ".join(f"{name} {delivery_total[name]}" for name in COUNTED)
+        print(f"  {len(deliveries)} outbox deliveries together: {shown}")
+        if delivery_types:
+            print(
+                "    activities: " + ", ".join(f"{t} {n}" for t, n in delivery_types.most_common())
+            )
         print(f"  (request workflow {ended.lower()} when counted)")
-        updates, activities = total["updates"], total["activities"]
-        print(f"  baseline per request: {updates} Updates, {activities} activities")
+        updates = total["updates"]
+        activities = total["activities"]
+        children = len(deliveries)
+        print(
+            f"  baseline per request: {updates} Updates, {activities} activities in the"
+            f" lifecycles, {children} child workflows with"
+            f" {delivery_total['activities']} activities"
+        )
         if updates < 1:
             print("no Update found in the histories: cannot build the baseline")
             return 1
-        plan = spread(activities, updates)
+        # Each bare delivery runs one activity; any further delivery activity (a retry, a
+        # dead letter's mark) is run by the parent instead.
+        extra = max(0, delivery_total["activities"] - children)
+        plan = list(
+            zip(spread(activities + extra, updates), spread(children, updates), strict=True)
+        )
 
         meter = CpuMeter(stack.procs)
         print(

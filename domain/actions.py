@@ -78,6 +78,45 @@ ACTION_BODIES: dict[str, type[_Body]] = {
 }
 
 
+class RecordChange(BaseModel):
+    """What one transition changes in the request's record besides its status: a field
+    left ``None`` is unchanged, a name in ``cleared`` becomes null. Decided once by
+    ``domain.request_changes.plan``; the persisting activity writes ``columns()`` to the
+    row and the workflow applies the same change to its facts with ``reduce``."""
+
+    centre_code: str | None = None
+    proposed_centre_code: str | None = None
+    scope: str | None = None
+    round: int | None = None
+    retest_items: list[str] | None = None
+    info_due_at: datetime | None = None
+    refused_by: str | None = None
+    appeal_until: datetime | None = None
+    appeal_filed: bool | None = None
+    excluded_decider: str | None = None
+    #: The time spent in each stage so far (the workflow's clock, kept on the record).
+    stage_seconds: dict[str, float] | None = None
+    #: Fields set to null.
+    cleared: list[str] = Field(default_factory=list)
+    #: Not a column: who verified the results (kept on the results and the report).
+    verified_by: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The record's columns this change sets, and their new values."""
+        values = {
+            name: getattr(self, name) for name in RECORD_COLUMNS if getattr(self, name) is not None
+        }
+        values.update(dict.fromkeys(self.cleared))
+        return values
+
+
+#: The request record's columns a transition may change (all of ``RecordChange`` but the
+#: bookkeeping fields).
+RECORD_COLUMNS = tuple(
+    name for name in RecordChange.model_fields if name not in ("cleared", "verified_by")
+)
+
+
 class Transition(BaseModel):
     """A state change to record in one transaction (row, audit event, related rows)."""
 
@@ -91,19 +130,7 @@ class Transition(BaseModel):
     from_status: RequestStatus | None
     to_status: RequestStatus | None
     at: datetime
-    centre_code: str | None = None
-    proposed_centre_code: str | None = None
-    scope: str | None = None
-    round: int | None = None
-    info_due_at: datetime | None = None
-    clear_info_due: bool = False
-    stage_seconds: dict[str, float] | None = None
-    retest_items: list[str] | None = None
-    refused_by: str | None = None
-    appeal_until: datetime | None = None
-    appeal_filed: bool | None = None
-    excluded_decider: str | None = None
-    clear_excluded_decider: bool = False
+    change: RecordChange = Field(default_factory=RecordChange)
     detail: dict[str, Any] = Field(default_factory=dict)
     #: Grant: the same transaction issues the certificate (row and number); the effects'
     #: payloads are completed with it.

@@ -8,11 +8,12 @@ disagree. No I/O and no clock here: facts come in, a refusal or nothing comes ou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
-from domain.actions import ACTION_BODIES, Transition
+from domain.actions import ACTION_BODIES
 from domain.permissions import ACTION_ROLES, Actor, Role, roles_allow
 from domain.statuses import RequestKind, RequestStatus
 
@@ -95,6 +96,11 @@ class RequestFacts:
     excluded_decider: str | None = None
     #: Refused, within the appeal window and no appeal filed yet for this refusal.
     appeal_open: bool = False
+    #: The information request's deadline; the appeal window's end; whether an appeal of
+    #: the last refusal was filed (kept so a transition can be applied to the facts).
+    info_due_at: datetime | None = None
+    appeal_until: datetime | None = None
+    appeal_filed: bool = False
 
     @property
     def items_this_round(self) -> frozenset[str]:
@@ -103,55 +109,6 @@ class RequestFacts:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL or (self.status is S.REFUSED and not self.appeal_open)
-
-
-def facts_after(facts: RequestFacts, t: Transition) -> RequestFacts:
-    """The facts once transition ``t`` is applied: what the record shows as soon as the
-    transition's write commits, before the workflow's own state follows. Validators judge
-    new actions against this while ``t`` is in flight, so an action the record already
-    offers is not refused because the workflow has not caught up."""
-    after = replace(facts, status=t.to_status or facts.status)
-    if t.centre_code is not None:
-        after = replace(after, centre_code=t.centre_code)
-    if t.proposed_centre_code is not None:
-        after = replace(after, proposed_centre_code=t.proposed_centre_code)
-    if t.round is not None and t.round != facts.round:
-        after = replace(
-            after,
-            round=t.round,
-            retest_items=frozenset(t.retest_items or ()),
-            round_results=frozenset(),
-            round_recorders=frozenset(),
-        )
-    if t.refused_by is not None:
-        after = replace(after, refused_by=t.refused_by)
-    if t.appeal_until is not None:
-        after = replace(after, appeal_open=True)
-    if t.appeal_filed:
-        after = replace(after, appeal_open=False)
-    if t.excluded_decider is not None:
-        after = replace(after, excluded_decider=t.excluded_decider)
-    if t.clear_excluded_decider:
-        after = replace(after, excluded_decider=None)
-    if t.action == "verify_results" and t.actor is not None:
-        after = replace(after, verifiers=facts.verifiers | {t.actor.user_id})
-    return after
-
-
-def facts_with_result(facts: RequestFacts, item_code: str, recorder: str) -> RequestFacts:
-    """The facts once a result of ``item_code`` by ``recorder`` is recorded (its verdict is
-    known only after the write: the one that counted before is kept meanwhile)."""
-    return replace(
-        facts,
-        round_results=facts.round_results | {item_code},
-        round_recorders=facts.round_recorders | {recorder},
-        recorders=facts.recorders | {recorder},
-    )
-
-
-def facts_with_document(facts: RequestFacts, kind: str) -> RequestFacts:
-    """The facts once a dossier document of ``kind`` is recorded."""
-    return replace(facts, documents=facts.documents | {kind})
 
 
 class Refusal(Exception):

@@ -1,61 +1,23 @@
-"""Payloads of the request API and workflow: action bodies, workflow inputs and results."""
+"""What the request workflow and its activities exchange through Temporal: workflow
+inputs, Update arguments and results, activity inputs and results.
+
+These are recorded in workflow histories, so a field may be added (optional) but never
+renamed or removed. The HTTP API has its own models (``models.request_api``); an API change
+never touches these."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field
 
-from domain.actions import (
-    ACTION_BODIES as ACTION_BODIES,
-)
-from domain.actions import (
-    AcceptBody as AcceptBody,
-)
-from domain.actions import (
-    EmptyBody as EmptyBody,
-)
-from domain.actions import (
-    MessageBody as MessageBody,
-)
-from domain.actions import (
-    OptionalReasonBody as OptionalReasonBody,
-)
-from domain.actions import (
-    ReasonBody as ReasonBody,
-)
-from domain.actions import (
-    ReceiveSampleBody as ReceiveSampleBody,
-)
-from domain.actions import (
-    RetestBody as RetestBody,
-)
-from domain.actions import (
-    ShortText as ShortText,
-)
-from domain.actions import (
-    Text as Text,
-)
-from domain.actions import (
-    Transition as Transition,
-)
+from domain.actions import RecordChange as RecordChange
+from domain.actions import Transition as Transition
 from domain.effects import DeliveryPolicy
 from domain.permissions import Actor
 from models.certificate_lifecycle import CertificateTiming
 from models.requests import RequestKind, RequestStatus
-
-
-class RequestCreate(BaseModel):
-    """``POST /requests``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    product_id: ShortText
-    scheme_code: ShortText
-    kind: RequestKind = RequestKind.CERTIFICATION
-    scope: Text | None = None
 
 
 class PlanEntry(BaseModel):
@@ -153,33 +115,6 @@ class ActionResult(BaseModel):
     certificate_number: str | None = None
 
 
-class ResultBody(BaseModel):
-    """``PUT /requests/{id}/results/{item_code}``: one ``value`` or specimen ``values``.
-
-    Numbers may be JSON numbers or decimal strings; they are kept as exact decimals."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    value: Decimal | None = None
-    values: list[Decimal] | None = Field(default=None, min_length=1, max_length=1000)
-    uncertainty: Decimal | None = Field(default=None, ge=0)
-    equipment_id: Annotated[str, StringConstraints(max_length=100)] | None = None
-    remarks: Annotated[str, StringConstraints(max_length=2000)] | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> ResultBody:
-        if (self.value is None) == (self.values is None):
-            raise ValueError("give exactly one of value or values")
-        for number in [self.value, self.uncertainty, *(self.values or [])]:
-            if number is not None and not number.is_finite():
-                raise ValueError("values must be finite numbers")
-        return self
-
-    @property
-    def all_values(self) -> list[Decimal]:
-        return list(self.values) if self.values is not None else [self.value]  # type: ignore[list-item]
-
-
 class RecordResultInput(BaseModel):
     request_id: str
     key: str
@@ -230,16 +165,6 @@ class CertificateRef(BaseModel):
     outbox_ids: list[str] = Field(default_factory=list)
 
 
-class TimelineItem(BaseModel):
-    at: datetime
-    action: str
-    actor: str
-    actor_role: str
-    from_status: RequestStatus | None = None
-    to_status: RequestStatus | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
 # --- activity payloads ---------------------------------------------------------------------
 
 
@@ -276,92 +201,5 @@ class RecordFileResult(BaseModel):
     file_id: str
     superseded: list[str]
 
-
-# --- API views -----------------------------------------------------------------------------
-
-
-class ProductSummary(BaseModel):
-    id: str
-    name: str
-    name_ar: str | None = None
-    brand: str
-    model: str
-
-
-class SchemeSummary(BaseModel):
-    code: str
-    version: int
-    title: str
-
-
-class FilePublic(BaseModel):
-    id: str
-    kind: str | None = None
-    item_code: str | None = None
-    description: str | None = None
-    round: int | None = None
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    uploaded_at: datetime
-    uploaded_by: str
-    superseded_at: datetime | None = None
-    superseded_by: str | None = None
-
-
-class SamplePublic(BaseModel):
-    round: int
-    status: str
-    reference: str | None = None
-    condition: str | None = None
-    reason: str | None = None
-    at: datetime
-    by: str
-
-
-class RequestPublic(BaseModel):
-    id: str
-    number: str
-    status: RequestStatus
-    kind: RequestKind
-    scope: str
-    allowed_actions: list[str]
-    product: ProductSummary
-    scheme: SchemeSummary
-    centre: str | None
-    proposed_centre: str | None
-    round: int
-    documents: list[FilePublic]
-    evidence: list[FilePublic]
-    samples: list[SamplePublic]
-    retest_items: list[str] = Field(default_factory=list)
-    results: list[ResultView] = Field(default_factory=list)
-    test_report: dict[str, Any] | None = None
-    certificate_number: str | None = None
-    appeal_until: datetime | None = None
-    info_due_at: datetime | None = None
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
-
-
-class RequestSummary(BaseModel):
-    id: str
-    number: str
-    status: RequestStatus
-    kind: RequestKind
-    product_name: str
-    scheme_code: str
-    centre: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class Timeline(BaseModel):
-    items: list[TimelineItem]
-
-
-RequestPublic.model_rebuild()
 
 RequestRef.model_rebuild()

@@ -14,7 +14,7 @@ run loop, the actions and the Updates.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.lab import LabActivities
     from activities.requests import RequestActivities
+    from domain.request_changes import audit_detail, plan, reduce, with_document, with_result
     from domain.request_rules import (
         RECORD_RESULT,
         UPLOAD_DOCUMENT,
@@ -32,11 +33,8 @@ with workflow.unsafe.imports_passed_through():
         can_test,
         can_upload_document,
         check_result,
-        facts_after,
-        facts_with_document,
-        facts_with_result,
     )
-    from domain.statuses import FilePurpose, RequestStatus
+    from domain.statuses import FilePurpose
     from models.request_payloads import (
         ActionInput,
         ActionResult,
@@ -92,11 +90,23 @@ class RequestWorkflow(RequestTimers):
     # --- actions ---------------------------------------------------------------------------
 
     async def _act(self, cmd: ActionInput) -> ActionResult:
+        """Validate, persist, reduce: the pure core plans the change, one activity writes
+        it (row, audit event, related rows, outbox rows) in one transaction, then the
+        workflow applies the same reducer to its own state."""
         async with self.lock:
             self._refuse(cmd.action, cmd.actor, cmd.body)  # state may have moved meanwhile
             now = workflow.now()
-            before = self.status
-            target = self._target(cmd.action)
+            before = self.facts()
+            timing = self.params.timing
+            target, change = plan(
+                before,
+                cmd.action,
+                cmd.body,
+                cmd.actor,
+                now,
+                info_response=timing.info_response,
+                appeal_window=timing.appeal_window,
+            )
             role = acting_role(cmd.action, cmd.actor)
             t = Transition(
                 request_id=self.params.request_id,
@@ -106,59 +116,44 @@ class RequestWorkflow(RequestTimers):
                 acting_role=role.value if role else "unknown",
                 body=cmd.body,
                 body_hash=cmd.body_hash,
-                from_status=before,
+                from_status=before.status,
                 to_status=target,
                 at=now,
-                detail={k: v for k, v in cmd.body.items() if v is not None},
+                change=change,
+                detail={k: v for k, v in cmd.body.items() if v is not None} | audit_detail(change),
             )
-            self._plan_transition(cmd, t, now)
             t.effects = self._effects(cmd, t, target, now)
             stage = (self.stage_started, dict(self.stage_seconds))
-            if target is not before:
+            if target is not before.status:
                 self._leave_stage(now)
-                t.stage_seconds = dict(self.stage_seconds)
-            self.pending = facts_after(self.facts(), t)
+                change.stage_seconds = dict(self.stage_seconds)
+            after = reduce(before, t)
+            self.pending = after
             try:
-                return await self._apply(cmd, t, before, target, now)
+                ref = await self._transition(t)
             except ActivityError:
                 # Nothing was recorded: the stage goes on, and so do its timers.
                 self.stage_started, self.stage_seconds = stage
                 raise
             finally:
                 self.pending = None
-
-    async def _apply(
-        self,
-        cmd: ActionInput,
-        t: Transition,
-        before: RequestStatus,
-        target: RequestStatus,
-        now: datetime,
-    ) -> ActionResult:
-        """Write the transition (and what it brings, side effects included, in the same
-        transaction), then have the workflow's state follow."""
-        ref = await self._transition(t)
-        if ref.certificate is not None:
-            self.certificate = ref.certificate
-        # The record is written: now the workflow's own state follows.
-        self._follow_transition(cmd, t, now)
-        if target is not before:
-            self._enter(target, now)
-        else:
-            self.changed = True
-        self._changed(cmd.action, t.acting_role, now)
-        return ActionResult(
-            request_id=self.params.request_id,
-            status=self.status,
-            round=self.round,
-            certificate_number=self.certificate.number if self.certificate else None,
-        )
+            # The record is written: the workflow's own state follows, by the same reducer.
+            if ref.certificate is not None:
+                self.certificate = ref.certificate
+            self._adopt(after, now)
+            self._changed(cmd.action, t.acting_role, now)
+            return ActionResult(
+                request_id=self.params.request_id,
+                status=self.status,
+                round=self.round,
+                certificate_number=self.certificate.number if self.certificate else None,
+            )
 
     async def _record(self, cmd: ActionInput) -> ResultView:
         async with self.lock:
             item = str(cmd.body.get("item_code"))
             self._validate_record(cmd)
-            self.pending = facts_with_result(self.facts(), item, cmd.actor.user_id)
+            self.pending = with_result(self.facts(), item, cmd.actor.user_id)
             try:
                 return await self._record_result(cmd, item)
             finally:
@@ -183,11 +178,9 @@ class RequestWorkflow(RequestTimers):
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        self.round_results.add(item)
-        self.round_recorders.add(cmd.actor.user_id)
-        self.recorders.add(cmd.actor.user_id)
-        self.verdicts[item] = result.verdict
-        self.changed = True
+        self._adopt(
+            with_result(self.facts(), item, cmd.actor.user_id, result.verdict), workflow.now()
+        )
         return result
 
     def _validate_record(self, cmd: ActionInput, ahead: bool = False) -> None:
@@ -205,7 +198,7 @@ class RequestWorkflow(RequestTimers):
             assert cmd.file is not None
             evidence = cmd.action == UPLOAD_EVIDENCE
             if not evidence and cmd.file.kind:
-                self.pending = facts_with_document(self.facts(), cmd.file.kind)
+                self.pending = with_document(self.facts(), cmd.file.kind)
             try:
                 return await self._record_upload(cmd, evidence)
             finally:
@@ -231,7 +224,7 @@ class RequestWorkflow(RequestTimers):
             retry_policy=DB_RETRY,
         )
         if not evidence and cmd.file.kind:
-            self.documents.add(cmd.file.kind)
+            self._adopt(with_document(self.facts(), cmd.file.kind), workflow.now())
         self.changed = True
         return ActionResult(request_id=self.params.request_id, status=self.status, round=self.round)
 

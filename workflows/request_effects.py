@@ -83,7 +83,7 @@ class RequestEffects(RequestState):
         """The certificate's own long-running workflow (it outlives this request's); the
         issuing transaction adds the certificate's id, number and dates."""
         timing = self.params.timing.certificate
-        centre = t.centre_code or self.centre_code or ""
+        centre = t.change.centre_code or self.centre_code or ""
         return Effect(
             kind=EffectKind.START_CERTIFICATE_WORKFLOW,
             dedupe_key=f"certificate-workflow:{workflow.info().workflow_id}",
@@ -110,7 +110,7 @@ class RequestEffects(RequestState):
     def _action_email(
         self, cmd: ActionInput, t: Transition, target: RequestStatus
     ) -> Effect | None:
-        centre = t.centre_code or self.centre_code
+        centre = t.change.centre_code or self.centre_code
         if cmd.action == "grant":
             certified = target is S.CERTIFIED
             return self._email(
@@ -122,7 +122,8 @@ class RequestEffects(RequestState):
         kind = ACTION_NOTICES.get(cmd.action)
         if kind is None:
             return None
-        due = {"request_info": t.info_due_at, "refuse": t.appeal_until}.get(cmd.action)
+        change = t.change
+        due = {"request_info": change.info_due_at, "refuse": change.appeal_until}.get(cmd.action)
         outcome = {"uphold": "upheld", "overturn": "overturned"}.get(cmd.action)
         return self._email(
             kind,

@@ -16,19 +16,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.requests import RequestActivities
     from domain.effects import Effect
     from domain.permissions import Actor
+    from domain.request_changes import reduce
     from domain.request_rules import (
-        TRANSITIONS,
         Refusal,
         RequestFacts,
         allowed_actions,
         check,
-        facts_after,
     )
-    from domain.statuses import RequestKind, RequestStatus
+    from domain.statuses import RequestStatus
     from models import search_attributes as sa
     from models.notifications import NotificationKind
     from models.request_payloads import (
-        ActionInput,
         CertificateRef,
         RequestRef,
         RequestWorkflowInput,
@@ -153,7 +151,41 @@ class RequestState:
                 and self.appeal_until is not None
                 and workflow.now() < self.appeal_until
             ),
+            info_due_at=self.info_due,
+            appeal_until=self.appeal_until,
+            appeal_filed=self.appeal_filed,
         )
+
+    def _adopt(self, facts: RequestFacts, now: datetime) -> None:
+        """Take ``facts`` (a reducer's result, once its write has committed) as the
+        workflow's own state; a status change enters its stage."""
+        self.centre_code = facts.centre_code
+        self.proposed_centre_code = facts.proposed_centre_code
+        self.round = facts.round
+        self.documents = set(facts.documents)
+        self.retest_items = set(facts.retest_items)
+        self.round_results = set(facts.round_results)
+        self.verdicts = dict(facts.verdicts)
+        self.round_recorders = set(facts.round_recorders)
+        self.recorders = set(facts.recorders)
+        self.verifiers = set(facts.verifiers)
+        self.refused_by = facts.refused_by
+        self.excluded_decider = facts.excluded_decider
+        self.appeal_until = facts.appeal_until
+        self.appeal_filed = facts.appeal_filed
+        if facts.info_due_at != self.info_due:
+            self.info_due = facts.info_due_at
+            timing = self.params.timing
+            self.info_reminder_at = (
+                None
+                if facts.info_due_at is None
+                else now + timedelta(seconds=timing.info_response * timing.info_reminder_fraction)
+            )
+            self.reminder_sent = False
+        if facts.status is not self.status:
+            self._enter(facts.status, now)
+        else:
+            self.changed = True
 
     def judged_facts(self, ahead: bool) -> RequestFacts:
         """The facts an action is judged against: in a validator (``ahead``), those the
@@ -233,78 +265,6 @@ class RequestState:
             return None
         return max(min(instants) - workflow.now(), timedelta(milliseconds=1))
 
-    def _target(self, action: str) -> RequestStatus:
-        _, target = TRANSITIONS[action]
-        if action == "grant":
-            issues_certificate = self.params.kind is RequestKind.CERTIFICATION
-            return S.CERTIFIED if issues_certificate else S.VERIFIED
-        assert target is not None
-        return target
-
-    def _plan_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
-        """What the record must change besides the status (pure: no state changes yet)."""
-        action = cmd.action
-        if action == "accept":
-            t.centre_code = cmd.body.get("centre_code") or self.proposed_centre_code
-            t.scope = cmd.body.get("scope")
-            t.detail["centre_code"] = t.centre_code
-        elif action == "request_info":
-            due = now + timedelta(seconds=self.params.timing.info_response)
-            t.info_due_at = due
-            t.detail["due_at"] = due.isoformat()
-        elif action in ("respond", "withdraw"):
-            t.clear_info_due = True
-        elif action == "request_retest":
-            t.round = self.round + 1
-            t.retest_items = sorted(set(cmd.body["items"]))
-            t.detail["round"] = t.round
-            t.clear_excluded_decider = True
-        elif action == "refuse":
-            t.refused_by = cmd.actor.user_id
-            t.appeal_until = now + timedelta(seconds=self.params.timing.appeal_window)
-            t.appeal_filed = False
-            t.clear_excluded_decider = True
-            t.detail["appeal_until"] = t.appeal_until.isoformat()
-        elif action == "appeal":
-            t.appeal_filed = True
-        elif action == "overturn":
-            t.excluded_decider = self.refused_by
-        elif action == "grant":
-            t.clear_excluded_decider = True
-
-    def _follow_transition(self, cmd: ActionInput, t: Transition, now: datetime) -> None:
-        action = cmd.action
-        if action == "accept":
-            self.centre_code = t.centre_code
-        elif action == "request_info":
-            self.info_due = t.info_due_at
-            fraction = self.params.timing.info_reminder_fraction
-            self.info_reminder_at = now + timedelta(
-                seconds=self.params.timing.info_response * fraction
-            )
-            self.reminder_sent = False
-        elif action in ("respond", "withdraw"):
-            self.info_due = None
-        elif action == "verify_results":
-            self.verifiers.add(cmd.actor.user_id)
-        elif action == "request_retest":
-            self.round += 1
-            self.retest_items = set(t.retest_items or [])
-            self.round_results = set()
-            self.round_recorders = set()
-            self.excluded_decider = None
-        elif action == "refuse":
-            self.refused_by = cmd.actor.user_id
-            self.appeal_until = t.appeal_until
-            self.appeal_filed = False
-            self.excluded_decider = None
-        elif action == "appeal":
-            self.appeal_filed = True
-        elif action == "overturn":
-            self.excluded_decider = self.refused_by
-        elif action == "grant":
-            self.excluded_decider = None
-
     async def _transition(self, t: Transition, retry: RetryPolicy = DB_RETRY) -> RequestRef:
         """Persist the transition with its outbox rows (one transaction), then start their
         deliveries without waiting for them."""
@@ -331,8 +291,10 @@ class RequestState:
     async def _persist(self, t: Transition) -> None:
         """Write a system transition; while it is in flight, validators judge against the
         facts it will produce."""
-        self.pending = facts_after(self.facts(), t)
+        after = reduce(self.facts(), t)
+        self.pending = after
         try:
             await self._transition(t, SYSTEM_RETRY)
         finally:
             self.pending = None
+        self._adopt(after, t.at)

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotificationKind
     from models.request_payloads import (
         IntakeInput,
+        RecordChange,
         Transition,
     )
 
@@ -48,7 +49,7 @@ class RequestTimers(RequestEffects):
                 from_status=self.status,
                 to_status=S.APPLICATION_REVIEW,
                 at=now,
-                proposed_centre_code=result.proposed_centre_code,
+                change=RecordChange(proposed_centre_code=result.proposed_centre_code),
                 detail={
                     "proposed_centre": result.proposed_centre_code,
                     "candidates": result.candidate_centres,
@@ -56,8 +57,6 @@ class RequestTimers(RequestEffects):
                 },
             )
             await self._persist(t)
-            self.proposed_centre_code = result.proposed_centre_code
-            self._enter(S.APPLICATION_REVIEW, now)
             self._changed("intake", "system", now)
 
     async def _timers_due(self) -> None:
@@ -144,11 +143,9 @@ class RequestTimers(RequestEffects):
             from_status=self.status,
             to_status=S.LAPSED,
             at=now,
-            clear_info_due=True,
-            stage_seconds=self.stage_seconds,
+            change=RecordChange(cleared=["info_due_at"], stage_seconds=dict(self.stage_seconds)),
             detail={"reason": "no answer to the information request by its deadline"},
             effects=[self._email(NotificationKind.LAPSED, f"lapse:{self.info_due}")],
         )
         await self._persist(t)
-        self._enter(S.LAPSED, now)
         self._changed("lapse", "system", now)

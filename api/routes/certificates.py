@@ -18,7 +18,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
-from api.pagination import Page, PageParamsDep, decode_cursor, encode_cursor
+from api.masking import shown_name
+from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from api.workflow_calls import problem_from_failure, unavailable
 from domain import certificate_lifecycle as lifecycle
@@ -28,8 +29,7 @@ from domain.request_rules import Refusal
 from models.audit import AuditEvent
 from models.certificate_lifecycle import CertificateActionBody, CertificateCommand
 from models.lab import Certificate, CertificateStatus
-from models.request_payloads import Timeline, TimelineItem
-from models.types import UTCDateTime
+from models.request_api import Timeline, TimelineItem
 from records.actions import find_action
 from records.canonical import action_digest
 from records.certificates import certificate_chain, transition_key
@@ -118,26 +118,13 @@ def list_certificates(
     actor: ReaderActor, session: SessionDep, page: PageParamsDep
 ) -> Page[CertificateView]:
     """Certificates within the caller's reach, newest first."""
-    statement = select(Certificate).where(_reach(actor))
-    if page.cursor is not None:
-        after_at, after_id = decode_cursor(page.cursor)
-        statement = statement.where(
-            sa.tuple_(col(Certificate.created_at), col(Certificate.id))
-            < sa.tuple_(
-                sa.literal(after_at, type_=UTCDateTime()),
-                sa.literal(after_id),
-            )
-        )
-    rows = session.exec(
-        statement.order_by(col(Certificate.created_at).desc(), col(Certificate.id).desc()).limit(
-            page.limit + 1
-        )
-    ).all()
-    next_cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-    return Page(items=[_view(r, actor) for r in rows], next_cursor=next_cursor)
+    return paginate(
+        session,
+        select(Certificate).where(_reach(actor)),
+        page,
+        lambda row: _view(row, actor),
+        order=(Certificate.created_at, Certificate.id),
+    )
 
 
 @router.get("/{number}", response_model=CertificateView)
@@ -153,17 +140,17 @@ def certificate_timeline(row: Readable, actor: ReaderActor, session: SessionDep)
         .where(AuditEvent.chain == certificate_chain(row.number))
         .order_by(col(AuditEvent.seq))
     ).all()
-    staff = actor.has(Role.COMPLIANCE_OFFICER, Role.LAB_TECHNICIAN)
     return Timeline(
         items=[
             TimelineItem(
                 at=e.at,
                 action=e.action,
-                actor="system"
-                if e.actor_id is None
-                else (e.actor_name or e.actor_role)
-                if staff or e.actor_id == actor.user_id
-                else e.actor_role,
+                actor=shown_name(
+                    actor,
+                    e.actor_id,
+                    e.actor_role,
+                    {e.actor_id: e.actor_name} if e.actor_id and e.actor_name else {},
+                ),
                 actor_role=e.actor_role,
                 detail=e.detail | {"from": e.from_status, "to": e.to_status},
             )

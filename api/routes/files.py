@@ -33,7 +33,8 @@ from domain.request_rules import (
     can_upload_document,
 )
 from models.accounts import User
-from models.request_payloads import ActionInput, FileFacts, FilePublic
+from models.request_api import FilePublic
+from models.request_payloads import ActionInput, FileFacts
 from models.requests import CertificationRequest, StoredFile
 
 router = APIRouter(prefix="/requests", tags=["requests"])

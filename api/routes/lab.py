@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from api.context import AppContext
 from api.deps import CurrentUser, get_context, not_found, require
+from api.masking import shown_name
 from api.problems import Problem
 from api.request_views import facts_of
 from api.routes.requests import IdempotencyKey, key_reused
@@ -25,7 +26,8 @@ from domain.permissions import Actor, Permission
 from domain.request_rules import RECORD_RESULT, Refusal, allowed_actions, check_result
 from models.lab import TestResult
 from models.reference import Aggregation, DecisionRule, Scheme, TestItem
-from models.request_payloads import ActionInput, ResultBody, ResultView
+from models.request_api import ResultBody, ResultPublic
+from models.request_payloads import ActionInput, ResultView
 from models.requests import CertificationRequest
 from models.types import stable_id
 from records.actions import find_action
@@ -93,7 +95,9 @@ def _judge_result(
         ) from None  # fmt: skip
 
 
-def _recorded_result(session: Session, request_id: str, key: str, digest: str) -> ResultView | None:
+def _recorded_result(
+    session: Session, request_id: str, key: str, digest: str
+) -> ResultPublic | None:
     """The revision already recorded under the client's ``key``; 422 if the key was used
     with another body (or for another action)."""
     done = find_action(session, request_id, key)
@@ -102,12 +106,12 @@ def _recorded_result(session: Session, request_id: str, key: str, digest: str) -
     if done.body_hash != digest:
         raise key_reused()
     result = session.get(TestResult, stable_id(request_id, key))
-    return None if result is None else result_view(result)
+    return None if result is None else ResultPublic.model_validate(result_view(result).model_dump())
 
 
 @router.put(
     "/{request_id}/results/{item_code}",
-    response_model=ResultView,
+    response_model=ResultPublic,
     responses={
         200: {"description": "a new revision, or a repeat with the same Idempotency-Key"},
         201: {"description": "the round's first result for this item"},
@@ -122,7 +126,7 @@ async def record_result(
     response: Response,
     ctx: ContextDep,
     idempotency_key: IdempotencyKey = None,
-) -> ResultView:
+) -> ResultPublic:
     """Record a result (a correction is a new revision). With an ``Idempotency-Key``, a
     repeat (e.g. after a 503) answers the revision recorded the first time, never a new one."""
     row, item = plan_item
@@ -138,8 +142,8 @@ async def record_result(
     if idempotency_key is not None:
         done = await ctx.read(_recorded_result, row.id, key, digest)
         if done is not None:
-            mine = done.recorded_by == actor.user_id
-            done.recorded_by = user.full_name if mine else "lab_technician"
+            names = {actor.user_id: user.full_name}
+            done.recorded_by = shown_name(actor, done.recorded_by, "lab_technician", names)
             return done
     await ctx.read(_judge_result, row.id, item, body, actor)
     command = ActionInput(action=RECORD_RESULT, actor=actor, key=key, body=fields, body_hash=digest)
@@ -150,5 +154,6 @@ async def record_result(
     )  # fmt: skip
     if result.revision == 1:
         response.status_code = status.HTTP_201_CREATED
-    result.recorded_by = user.full_name
-    return result
+    public = ResultPublic.model_validate(result.model_dump())
+    public.recorded_by = user.full_name  # the technician who just recorded it
+    return public

@@ -57,5 +57,9 @@ def list_organizations(
 ) -> Page[OrganizationPublic]:
     """Every organisation, newest first."""
     return paginate(
-        session, select(Organization), Organization, page, OrganizationPublic.model_validate
+        session,
+        select(Organization),
+        page,
+        OrganizationPublic.model_validate,
+        order=(Organization.created_at, Organization.id),
     )

@@ -39,7 +39,13 @@ def list_products(
 ) -> Page[ProductPublic]:
     """The caller's organisation's products, newest first."""
     statement = select(Product).where(Product.organization_id == actor.organization_id)
-    return paginate(session, statement, Product, page, ProductPublic.model_validate)
+    return paginate(
+        session,
+        statement,
+        page,
+        ProductPublic.model_validate,
+        order=(Product.created_at, Product.id),
+    )
 
 
 @router.get("/{product_id}", response_model=ProductPublic)

@@ -21,9 +21,6 @@ route is rate-limited per client address (``api.ratelimit``).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep
-from api.pagination import Page, PageParamsDep
+from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from api.public_text import LANGUAGES, STATUS_STYLE
 from api.ratelimit import public_rate_limit
@@ -277,29 +274,6 @@ def verify(
 # --- directory -----------------------------------------------------------------------------------
 
 
-def _encode_cursor(issued_on: date, number: str) -> str:
-    raw = json.dumps([issued_on.isoformat(), number], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[date, str]:
-    try:
-        if len(cursor) > _MAX_CURSOR_LENGTH:
-            raise ValueError("cursor too long")
-        padded = cursor + "=" * (-len(cursor) % 4)
-        issued_text, number = json.loads(base64.urlsafe_b64decode(padded).decode("utf-8"))
-        if not isinstance(issued_text, str) or not isinstance(number, str) or not number:
-            raise ValueError("cursor fields have the wrong types")
-        return date.fromisoformat(issued_text), number
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
-        raise Problem(
-            422,
-            "invalid-cursor",
-            "Invalid cursor",
-            "the cursor is not one this API issued; use next_cursor from the previous page",
-        ) from None
-
-
 def _to_entry(row: Certificate, today: date, settings: Settings) -> DirectoryEntry:
     status, since = public_status(row, today, settings)
     payload = row.payload
@@ -358,20 +332,10 @@ def directory(
         statement = statement.where(_effective_status_sql(today) == status)
     if q and q.strip():
         statement = statement.where(_matches(q.strip()))
-    issued_col = col(Certificate.issued_on)
-    number_col = col(Certificate.number)
-    if page.cursor is not None:
-        after_on, after_number = _decode_cursor(page.cursor)
-        statement = statement.where(
-            sa.or_(
-                issued_col < after_on,
-                sa.and_(issued_col == after_on, number_col < after_number),
-            )
-        )
-    statement = statement.order_by(issued_col.desc(), number_col.desc()).limit(page.limit + 1)
-    rows = list(session.exec(statement).all())
-    next_cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        next_cursor = _encode_cursor(rows[-1].issued_on, rows[-1].number)
-    return Page(items=[_to_entry(row, today, settings) for row in rows], next_cursor=next_cursor)
+    return paginate(
+        session,
+        statement,
+        page,
+        lambda row: _to_entry(row, today, settings),
+        order=(Certificate.issued_on, Certificate.number),
+    )

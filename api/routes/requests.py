@@ -31,10 +31,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
-from api.pagination import Page, PageParamsDep, paginate
+from api.masking import shown_name
+from api.pagination import Page, PageParamsDep, page_of
 from api.problems import Problem
 from api.request_views import RequestRecord, reach_facts, request_view, scheme_info
 from api.workflow_calls import send_action, unavailable
+from domain.actions import ACTION_BODIES
 from domain.keys import client_key
 from domain.permissions import Actor, Permission, Role
 from domain.request_rules import (
@@ -49,18 +51,19 @@ from models import search_attributes as attrs
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
 from models.reference import Scheme, TechnicalCentre
-from models.request_payloads import (
-    ACTION_BODIES,
-    ActionInput,
-    PlanEntry,
+from models.request_api import (
     RequestCreate,
     RequestPublic,
-    RequestRef,
     RequestSummary,
-    RequestWorkflowInput,
-    SchemeSnapshot,
     Timeline,
     TimelineItem,
+)
+from models.request_payloads import (
+    ActionInput,
+    PlanEntry,
+    RequestRef,
+    RequestWorkflowInput,
+    SchemeSnapshot,
 )
 from models.requests import (
     CertificationRequest,
@@ -149,31 +152,17 @@ def list_requests(
     if scheme:
         statement = statement.where(CertificationRequest.scheme_code == scheme)
     if q:
-        like = f"%{q.strip()}%"
-        product_ids = select(Product.id).where(col(Product.name).ilike(like))
+        words = q.strip()  # matched literally: % and _ are not wildcards
+        product_ids = select(Product.id).where(col(Product.name).icontains(words, autoescape=True))
         statement = statement.where(
             or_(
-                col(CertificationRequest.number).ilike(like),
+                col(CertificationRequest.number).icontains(words, autoescape=True),
                 col(CertificationRequest.product_id).in_(product_ids),
             )
         )
-    rows: list[CertificationRequest] = []
-
-    def summary(row: CertificationRequest) -> RequestSummary:
-        rows.append(row)
-        return RequestSummary(
-            id=row.id,
-            number=row.number,
-            status=row.status,
-            kind=row.kind,
-            product_name="",
-            scheme_code=row.scheme_code,
-            centre=row.centre_code,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-
-    result = paginate(session, statement, CertificationRequest, page, summary)
+    rows, next_cursor = page_of(
+        session, statement, page, order=(CertificationRequest.created_at, CertificationRequest.id)
+    )
     # Product names of the page in one query (not one per row).
     ids = {row.product_id for row in rows}
     names = (
@@ -181,9 +170,21 @@ def list_requests(
         if ids
         else {}
     )
-    for item, row in zip(result.items, rows, strict=True):
-        item.product_name = names.get(row.product_id, "")
-    return result
+    items = [
+        RequestSummary(
+            id=row.id,
+            number=row.number,
+            status=row.status,
+            kind=row.kind,
+            product_name=names.get(row.product_id, ""),
+            scheme_code=row.scheme_code,
+            centre=row.centre_code,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    ]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{request_id}", response_model=RequestPublic)
@@ -199,20 +200,14 @@ def get_timeline(row: VisibleRequest, actor: ReaderActor, session: SessionDep) -
         .where(AuditEvent.chain == request_chain(row.id))
         .order_by(col(AuditEvent.seq))
     ).all()
-    staff = actor.has(Role.LAB_TECHNICIAN, Role.COMPLIANCE_OFFICER)
     items = []
     for e in events:
-        if e.actor_id is None:
-            who = "system"
-        elif staff or e.actor_id == actor.user_id or e.actor_role == "manufacturer":
-            who = e.actor_name or e.actor_role
-        else:
-            who = e.actor_role
+        names = {e.actor_id: e.actor_name} if e.actor_id and e.actor_name else {}
         items.append(
             TimelineItem(
                 at=e.at,
                 action=e.action,
-                actor=who,
+                actor=shown_name(actor, e.actor_id, e.actor_role, names),
                 actor_role=e.actor_role,
                 from_status=e.from_status,
                 to_status=e.to_status,

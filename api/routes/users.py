@@ -114,7 +114,7 @@ def create_user(actor: UsersAdmin, body: UserCreate, session: SessionDep) -> Use
 @router.get("", response_model=Page[UserPublic])
 def list_users(_actor: UsersAdmin, session: SessionDep, page: PageParamsDep) -> Page[UserPublic]:
     """Every user, newest first."""
-    return paginate(session, select(User), User, page, _public)
+    return paginate(session, select(User), page, _public, order=(User.created_at, User.id))
 
 
 @router.patch("/{user_id}", response_model=UserPublic)

@@ -168,4 +168,10 @@ def list_deliveries(
     statement = select(WebhookDelivery).where(
         WebhookDelivery.organization_id == actor.organization_id
     )
-    return paginate(session, statement, WebhookDelivery, page, WebhookDeliveryPublic.model_validate)
+    return paginate(
+        session,
+        statement,
+        page,
+        WebhookDeliveryPublic.model_validate,
+        order=(WebhookDelivery.created_at, WebhookDelivery.id),
+    )
