@@ -41,8 +41,23 @@ from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.clients import connect_temporal
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
-from tests.api.lab_helpers import FAILING_PARAFFIN, FFP2_PASSING, make_lab, put_result, record_all
-from tests.api.requests_helpers import PNG, act, make_cast, to_review, upload, wait_status
+from tests.api.lab_helpers import (
+    FAILING_PARAFFIN,
+    FFP2_PASSING,
+    make_lab,
+    put_result,
+    record_all,
+    to_evaluated,
+)
+from tests.api.requests_helpers import (
+    PNG,
+    act,
+    create_request,
+    make_cast,
+    to_review,
+    upload,
+    wait_status,
+)
 from tests.conftest import RunningWorker
 from workflows.canary import CanaryWorkflow
 from workflows.certificate import CertificateWorkflow
@@ -57,7 +72,16 @@ CANARY_FILE = "canary.json"
 #: The certificate of the recorded request: its first issue's run (suspended, restored,
 #: reissued: it continues as new) and the new issue's run (withdrawn: it completes).
 CERTIFICATE_FILES = ("certificate_issue_0.json", "certificate_issue_1.json")
-RECORDED_CERTIFICATE_UPDATES = {"suspend", "restore", "reissue", "withdraw"}
+#: The Updates the rest of the request handlers need: a refusal overturned on appeal and
+#: then granted (its certificate is terminated by the holder), a refusal upheld on appeal,
+#: a declined application, a withdrawn draft.
+APPEALS_FILE = "request_overturned.json"
+UPHELD_FILE = "request_upheld.json"
+DECLINED_FILE = "request_declined.json"
+WITHDRAWN_FILE = "request_withdrawn.json"
+TERMINATED_FILE = "certificate_terminated.json"
+OTHER_REQUEST_FILES = (APPEALS_FILE, UPHELD_FILE, DECLINED_FILE, WITHDRAWN_FILE)
+RECORDED_CERTIFICATE_UPDATES = {"suspend", "restore", "reissue", "withdraw", "terminate"}
 RECORDING = os.environ.get("MUTABAQA_RECORD_HISTORIES") == "1"
 
 #: The Updates the recorded request went through: every handler but the refusal branch.
@@ -65,6 +89,7 @@ RECORDED_UPDATES = {
     "created", "upload_document", "submit", "request_info", "respond", "accept",
     "reject_sample", "receive_sample", "record_result", "upload_evidence", "submit_results",
     "retract", "verify_results", "request_retest", "grant",
+    "refuse", "appeal", "overturn", "uphold", "decline", "withdraw",
 }  # fmt: skip
 
 
@@ -102,16 +127,21 @@ async def _histories(*items: WorkflowHistory) -> AsyncIterator[WorkflowHistory]:
 async def test_recorded_histories_replay_against_the_current_workflows() -> None:
     request, canary = _load(REQUEST_FILE), _load(CANARY_FILE)
     first, second = (_load(name) for name in CERTIFICATE_FILES)
-    # The recordings cover what they claim: the whole request path, a finished canary, and
-    # a certificate through its Updates, a reissue (continue-as-new) and its end.
-    assert _update_names(request) >= RECORDED_UPDATES
-    assert _update_names(first) | _update_names(second) >= RECORDED_CERTIFICATE_UPDATES
-    for history in (request, canary, second):
-        assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    others = [_load(name) for name in OTHER_REQUEST_FILES]
+    terminated = _load(TERMINATED_FILE)
+    # The recordings cover what they claim: every request handler, a finished canary, and
+    # certificates through every Update, a reissue (continue-as-new) and their ends.
+    assert set().union(*(_update_names(h) for h in [request, *others])) >= RECORDED_UPDATES
+    certificate_updates = _update_names(first) | _update_names(second)
+    assert certificate_updates | _update_names(terminated) >= RECORDED_CERTIFICATE_UPDATES
+    completed = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    for history in (request, canary, second, terminated, *others):
+        assert history.events[-1].event_type == completed, history.workflow_id
     continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert first.events[-1].event_type == continued
     results = await _replayer().replay_workflows(
-        _histories(request, canary, first, second), raise_on_replay_failure=True
+        _histories(request, canary, first, second, terminated, *others),
+        raise_on_replay_failure=True,
     )
     assert results.replay_failures == {}
 
@@ -306,6 +336,58 @@ def _drive_certificate(client: TestClient, number: str, officer: dict[str, str])
     ok("withdraw", {"reason": "Product discontinued"})
 
 
+def _drive_other_requests(
+    client: TestClient, settings: Settings, engine: Engine
+) -> tuple[dict[str, str], str, dict[str, str]]:
+    """The handlers the full request does not take: refusal, appeal, overturn and a grant
+    (whose certificate the holder terminates); a refusal upheld; a decline; a withdrawal.
+    Returns each file's request workflow id, the terminated certificate's number and the
+    holder's headers."""
+    cast = make_cast(client, settings)
+    lab = make_lab(client, cast)
+    maker, officer, officer2 = cast.maker_auth, cast.officer_auth, lab.officer2_auth
+
+    def ok(rid: str, action: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
+        response = act(client, headers, rid, action, body)
+        assert response.status_code == 200, (action, response.text)
+        return response.json()
+
+    overturned = to_evaluated(client, cast, lab)
+    ok(overturned, "refuse", officer, {"reason": "Breathing resistance too high."})
+    ok(overturned, "appeal", maker, {"reason": "The flow rate was wrong."})
+    ok(overturned, "overturn", officer2, {"reason": "Method error."})
+    number = str(ok(overturned, "grant", officer2, {})["certificate_number"])
+    upheld = to_evaluated(client, cast, lab)
+    ok(upheld, "refuse", officer, {"reason": "Breathing resistance too high."})
+    ok(upheld, "appeal", maker, {"reason": "The flow rate was wrong."})
+    ok(upheld, "uphold", officer2, {"reason": "The method was right."})
+    declined = str(to_review(client, cast)["id"])
+    ok(declined, "decline", officer, {"reason": "Outside the scheme's scope."})
+    withdrawn = str(create_request(client, cast)["id"])
+    ok(withdrawn, "withdraw", maker, {"reason": "Entered by mistake."})
+    ids = {
+        APPEALS_FILE: overturned,
+        UPHELD_FILE: upheld,
+        DECLINED_FILE: declined,
+        WITHDRAWN_FILE: withdrawn,
+    }
+    return {name: _workflow_id(engine, rid) for name, rid in ids.items()}, number, maker
+
+
+def _terminate(client: TestClient, number: str, holder: dict[str, str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # the certificate's workflow starts from the outbox: wait for it
+        response = client.post(
+            f"{API}/certificates/{number}/actions/terminate",
+            json={"reason": "Product discontinued"},
+            headers=holder | {"Idempotency-Key": f"record-terminate-{uuid.uuid4().hex}"},
+        )
+        if response.status_code not in (404, 503) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+
+
 async def _finished_history(temporal: Client, workflow_id: str) -> WorkflowHistory:
     handle = temporal.get_workflow_handle(workflow_id)
     await asyncio.wait_for(handle.result(), 60)
@@ -316,6 +398,8 @@ async def _finished_history(temporal: Client, workflow_id: str) -> WorkflowHisto
 def test_record_histories(client: TestClient, settings: Settings, engine: Engine) -> None:
     workflow_id, number, officer = _drive_full_request(client, settings, engine)
     _drive_certificate(client, number, officer)
+    others, terminated, holder = _drive_other_requests(client, settings, engine)
+    _terminate(client, terminated, holder)
 
     async def record() -> dict[str, WorkflowHistory]:
         temporal = await connect_temporal(settings)
@@ -337,10 +421,12 @@ def test_record_histories(client: TestClient, settings: Settings, engine: Engine
             CANARY_FILE: await _finished_history(temporal, canary.id),
             CERTIFICATE_FILES[0]: first,
             CERTIFICATE_FILES[1]: second,
-        }
+            TERMINATED_FILE: await _finished_history(temporal, f"certificate-{terminated}"),
+        } | {name: await _finished_history(temporal, wid) for name, wid in others.items()}
 
     histories = asyncio.run(record())
-    assert _update_names(histories[REQUEST_FILE]) >= RECORDED_UPDATES
+    requests = [histories[REQUEST_FILE], *(histories[name] for name in OTHER_REQUEST_FILES)]
+    assert set().union(*(_update_names(h) for h in requests)) >= RECORDED_UPDATES
     HISTORIES.mkdir(exist_ok=True)
     for name, history in histories.items():
         (HISTORIES / name).write_text(_scrubbed(history))
