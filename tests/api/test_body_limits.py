@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +22,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
 from api.app import create_app
+from api.body_limits import BodyLimits
 from api.uploads import MAX_FORM_PARTS, MAX_PART_HEADER_BYTES, MAX_PART_HEADERS
 from mutabaqa.devstack import free_port
 from mutabaqa.settings import MiB, Settings
@@ -333,3 +335,41 @@ def test_uploads_past_the_cap_get_503_and_the_held_ones_succeed(
     again = _post(live, path, extra, headers)
     assert again.status_code == 201, again.text
     assert _documents(live, cast, draft["id"]) == sorted([*kinds, "user_instructions"])
+
+
+# --- the middleware alone, around an application that reads bodies itself -----------------
+
+
+async def test_a_body_read_outside_fastapi_is_refused_by_the_middleware_itself() -> None:
+    """An application without FastAPI's exception handling (a mounted app, say) still gets
+    the 413 problem, and is never handed more than the limit."""
+    handed: list[int] = []
+
+    async def echo_size(scope: Scope, receive: Receive, send: Send) -> None:
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            handed.append(size)
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    app = BodyLimits(echo_size, default_limit=1000, upload_limit=10_000)
+    sent = 0
+
+    async def chunks(count: int) -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(count):
+            sent += 300
+            yield b"x" * 300
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        fits = await client.post("/anything", content=chunks(3))
+        assert fits.status_code == 200 and fits.text == "900"
+        sent, handed[:] = 0, []
+        refused = await client.post("/anything", content=chunks(100))
+    problem = assert_problem(refused, 413, "payload-too-large")
+    assert problem["max_bytes"] == 1000
+    assert max(handed) <= 1000 and sent <= 1200
