@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import make_asgi_app
+from starlette.routing import compile_path
 from temporalio.client import Client
 
 from api import health
+from api.body_limits import install_body_limits
 from api.context import AppContext
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
@@ -28,6 +31,7 @@ from api.routes import (
     users,
     webhooks,
 )
+from api.uploads import FORM_OVERHEAD
 from mutabaqa import __version__
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
@@ -77,4 +81,19 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(v1)
     app.mount("/metrics", make_asgi_app())
     install_openapi(app, API_PREFIX)
+    install_body_limits(
+        app,
+        default_limit=settings.max_json_bytes,
+        upload_limit=settings.max_upload_bytes + FORM_OVERHEAD,
+        upload_paths=[
+            compile_path(API_PREFIX + route.path)[0]
+            for route in files.router.routes
+            if isinstance(route, APIRoute) and route.endpoint in files.UPLOAD_ENDPOINTS
+        ],
+        form_paths=[
+            API_PREFIX + route.path
+            for route in auth.router.routes
+            if isinstance(route, APIRoute) and route.endpoint is auth.issue_token
+        ],
+    )
     return app

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
+from api.uploads import UploadSlots
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
@@ -32,6 +33,8 @@ class AppContext:
     presigner: Minio
     #: Certificate signing keys (``KeyRing.ensure``: generated on first start in development).
     keyring: KeyRing
+    #: Uploads this process streams at once (``MUTABAQA_MAX_CONCURRENT_UPLOADS``).
+    upload_slots: UploadSlots
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -53,6 +56,7 @@ class AppContext:
             ),
             presigner=make_presigning_store(settings),
             keyring=keyring,
+            upload_slots=UploadSlots(settings.max_concurrent_uploads),
             _temporal=temporal,
         )
 

@@ -11,7 +11,12 @@ and nothing touches the disk. While the bytes flow:
 - the file's first bytes (``SNIFF_BYTES``) are checked against the allow-list before
   anything is sent to the store: the declared type must be allowed *and* the leading bytes
   must fit it (415); an empty file is refused (422);
-- the SHA-256 is computed over exactly the bytes stored.
+- the SHA-256 is computed over exactly the bytes stored;
+- the form's shape is bounded: at most ``MAX_FORM_PARTS`` parts (413), each with at most
+  ``MAX_PART_HEADERS`` header lines of ``MAX_PART_HEADER_BYTES`` (python-multipart's own
+  limits, set explicitly; 413), small fields of ``MAX_FIELD_BYTES`` (422).
+
+:class:`UploadSlots` bounds how many uploads one process streams at once (503).
 
 The object is only completed once the whole body has been parsed and accepted (the end of
 the file is given to the writer after the closing boundary), so any refusal, a broken body
@@ -21,8 +26,9 @@ or a client that goes away leaves no object behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from minio import Minio
@@ -30,7 +36,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from api.problems import Problem
+from api.problems import RETRY_AFTER_SECONDS, Problem
 from api.streaming_put import StoreGone, StreamingPut
 from api.upload_checks import (
     DEFAULT_ALLOWED_TYPES,
@@ -48,8 +54,17 @@ SNIFF_BYTES = 8 * KiB
 #: Limits on the small text fields sent with the file.
 MAX_FIELD_BYTES = 4 * KiB
 MAX_FIELDS = 20
+#: Parts of a form: the file and the fields.
+MAX_FORM_PARTS = MAX_FIELDS + 1
+#: Header lines of one part (``Content-Disposition``, ``Content-Type``...) and the bytes of
+#: each line, enforced by python-multipart's parser.
+MAX_PART_HEADERS = 8
+MAX_PART_HEADER_BYTES = 4 * KiB
 #: What a form may add to the file's bytes: boundaries, part headers and the small fields.
-FORM_OVERHEAD = MAX_FIELDS * (MAX_FIELD_BYTES + 1 * KiB) + 16 * KiB
+FORM_OVERHEAD = (
+    MAX_FORM_PARTS * (MAX_FIELD_BYTES + MAX_PART_HEADERS * (MAX_PART_HEADER_BYTES + 2) + 1 * KiB)
+    + 16 * KiB
+)
 FILE_FIELD = "file"
 #: S3 allows at most this many parts in a multipart upload.
 MAX_PARTS = 10_000
@@ -90,6 +105,10 @@ def _too_large(max_bytes: int) -> Problem:
         f"the file exceeds the limit of {max_bytes} bytes",
         max_bytes=max_bytes,
     )
+
+
+def _form_too_large(kind: str, detail: str) -> Problem:
+    return Problem(413, kind, "Form too large", detail)
 
 
 def _boundary(request: Request) -> bytes:
@@ -136,6 +155,7 @@ class _Receiver:
         self.head: list[memoryview] = []
         self.head_size = 0
         self.seen_file = False
+        self.parts = 0
         # the part being parsed
         self._headers: dict[str, str] = {}
         self._header_field = bytearray()
@@ -156,11 +176,18 @@ class _Receiver:
                 "on_part_end": self._part_end,
                 "on_end": self._end,
             },
+            max_header_count=MAX_PART_HEADERS,
+            max_header_size=MAX_PART_HEADER_BYTES,
         )
 
     # synchronous parser callbacks
 
     def _part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_FORM_PARTS:
+            raise _form_too_large(
+                "too-many-parts", f"a form has at most {MAX_FORM_PARTS} parts (the file and fields)"
+            )
         self._headers = {}
         self._part = None
         self._value = bytearray()
@@ -262,6 +289,34 @@ class _Receiver:
             await self.writer.write(piece)
 
 
+class UploadSlots:
+    """How many uploads this process streams at once; used on the event loop only.
+
+    ``take()`` holds a slot for the duration of an upload, or refuses at once with 503 and
+    ``Retry-After`` when all are taken (before any byte is read or stored)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        if self.in_use >= self.limit:
+            raise Problem(
+                503,
+                "too-many-uploads",
+                "Try again shortly",
+                f"{self.limit} uploads are already under way; send the file again later",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                max_concurrent_uploads=self.limit,
+            )
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+
+
 async def receive_upload(
     request: Request,
     *,
@@ -311,6 +366,12 @@ async def receive_upload(
                 400, "upload-interrupted", "Upload interrupted", "the client went away"
             ) from None
         except MultipartParseError as exc:
+            if str(exc).startswith("Maximum header"):  # the parser's limits above
+                raise _form_too_large(
+                    "part-headers-too-large",
+                    f"a part has at most {MAX_PART_HEADERS} header lines"
+                    f" of at most {MAX_PART_HEADER_BYTES} bytes each",
+                ) from None
             raise _malformed(f"the multipart body cannot be parsed: {exc}") from None
         except StoreGone:
             raise await _store_failed(receiver.writer) from None

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # Uploads and retention.
     max_upload_bytes: Annotated[int, Field(gt=0)] = 200 * MiB
     upload_part_size: Annotated[int, Field(ge=5 * MiB)] = 16 * MiB
+    #: Uploads streamed at once by one API process (each holds a few part buffers and a
+    #: thread); one more is refused with 503 and ``Retry-After``.
+    max_concurrent_uploads: Annotated[int, Field(gt=0)] = 8
+    #: Limit of every request body but an upload's (JSON, forms), enforced while it is read,
+    #: before authentication.
+    max_json_bytes: Annotated[int, Field(gt=0)] = 1 * MiB
     retention_days: Annotated[int, Field(gt=0)] = 3653
 
     # E-mail notifications (SMTP). Unset host: notifications are recorded but not sent.

@@ -1,8 +1,9 @@
 """Uploads of a request: dossier documents (manufacturer) and test evidence (laboratory).
 
 Both take the same path: refused on permission or state before the body is read, then
-streamed into the object store, then handed to the workflow, which verifies the object and
-records it. A refused upload's object is removed; a recorded one gets its retention lock.
+(within the process's cap on uploads at once, else 503) streamed into the object store,
+then handed to the workflow, which verifies the object and records it. A refused upload's
+object is removed; a recorded one gets its retention lock.
 """
 
 from __future__ import annotations
@@ -75,14 +76,15 @@ async def _stream_and_record(
     file_id = uuid.uuid4().hex
     bucket = ctx.settings.s3_evidence_bucket
     folder = "documents" if action == UPLOAD_DOCUMENT else "evidence"
-    uploaded = await receive_upload(
-        request,
-        store=ctx.store,
-        bucket=bucket,
-        key_for=lambda name: f"requests/{request_id}/{folder}/{file_id}/{name}",
-        max_bytes=ctx.settings.max_upload_bytes,
-        part_size=ctx.settings.upload_part_size,
-    )
+    with ctx.upload_slots.take():  # 503 past MUTABAQA_MAX_CONCURRENT_UPLOADS
+        uploaded = await receive_upload(
+            request,
+            store=ctx.store,
+            bucket=bucket,
+            key_for=lambda name: f"requests/{request_id}/{folder}/{file_id}/{name}",
+            max_bytes=ctx.settings.max_upload_bytes,
+            part_size=ctx.settings.upload_part_size,
+        )
     try:
         file = facts_for(uploaded, facts).model_copy(update={"file_id": file_id})
         command = ActionInput(
@@ -198,3 +200,7 @@ async def upload_evidence(
     return await _stream_and_record(
         request, ctx, actor, request_id, UPLOAD_EVIDENCE, can_test, facts_for
     )
+
+
+#: The routes whose bodies are uploads (the API's body limits give them the upload limit).
+UPLOAD_ENDPOINTS = (upload_document, upload_evidence)
