@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     #: rate-limit at the reverse proxy too.
     public_rate_per_minute: Annotated[int, Field(gt=0)] = 60
     public_rate_burst: Annotated[int, Field(gt=0)] = 20
+    #: Reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` the API believes:
+    #: comma-separated addresses or networks (``10.0.0.5``, ``10.0.0.0/24``), ``*`` for
+    #: any. Empty (the default): none — the client address is the connection's, and a
+    #: forwarded header is ignored.
+    forwarded_allow_ips: str = ""
 
     # Authentication.
     jwt_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-jwt-secret-0123456789abcdef")
@@ -208,6 +213,16 @@ class Settings(BaseSettings):
     @property
     def resolved_pdf_signing_dir(self) -> Path:
         return self.pdf_signing_dir or self.data_dir / "pki"
+
+    @property
+    def forwarded_allow_ips_list(self) -> list[str]:
+        """The trusted proxies of ``forwarded_allow_ips`` (empty: none)."""
+        return [item.strip() for item in self.forwarded_allow_ips.split(",") if item.strip()]
+
+    @property
+    def public_https(self) -> bool:
+        """Whether the public URL is https (the API then sends Strict-Transport-Security)."""
+        return self.public_base_url.lower().startswith("https://")
 
     @property
     def is_development(self) -> bool:
