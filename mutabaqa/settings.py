@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     #: ``<data_dir>/pki``; ``mutabaqa ca init`` creates a development CA there.
     pdf_signing_dir: Path | None = None
 
+    #: Ports a webhook URL may use besides 80 and 443 (outside development). Env: a JSON
+    #: list, e.g. ``[8443]``.
+    webhook_allowed_ports: list[Annotated[int, Field(gt=0, lt=65536)]] = Field(default_factory=list)
+
     # Certification body identity (printed on every certificate).
     body_name: str = "Organisme de certification de démonstration"
     body_name_ar: str = "هيئة الإشهاد التجريبية"
