@@ -19,6 +19,10 @@ from mutabaqa.i18n import languages
 #: Every placeholder secret starts with this; outside development it refuses start-up.
 PLACEHOLDER_PREFIX = "change-me"
 
+#: Port of SMTP over implicit TLS (RFC 8314); other ports speak plain SMTP, upgraded with
+#: STARTTLS when ``smtp_starttls`` is set.
+SMTP_IMPLICIT_TLS_PORT = 465
+
 MiB = 1024 * 1024
 DAY = 24 * 3600.0
 
@@ -119,6 +123,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    #: CA certificates (PEM) that sign the SMTP server's certificate; unset: the system's.
+    smtp_ca_file: Path | None = None
     smtp_from: str = "Mutabaqa <no-reply@mutabaqa.local>"
     smtp_timeout_seconds: float = 10.0
     #: Languages of every e-mail, in the order of the body (each needs a catalogue in
@@ -177,6 +183,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _no_login_in_clear(self) -> Settings:
+        if self.smtp_username and not self.smtp_tls:
+            raise ValueError(
+                "MUTABAQA_SMTP_USERNAME is set but the SMTP connection is not encrypted: set "
+                "MUTABAQA_SMTP_STARTTLS=true, or MUTABAQA_SMTP_PORT=465 (implicit TLS); "
+                "credentials are never sent in clear"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:
             return self
@@ -217,6 +233,11 @@ class Settings(BaseSettings):
     @property
     def resolved_pdf_signing_dir(self) -> Path:
         return self.pdf_signing_dir or self.data_dir / "pki"
+
+    @property
+    def smtp_tls(self) -> bool:
+        """Whether the SMTP session is encrypted: STARTTLS, or implicit TLS on port 465."""
+        return self.smtp_starttls or self.smtp_port == SMTP_IMPLICIT_TLS_PORT
 
     @property
     def forwarded_allow_ips_list(self) -> list[str]:

@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 @dataclass(frozen=True)
-class TestPki:
+class ServerPki:
     ca_file: Path
     cert_file: Path
     key_file: Path
@@ -35,7 +35,7 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_pki(directory: Path, dns_names: list[str], ips: tuple[str, ...] = ()) -> TestPki:
+def make_pki(directory: Path, dns_names: list[str], ips: tuple[str, ...] = ()) -> ServerPki:
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -87,7 +87,7 @@ def make_pki(directory: Path, dns_names: list[str], ips: tuple[str, ...] = ()) -
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pki = TestPki(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
+    pki = ServerPki(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     pki.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pki.key_file.write_bytes(
