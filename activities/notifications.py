@@ -8,6 +8,12 @@ action: the workflow starts it and moves on, and Temporal retries it with back-o
 notification carries the same ``Message-ID`` (derived from ``dedupe_key``), so a receiver
 can drop the copy left by an attempt that delivered but failed before reporting success.
 
+Credentials are only ever sent over an encrypted session (STARTTLS, or implicit TLS on port
+465) whose certificate is checked for ``MUTABAQA_SMTP_HOST`` (against the system's CAs or
+``MUTABAQA_SMTP_CA_FILE``): settings with a user name and no TLS are refused at start, and
+again here before connecting. A server that does not offer STARTTLS, or whose certificate
+does not check out, is an unavailable server (retried), never a reason to log in in clear.
+
 Errors: a server that cannot be reached, a temporary (4xx) answer or a failed login raise a
 retryable ``ApplicationError`` (an operator's fix lets the next attempt through); a
 permanent (5xx) refusal of the sender, of every recipient or of the message itself raises a
@@ -36,7 +42,7 @@ from models.notifications import NotificationKind, NotifyInput, NotifyResult
 from models.reference import TechnicalCentre
 from models.requests import CertificationRequest
 from mutabaqa.mail import compose
-from mutabaqa.settings import Settings
+from mutabaqa.settings import SMTP_IMPLICIT_TLS_PORT, Settings
 
 #: Retry until the mail server takes the message: 1 s, 2 s, 4 s … at most every 10 minutes.
 NOTIFY_RETRY_POLICY = RetryPolicy(
@@ -51,11 +57,10 @@ NOTIFY_START_TO_CLOSE = timedelta(seconds=60)
 # Error types (``ApplicationError.type``).
 SMTP_UNAVAILABLE = "SmtpUnavailable"  # retryable: connection, 4xx answer, login, TLS
 SMTP_REJECTED = "SmtpRejected"  # non-retryable: 5xx refusal of sender, recipients or message
+SMTP_MISCONFIGURED = "SmtpMisconfigured"  # non-retryable: a login without TLS configured
 NOTIFY_REQUEST_UNKNOWN = "NotifyRequestUnknown"  # non-retryable: no such request row
 
-#: Port of SMTP over implicit TLS (RFC 8314); other ports speak plain SMTP, with STARTTLS
-#: when ``smtp_starttls`` is set.
-IMPLICIT_TLS_PORT = 465
+IMPLICIT_TLS_PORT = SMTP_IMPLICIT_TLS_PORT
 
 MESSAGE_ID_DOMAIN = "mutabaqa"
 
@@ -96,17 +101,23 @@ def build_message(
 # --- sending -------------------------------------------------------------------------------
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """Certificate and host name checked, against ``smtp_ca_file`` or the system's CAs."""
+    ca_file = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def _open_smtp(settings: Settings) -> smtplib.SMTP:
     host = settings.smtp_host or ""
     timeout = settings.smtp_timeout_seconds
     if settings.smtp_port == IMPLICIT_TLS_PORT:
         return smtplib.SMTP_SSL(
-            host, settings.smtp_port, timeout=timeout, context=ssl.create_default_context()
+            host, settings.smtp_port, timeout=timeout, context=_tls_context(settings)
         )
     smtp = smtplib.SMTP(host, settings.smtp_port, timeout=timeout)
     try:
         if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=_tls_context(settings))
     except BaseException:
         smtp.close()
         raise
@@ -141,6 +152,13 @@ def send_message(settings: Settings, msg: EmailMessage, recipients: list[str]) -
     a temporary error, a non-retryable one when it refuses the message for good.
     """
     where = f"{settings.smtp_host}:{settings.smtp_port}"
+    if settings.smtp_username and not settings.smtp_tls:
+        raise ApplicationError(
+            f"refusing to log in to SMTP server {where} without TLS: set "
+            "MUTABAQA_SMTP_STARTTLS=true or MUTABAQA_SMTP_PORT=465",
+            type=SMTP_MISCONFIGURED,
+            non_retryable=True,
+        )
     envelope_from = parseaddr(settings.smtp_from)[1] or settings.smtp_from
     try:
         smtp = _open_smtp(settings)

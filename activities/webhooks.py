@@ -36,25 +36,24 @@ repeats the POST with the same ``Mutabaqa-Delivery`` id, which receivers de-dupl
 Each event has one row in ``webhook_delivery`` (attempts, last status code or error,
 ``delivered_at``) that the organisation reads through ``GET /api/v1/webhook/deliveries``.
 
-Outside development, deliveries to loopback, private, link-local and other non-public
-addresses are refused (server-side request forgery): the organisation's URL must resolve
-to public addresses only.
+Outside development, the URL must use port 80 or 443 (or one of
+``MUTABAQA_WEBHOOK_ALLOWED_PORTS``) and resolve to public addresses only, and the POST goes
+to the address that was checked (server-side request forgery, DNS rebinding:
+``activities/webhook_targets.py``). The delivery log says why an attempt failed in a few
+generic words ("connection refused by policy", "timeout", "HTTP 500"); the details
+(addresses, the receiver's answer) are in the worker's log.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -63,6 +62,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import present
+from activities.webhook_targets import (
+    DEFAULT_PORTS,
+    Connector,
+    DeliveryFailed,
+    Resolver,
+    deliver_pinned,
+    http_connector,
+    pin,
+    system_resolver,
+)
 from models.accounts import new_id
 from models.types import utcnow
 from models.webhook_events import WebhookInput, WebhookResult
@@ -95,8 +104,6 @@ SIGNATURE_VERSION = "v1"
 #: How far a receiver should let ``t`` stray from its own clock.
 DEFAULT_TOLERANCE_SECONDS = 300.0
 
-#: How much of a refusing receiver's answer the log keeps.
-_ANSWER_SNIPPET_BYTES = 300
 _ERROR_MAX_LENGTH = 1000
 
 
@@ -168,33 +175,6 @@ def event_payload(params: WebhookInput, created: datetime) -> dict[str, Any]:
     }
 
 
-# --- target addresses ------------------------------------------------------------------------
-
-
-def _public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
-def refuse_non_public_target(url: str) -> None:
-    """Raise ``ValueError`` unless every address ``url``'s host resolves to is public."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not _public_address(address):
-            raise ValueError(
-                f"{host!r} resolves to {address}, which is not a public address; "
-                "webhooks are delivered to public addresses only"
-            )
-
-
 # --- the activity ----------------------------------------------------------------------------
 
 
@@ -224,18 +204,29 @@ def _truncate(text: str) -> str:
 class WebhookActivities:
     """Delivers events to organisations' webhooks.
 
-    ``allow_private_targets`` (default: in development only) permits loopback and private
-    addresses, which production refuses (see the module docstring).
+    ``allow_private_targets`` (default: in development only) permits any address and port,
+    which production refuses (see the module docstring). ``resolver`` and ``connector``
+    (default: the system's resolver, httpx) resolve the host and make the POST to a checked
+    address; tests inject their own.
     """
 
     def __init__(
-        self, engine: Engine, settings: Settings, *, allow_private_targets: bool | None = None
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        allow_private_targets: bool | None = None,
+        resolver: Resolver | None = None,
+        connector: Connector | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._allow_private = (
             settings.is_development if allow_private_targets is None else allow_private_targets
         )
+        self._allowed_ports = DEFAULT_PORTS | frozenset(settings.webhook_allowed_ports)
+        self._resolver = resolver or system_resolver
+        self._connector = connector or http_connector(WEBHOOK_HTTP_TIMEOUT_SECONDS)
 
     def _begin(self, params: WebhookInput) -> _Attempt | None:
         """Look up the webhook, record the event (once) and count this attempt.
@@ -335,17 +326,14 @@ class WebhookActivities:
             ).first()
             if delivery is not None and delivery.status is DeliveryStatus.PENDING:
                 delivery.status = DeliveryStatus.FAILED
-                delivery.last_error = _truncate(delivery.last_error or error)
+                # The organisation reads this: the last attempt's generic reason, never the
+                # outbox's detailed error.
+                delivery.last_error = delivery.last_error or "delivery failed"
                 delivery.updated_at = utcnow()
                 session.add(delivery)
 
-    def _post(self, attempt: _Attempt, event_type: str) -> tuple[int | None, str | None]:
-        """One POST: (status code, None) on 2xx, else (status code or None, error)."""
-        if not self._allow_private:
-            try:
-                refuse_non_public_target(attempt.url)
-            except ValueError as exc:
-                return None, str(exc)
+    def _post(self, attempt: _Attempt, event_type: str) -> tuple[int | None, DeliveryFailed | None]:
+        """One POST: (status code, None) on 2xx, else (status code or None, the failure)."""
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -355,28 +343,26 @@ class WebhookActivities:
             SIGNATURE_HEADER: signature_header(attempt.secret, timestamp, attempt.body),
         }
         try:
-            with (
-                httpx.Client(
-                    timeout=WEBHOOK_HTTP_TIMEOUT_SECONDS, follow_redirects=False
-                ) as client,
-                client.stream("POST", attempt.url, content=attempt.body, headers=headers) as answer,
-            ):
-                code = answer.status_code
-                if 200 <= code < 300:
-                    return code, None
-                snippet = b""
-                for chunk in answer.iter_bytes():
-                    snippet += chunk
-                    if len(snippet) >= _ANSWER_SNIPPET_BYTES:
-                        break
-                text = snippet[:_ANSWER_SNIPPET_BYTES].decode("utf-8", "replace").strip()
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc or 'no answer'}"
-        what = f"HTTP {code} {answer.reason_phrase}".strip()
+            pinned = pin(
+                attempt.url,
+                self._resolver,
+                allow_private=self._allow_private,
+                allowed_ports=self._allowed_ports,
+            )
+            answer = deliver_pinned(pinned, self._connector, headers, attempt.body)
+        except DeliveryFailed as failure:
+            return None, failure
+        code = answer.status_code
+        if 200 <= code < 300:
+            return code, None
+        what = f"HTTP {code} {answer.reason}".strip()
         if 300 <= code < 400:
-            where = answer.headers.get("location", "?")
-            return code, f"{what}: redirects are not followed (to {where}); set the final URL"
-        return code, f"{what}: {text}" if text else what
+            return code, DeliveryFailed(
+                f"HTTP {code} (redirects are not followed)",
+                f"{what}: redirects are not followed (to {answer.location or '?'})",
+            )
+        detail = f"{what}: {answer.snippet}" if answer.snippet else what
+        return code, DeliveryFailed(f"HTTP {code}", detail)
 
     @activity.defn(name="deliver_webhook")
     def deliver(self, params: WebhookInput) -> WebhookResult:
@@ -393,18 +379,21 @@ class WebhookActivities:
         )
         if attempt.delivered:
             return result
-        status_code, error = self._post(attempt, params.event_type)
-        self._finish(attempt.delivery_id, status_code=status_code, error=error)
-        if error is not None:
+        status_code, failure = self._post(attempt, params.event_type)
+        public = None if failure is None else failure.public
+        self._finish(attempt.delivery_id, status_code=status_code, error=public)
+        if failure is not None:
             log.warning(
-                "webhook %s for organisation %s, attempt %d: %s",
+                "webhook %s for organisation %s to %s, attempt %d: %s",
                 params.event_id,
                 params.organization_id,
+                attempt.url,
                 attempt.attempts,
-                error,
+                failure.detail,
             )
             raise ApplicationError(
-                f"webhook delivery {params.event_id} to {attempt.url} failed: {error}",
+                f"webhook delivery {params.event_id} to {attempt.url} failed: "
+                f"{failure.public} ({_truncate(failure.detail)})",
                 type=WEBHOOK_FAILED,
             )
         log.info(

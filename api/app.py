@@ -9,11 +9,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import make_asgi_app
 from starlette.routing import compile_path
+from starlette.types import ASGIApp
 from temporalio.client import Client
 
 from api import health
 from api.body_limits import install_body_limits
 from api.context import AppContext
+from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routes import (
@@ -39,6 +41,17 @@ from mutabaqa.settings import Settings
 API_PREFIX = "/api/v1"
 
 
+class _App(FastAPI):
+    """FastAPI whose whole middleware stack — its error middleware included, so that a
+    500 carries them too — is wrapped in the security headers (``api/headers.py``)."""
+
+    https = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        docs = (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url)
+        return SecurityHeaders(super().build_middleware_stack(), https=self.https, docs_paths=docs)
+
+
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,12 +65,13 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
                 bootstrap.cancel()
             ctx.close()
 
-    app = FastAPI(
+    app = _App(
         title="Mutabaqa",
         version=__version__,
         summary="Conformity certification: requests, laboratory testing, signed certificates.",
         lifespan=lifespan,
     )
+    app.https = settings.public_https
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)

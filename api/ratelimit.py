@@ -10,9 +10,11 @@ at its reverse proxy too. Memory is bounded: at most ``max_clients`` buckets are
 the least recently used one is dropped first (a dropped bucket comes back full, which is
 where an idle client's bucket would be anyway).
 
-The client address is the ASGI ``client`` — behind a reverse proxy, run uvicorn with
-``--proxy-headers --forwarded-allow-ips=<the proxy>`` so that it is the caller's address
-and not the proxy's.
+The client address is the ASGI ``client``. ``mutabaqa api`` has uvicorn believe
+``X-Forwarded-For`` only from the proxies in ``MUTABAQA_FORWARDED_ALLOW_IPS``
+(``mutabaqa/serve.py``): behind such a proxy the key is the caller's address, so each
+client has its own bucket; from anyone else the header is ignored, so a client cannot
+escape its bucket by inventing addresses.
 """
 
 from __future__ import annotations

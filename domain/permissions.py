@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.statuses import RequestKind
+
 
 class Role(StrEnum):
     MANUFACTURER = "manufacturer"
@@ -71,6 +73,13 @@ ROUTE_ROLES: dict[Permission, frozenset[Role]] = {
     Permission.CERTIFICATES_READ: _STAFF_AND_HOLDERS,
     Permission.WEBHOOKS_MANAGE: frozenset({Role.MANUFACTURER}),
 }
+
+#: The kinds of request a manufacturer may open (``POST /requests``). A ``surveillance``
+#: request is opened by the system only — the certificate's workflow, when a surveillance
+#: falls due — so that no one can stand in for it.
+CLIENT_REQUEST_KINDS: frozenset[RequestKind] = frozenset(
+    {RequestKind.CERTIFICATION, RequestKind.SAFETY_VERIFICATION}
+)
 
 #: Request actions (SPEC section 4) and the roles that may ever take them.
 ACTION_ROLES: dict[str, frozenset[Role]] = {

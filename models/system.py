@@ -11,11 +11,18 @@ CheckStatus = Literal["ok", "down"]
 
 
 class HealthReport(BaseModel):
-    """``GET /health``: each dependency checked for real; ``degraded`` answers 503."""
+    """``GET /health``: each dependency checked for real; ``degraded`` answers 503.
+
+    ``errors`` (why a dependency is down) is shown to admins only; others get ``None``
+    (left out of the answer)."""
 
     status: Literal["ok", "degraded"]
     checks: dict[str, CheckStatus]
-    errors: dict[str, str] = Field(default_factory=dict)
+    errors: dict[str, str] | None = None
+
+    def public(self) -> HealthReport:
+        """What anyone may see: the status and ok/down per dependency, nothing else."""
+        return HealthReport(status=self.status, checks=self.checks)
 
 
 class CanaryInput(BaseModel):

@@ -48,6 +48,33 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def api_config(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    shutdown_seconds: int = API_SHUTDOWN_SECONDS,
+) -> uvicorn.Config:
+    """Uvicorn's configuration of the API. Proxy headers (``X-Forwarded-For``,
+    ``X-Forwarded-Proto``) are believed only from the addresses in
+    ``MUTABAQA_FORWARDED_ALLOW_IPS`` (none by default): behind such a proxy the client
+    address — the key of the public rate limit, the address in the access log — is the
+    caller's; from anyone else the headers are ignored."""
+    trusted = settings.forwarded_allow_ips_list
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        timeout_graceful_shutdown=shutdown_seconds,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+    )
+
+
 async def serve_api(
     settings: Settings,
     *,
@@ -60,14 +87,12 @@ async def serve_api(
     stop = asyncio.Event()
     _stop_on_signals(stop)
     server = _Server(
-        uvicorn.Config(
-            create_app(settings),
+        api_config(
+            settings,
             host=host,
             port=port,
-            lifespan="on",
             log_level=log_level,
-            timeout_graceful_shutdown=shutdown_seconds,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            shutdown_seconds=shutdown_seconds,
         )
     )
     task = asyncio.create_task(server.serve())

@@ -19,6 +19,10 @@ from mutabaqa.i18n import languages
 #: Every placeholder secret starts with this; outside development it refuses start-up.
 PLACEHOLDER_PREFIX = "change-me"
 
+#: Port of SMTP over implicit TLS (RFC 8314); other ports speak plain SMTP, upgraded with
+#: STARTTLS when ``smtp_starttls`` is set.
+SMTP_IMPLICIT_TLS_PORT = 465
+
 MiB = 1024 * 1024
 DAY = 24 * 3600.0
 
@@ -71,6 +75,11 @@ class Settings(BaseSettings):
     #: rate-limit at the reverse proxy too.
     public_rate_per_minute: Annotated[int, Field(gt=0)] = 60
     public_rate_burst: Annotated[int, Field(gt=0)] = 20
+    #: Reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` the API believes:
+    #: comma-separated addresses or networks (``10.0.0.5``, ``10.0.0.0/24``), ``*`` for
+    #: any. Empty (the default): none — the client address is the connection's, and a
+    #: forwarded header is ignored.
+    forwarded_allow_ips: str = ""
 
     # Authentication.
     jwt_secret: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-jwt-secret-0123456789abcdef")
@@ -89,6 +98,10 @@ class Settings(BaseSettings):
     #: ``signing-key.pem`` and ``ca-cert.pem`` (the chain readers trust). Default
     #: ``<data_dir>/pki``; ``mutabaqa ca init`` creates a development CA there.
     pdf_signing_dir: Path | None = None
+
+    #: Ports a webhook URL may use besides 80 and 443 (outside development). Env: a JSON
+    #: list, e.g. ``[8443]``.
+    webhook_allowed_ports: list[Annotated[int, Field(gt=0, lt=65536)]] = Field(default_factory=list)
 
     # Certification body identity (printed on every certificate).
     body_name: str = "Organisme de certification de démonstration"
@@ -116,6 +129,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    #: CA certificates (PEM) that sign the SMTP server's certificate; unset: the system's.
+    smtp_ca_file: Path | None = None
     smtp_from: str = "Mutabaqa <no-reply@mutabaqa.local>"
     smtp_timeout_seconds: float = 10.0
     #: Languages of every e-mail, in the order of the body (each needs a catalogue in
@@ -174,6 +189,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _no_login_in_clear(self) -> Settings:
+        if self.smtp_username and not self.smtp_tls:
+            raise ValueError(
+                "MUTABAQA_SMTP_USERNAME is set but the SMTP connection is not encrypted: set "
+                "MUTABAQA_SMTP_STARTTLS=true, or MUTABAQA_SMTP_PORT=465 (implicit TLS); "
+                "credentials are never sent in clear"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:
             return self
@@ -214,6 +239,21 @@ class Settings(BaseSettings):
     @property
     def resolved_pdf_signing_dir(self) -> Path:
         return self.pdf_signing_dir or self.data_dir / "pki"
+
+    @property
+    def smtp_tls(self) -> bool:
+        """Whether the SMTP session is encrypted: STARTTLS, or implicit TLS on port 465."""
+        return self.smtp_starttls or self.smtp_port == SMTP_IMPLICIT_TLS_PORT
+
+    @property
+    def forwarded_allow_ips_list(self) -> list[str]:
+        """The trusted proxies of ``forwarded_allow_ips`` (empty: none)."""
+        return [item.strip() for item in self.forwarded_allow_ips.split(",") if item.strip()]
+
+    @property
+    def public_https(self) -> bool:
+        """Whether the public URL is https (the API then sends Strict-Transport-Security)."""
+        return self.public_base_url.lower().startswith("https://")
 
     @property
     def is_development(self) -> bool:

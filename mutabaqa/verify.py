@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
@@ -80,13 +81,42 @@ def status_url(public_base_url: str, number: str) -> str:
     return f"{public_base_url.rstrip('/')}/verify/{number}"
 
 
+#: Hosts whose key set may be fetched over plain http (the machine itself).
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_keys_url(source: str) -> None:
+    """Raise ``Unreadable`` unless ``source`` may be fetched: https, or http to this machine
+    (anyone on the path of a plain-http fetch could hand over their own keys)."""
+    parts = urlsplit(source)
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() == "https" and host:
+        return
+    if parts.scheme.lower() == "http" and host in LOCAL_HOSTS:
+        return
+    raise Unreadable(
+        f"refusing to fetch the key set from {source}: keys are fetched over https only "
+        "(http only from localhost / 127.0.0.1)"
+    )
+
+
 def load_key_set(source: str, *, timeout: float = 10.0) -> dict[str, dict[str, str]]:
-    """The Ed25519 keys of a JWKS file path or http(s) URL, indexed by their thumbprint."""
-    if source.startswith(("http://", "https://")):
+    """The Ed25519 keys of a JWKS file path or URL, indexed by their thumbprint.
+
+    A URL must be https (http only for localhost / 127.0.0.1); redirects are not followed,
+    so the keys come from the address given and nowhere else."""
+    if "://" in source:
+        check_keys_url(source)
         try:
-            response = httpx.get(source, timeout=timeout, follow_redirects=True)
+            response = httpx.get(source, timeout=timeout, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise Unreadable(f"cannot fetch the key set {source}: {exc}") from None
+        if response.is_redirect:
+            where = response.headers.get("location", "?")
+            raise Unreadable(
+                f"cannot fetch the key set {source}: HTTP {response.status_code} redirects "
+                f"to {where}, and redirects are not followed (give the final URL)"
+            )
         if response.status_code != 200:
             raise Unreadable(f"cannot fetch the key set {source}: HTTP {response.status_code}")
         raw = response.content

@@ -20,6 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.tls import ServerPki
+
 HOST = "127.0.0.1"
 
 
@@ -77,7 +79,10 @@ class SmtpSink:
     """An SMTP server on ``127.0.0.1:port`` that keeps every message it accepts.
 
     ``refuse``: addresses answered with a permanent 550 at ``RCPT``. ``credentials``: when
-    given, ``AUTH`` (PLAIN or LOGIN, allowed without TLS) is required with this login.
+    given, ``AUTH`` (PLAIN or LOGIN) is required with this login. ``tls``: the server's
+    certificate; STARTTLS is then offered and required before ``AUTH`` (without it, the
+    server accepts ``AUTH`` in clear — a client must refuse that itself). ``logins`` lists
+    every ``AUTH`` attempt received (login names).
     """
 
     def __init__(
@@ -86,10 +91,13 @@ class SmtpSink:
         *,
         refuse: set[str] | None = None,
         credentials: tuple[str, str] | None = None,
+        tls: ServerPki | None = None,
     ) -> None:
         self.port = port or free_port()
         self.refuse = {address.lower() for address in refuse or set()}
         self.credentials = credentials
+        self.tls = tls
+        self.logins: list[str] = []
         self._messages: list[ReceivedMail] = []
         self._changed = threading.Condition()
         self._controller: Controller | None = None
@@ -102,8 +110,10 @@ class SmtpSink:
             kwargs.update(
                 authenticator=self._authenticate,
                 auth_required=True,
-                auth_require_tls=False,
+                auth_require_tls=self.tls is not None,
             )
+        if self.tls is not None:
+            kwargs.update(tls_context=self.tls.server_context(), require_starttls=True)
         self._controller = Controller(_Handler(self), hostname=HOST, port=self.port, **kwargs)
         self._controller.start()
         return self
@@ -128,6 +138,8 @@ class SmtpSink:
             update.update(
                 smtp_username=self.credentials[0], smtp_password=SecretStr(self.credentials[1])
             )
+        if self.tls is not None:
+            update.update(smtp_starttls=True, smtp_ca_file=self.tls.ca_file)
         return update
 
     # what arrived
@@ -161,6 +173,8 @@ class SmtpSink:
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            self.logins.append(data.login.decode())
         ok = (
             self.credentials is not None
             and isinstance(data, LoginPassword)

@@ -38,7 +38,7 @@ from api.request_views import RequestRecord, reach_facts, request_view, scheme_i
 from api.workflow_calls import send_action, unavailable
 from domain.actions import ACTION_BODIES
 from domain.keys import client_key
-from domain.permissions import Actor, Permission, Role
+from domain.permissions import CLIENT_REQUEST_KINDS, Actor, Permission, Role
 from domain.request_rules import (
     Refusal,
     allowed_actions,
@@ -327,6 +327,14 @@ async def create_request(
     ctx: ContextDep,
     idempotency_key: IdempotencyKey = None,
 ) -> RequestPublic:
+    if data.kind not in CLIENT_REQUEST_KINDS:
+        raise Problem(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"requests of kind {data.kind.value!r} are opened by the system only "
+            f"(allowed: {', '.join(sorted(CLIENT_REQUEST_KINDS))})",
+        )
     if actor.organization_id is None:
         raise Problem(
             409, "no-organization", "Not allowed now", "your account belongs to no organisation"

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from activities.notifications import (
     NOTIFY_RETRY_POLICY,
     NOTIFY_START_TO_CLOSE,
+    SMTP_MISCONFIGURED,
     SMTP_REJECTED,
     SMTP_UNAVAILABLE,
     NotificationActivities,
@@ -34,8 +35,9 @@ from models.reference import Scheme, TechnicalCentre
 from models.requests import CertificationRequest, RequestKind, RequestStatus
 from mutabaqa.clients import connect_temporal
 from mutabaqa.db import session_scope
-from mutabaqa.settings import Settings
+from mutabaqa.settings import Settings, SettingsError, load_settings
 from tests.smtp import SmtpSink, free_port
+from tests.tls import ServerPki, make_pki
 
 SCHEME_CODE = "FFP2-NM-EN-149"
 ARABIC = re.compile(r"[\u0600-\u06FF]{3,}")
@@ -447,11 +449,19 @@ def test_partial_refusal_delivers_to_the_others_once(engine: Engine, settings: S
     assert mail.rcpt_tos == [accepted]
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_login_when_credentials_are_configured(engine: Engine, settings: Settings) -> None:
+@pytest.fixture(scope="module")
+def smtp_pki(tmp_path_factory: pytest.TempPathFactory) -> ServerPki:
+    """A certificate for the sink's address (127.0.0.1), from a CA of the test's own."""
+    return make_pki(tmp_path_factory.mktemp("smtp-pki"), [], ("127.0.0.1",))
+
+
+def test_login_over_starttls_when_credentials_are_configured(
+    engine: Engine, settings: Settings, smtp_pki: ServerPki
+) -> None:
     fixture = make_request(engine)
-    with SmtpSink(credentials=("mutabaqa", "s3cret-pass")) as sink:
+    with SmtpSink(credentials=("mutabaqa", "s3cret-pass"), tls=smtp_pki) as sink:
         configured = smtp_settings(settings, sink)
+        assert configured.smtp_starttls and configured.smtp_ca_file == smtp_pki.ca_file
         result = run_notify(engine, configured, notify_input(fixture, NotificationKind.VERIFIED))
         assert result.sent is True
         sink.wait_for(lambda messages: len(messages) == 1)
@@ -462,6 +472,56 @@ def test_login_when_credentials_are_configured(engine: Engine, settings: Setting
         assert caught.value.non_retryable is False
         assert "MUTABAQA_SMTP_PASSWORD" in str(caught.value)
         assert len(sink.messages) == 1
+    assert sink.logins[0] == "mutabaqa" and set(sink.logins) == {"mutabaqa", "intruder"}
+
+
+def test_a_login_without_tls_is_refused_by_the_settings() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(smtp_host="mail.example.ma", smtp_username="mutabaqa")
+    assert "MUTABAQA_SMTP_STARTTLS" in str(caught.value)
+    assert load_settings(smtp_host="mail.example.ma", smtp_username="u", smtp_starttls=True)
+    assert load_settings(smtp_host="mail.example.ma", smtp_username="u", smtp_port=465)
+    assert load_settings(smtp_host="mail.example.ma")  # no login: plain SMTP is allowed
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_no_credentials_are_sent_in_clear_even_to_a_server_that_accepts_them(
+    engine: Engine, settings: Settings
+) -> None:
+    """Settings that skipped validation (copied with a user name, no TLS): the activity
+    refuses before connecting, although this server would take the login in clear."""
+    fixture = make_request(engine)
+    with SmtpSink(credentials=("mutabaqa", "s3cret-pass")) as sink:
+        insecure = smtp_settings(settings, sink)
+        assert not insecure.smtp_tls
+        with pytest.raises(ApplicationError) as caught:
+            run_notify(engine, insecure, notify_input(fixture, NotificationKind.VERIFIED))
+    assert caught.value.type == SMTP_MISCONFIGURED
+    assert caught.value.non_retryable is True
+    assert sink.logins == [] and sink.messages == []
+
+
+def test_an_unverifiable_server_certificate_stops_before_the_login(
+    engine: Engine, settings: Settings, smtp_pki: ServerPki
+) -> None:
+    fixture = make_request(engine)
+    with SmtpSink(credentials=("mutabaqa", "s3cret-pass"), tls=smtp_pki) as sink:
+        untrusted = smtp_settings(settings, sink).model_copy(update={"smtp_ca_file": None})
+        with pytest.raises(ApplicationError) as caught:
+            run_notify(engine, untrusted, notify_input(fixture, NotificationKind.VERIFIED))
+    assert caught.value.type == SMTP_UNAVAILABLE and caught.value.non_retryable is False
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert sink.logins == [] and sink.messages == []
+
+
+def test_a_server_without_starttls_gets_no_login(engine: Engine, settings: Settings) -> None:
+    fixture = make_request(engine)
+    with SmtpSink(credentials=("mutabaqa", "s3cret-pass")) as sink:  # offers no STARTTLS
+        wants_tls = smtp_settings(settings, sink).model_copy(update={"smtp_starttls": True})
+        with pytest.raises(ApplicationError) as caught:
+            run_notify(engine, wants_tls, notify_input(fixture, NotificationKind.VERIFIED))
+    assert caught.value.type == SMTP_UNAVAILABLE
+    assert sink.logins == [] and sink.messages == []
 
 
 def test_unknown_request_is_not_retried(engine: Engine, settings: Settings) -> None:

@@ -172,6 +172,11 @@ class _KeysServer:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                elif self.path == "/moved":
+                    self.send_response(302)
+                    self.send_header("Location", "/.well-known/mutabaqa-keys.json")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 else:
                     self.send_error(404)
 
@@ -219,6 +224,41 @@ def test_keys_default_to_the_public_base_url(tmp_path: Path, keys_server: _KeysS
     missing = run_verify(str(path), "--keys", keys_server.base_url + "/elsewhere.json")
     assert missing.returncode == 3
     assert "HTTP 404" in missing.stderr
+
+
+def test_redirects_are_not_followed(tmp_path: Path, keys_server: _KeysServer) -> None:
+    path = _write(tmp_path, _as_served(sign_payload(KEY, PAYLOAD)))
+    result = run_verify(str(path), "--keys", keys_server.base_url + "/moved")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "redirects are not followed" in result.stderr
+    assert "GENUINE" not in result.stdout
+
+
+def test_keys_over_plain_http_only_from_this_machine(
+    tmp_path: Path, keys_server: _KeysServer
+) -> None:
+    path = _write(tmp_path, _as_served(sign_payload(KEY, PAYLOAD)))
+    port = keys_server.server.server_address[1]
+    local = run_verify(
+        str(path), "--keys", f"http://localhost:{port}/.well-known/mutabaqa-keys.json"
+    )
+    assert local.returncode == 0, local.stdout + local.stderr
+
+    # Refused before any connection is attempted: no network is needed to see it.
+    for url in (
+        "http://certificates.example.test/.well-known/mutabaqa-keys.json",
+        "http://192.0.2.10/.well-known/mutabaqa-keys.json",
+        "ftp://certificates.example.test/.well-known/mutabaqa-keys.json",
+    ):
+        refused = run_verify(str(path), "--keys", url)
+        assert refused.returncode == 3, (url, refused.stdout, refused.stderr)
+        assert "https only" in refused.stderr
+    # The default key set (the public base URL's) obeys the same rule.
+    default = run_verify(
+        str(path), env={"MUTABAQA_PUBLIC_BASE_URL": "http://certificates.example.test"}
+    )
+    assert default.returncode == 3
+    assert "https only" in default.stderr
 
 
 # --- Certificate PDFs (embedded signed payload + PAdES signature) -------------------------
