@@ -1,5 +1,6 @@
 """What the API holds for its lifetime: settings, database engine, store and Temporal clients,
-and the certificate signing keys."""
+the certificate signing keys and the
+bound on concurrent password hashes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
+from api.passwords import PasswordGate
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
@@ -32,6 +34,8 @@ class AppContext:
     presigner: Minio
     #: Certificate signing keys (``KeyRing.ensure``: generated on first start in development).
     keyring: KeyRing
+    #: The bound on concurrent password hashes in this process.
+    passwords: PasswordGate
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -53,6 +57,9 @@ class AppContext:
             ),
             presigner=make_presigning_store(settings),
             keyring=keyring,
+            passwords=PasswordGate(
+                settings.password_hash_concurrency, settings.password_hash_wait_seconds
+            ),
             _temporal=temporal,
         )
 
