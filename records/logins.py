@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
-from domain.logins import Counter, LoginPolicy, Scope, charge, give_back, wait_seconds
+from domain.logins import (
+    Counter,
+    LoginPolicy,
+    Scope,
+    account_delay,
+    charge,
+    give_back,
+    wait_seconds,
+)
 from models.audit import SECURITY_CHAIN
 from models.logins import SUBJECT_MAX_LENGTH, LoginThrottle
 from records.audit import append_event
@@ -147,6 +155,16 @@ def succeeded(session: Session, email: str, address: str, policy: LoginPolicy) -
             col(LoginThrottle.subject) == subject_of(email),
         )
     )
+
+
+def failed(session: Session, email: str, now: datetime, policy: LoginPolicy) -> None:
+    """A wrong password: the account's wait, if any, runs from now (the end of the check),
+    not from the charge before the hash."""
+    row = session.get(LoginThrottle, (Scope.ACCOUNT.value, subject_of(email)), with_for_update=True)
+    if row is not None and (delay := account_delay(row.failures, policy)) > 0:
+        row.last_failure = now
+        row.blocked_until = now + timedelta(seconds=delay)
+        session.add(row)
 
 
 def not_judged(session: Session, email: str, address: str, policy: LoginPolicy) -> None:

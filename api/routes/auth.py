@@ -83,6 +83,7 @@ async def issue_token(
         await ctx.write(logins.not_judged, email, address, policy)
         raise
     if not right or user is None:
+        await ctx.write(logins.failed, email, utcnow(), policy)
         raise unauthenticated("wrong e-mail or password")
     await ctx.write(logins.succeeded, email, address, policy)
     if user.disabled:
