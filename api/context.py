@@ -1,5 +1,6 @@
 """What the API holds for its lifetime: settings, database engine, store and Temporal clients,
-and the certificate signing keys."""
+the certificate signing keys and the
+bound on concurrent password hashes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
+from api.passwords import PasswordGate
 from api.uploads import UploadSlots
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
@@ -35,6 +37,8 @@ class AppContext:
     keyring: KeyRing
     #: Uploads this process streams at once (``MUTABAQA_MAX_CONCURRENT_UPLOADS``).
     upload_slots: UploadSlots
+    #: The bound on concurrent password hashes in this process.
+    passwords: PasswordGate
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -57,6 +61,9 @@ class AppContext:
             presigner=make_presigning_store(settings),
             keyring=keyring,
             upload_slots=UploadSlots(settings.max_concurrent_uploads),
+            passwords=PasswordGate(
+                settings.password_hash_concurrency, settings.password_hash_wait_seconds
+            ),
             _temporal=temporal,
         )
 

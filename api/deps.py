@@ -66,6 +66,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ContextDep = Annotated[AppContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
@@ -87,8 +88,9 @@ def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     """The caller, read from the database on every request (so that disabling an account
-    or changing its roles takes effect at once), in a session of its own closed at once:
-    every route depends on this, async ones included."""
+    or changing its roles takes effect at once, and a token of an earlier ``token_version``
+    is refused), in a session of its own closed at once: every route depends on this, async
+    ones included."""
     if not token:
         raise unauthenticated("a bearer token is required (POST /api/v1/auth/token)")
     try:
@@ -101,6 +103,10 @@ def get_current_user(
         user = session.get(User, claims["sub"])
     if user is None or user.disabled:
         raise unauthenticated("the account is unknown or disabled")
+    if claims["ver"] != user.token_version:
+        raise unauthenticated(
+            "the token was revoked (logout, password change or disablement); log in again"
+        )
     return user
 
 

@@ -1,7 +1,9 @@
 """Passwords (Argon2id via pwdlib) and bearer tokens (JWT, HS256 only, via PyJWT).
 
 A token names the user (``sub``) and nothing about their roles: the user is read from the
-database on every request, so a role change or a disabled account takes effect at once.
+database on every request, so a role change or a disabled account takes effect at once. It
+also carries the user's token version (``ver``): a password change, a disablement or a
+logout increments ``User.token_version``, and every token issued before is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mutabaqa.settings import Settings
 
 #: The only signing algorithm issued and accepted (never taken from the token's header).
 JWT_ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "ver")
 
 _password_hash = PasswordHash((Argon2Hasher(),))
 
@@ -63,6 +65,7 @@ def create_access_token(user: User, settings: Settings) -> str:
         "iat": now,
         "exp": now + timedelta(minutes=settings.access_token_minutes),
         "jti": uuid.uuid4().hex,
+        "ver": user.token_version,
     }
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=JWT_ALGORITHM)
 
@@ -73,7 +76,7 @@ def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
     Raises ``jwt.InvalidTokenError`` (or a subclass) when the token is malformed, signed
     with another key or another algorithm (``none`` included), expired, issued for another
     audience or by another issuer, or lacks one of ``exp``, ``iat``, ``sub``, ``iss``,
-    ``aud``.
+    ``aud``, ``ver``. (Whether ``ver`` is still the user's is checked against the user.)
     """
     claims: dict[str, Any] = jwt.decode(
         token,
@@ -85,4 +88,6 @@ def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
     )
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise jwt.InvalidTokenError("the sub claim must name a user")
+    if not isinstance(claims.get("ver"), int) or isinstance(claims["ver"], bool):
+        raise jwt.InvalidTokenError("the ver claim must be a number")
     return claims

@@ -3,7 +3,7 @@
 Importing this package registers every table on ``SQLModel.metadata`` (Alembic relies on it).
 """
 
-from models import accounts, audit, lab, outbox, requests, webhooks  # noqa: F401  (registers the tables)
+from models import accounts, audit, lab, logins, outbox, requests, webhooks  # noqa: F401  (registers the tables)
 from models.reference import (
     Aggregation,
     DecisionRule,

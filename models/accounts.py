@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from domain.logins import PASSWORD_MIN_LENGTH
 from domain.permissions import Role
 from models.types import UTCDateTime, utcnow
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 #: Morocco's company identifier (ICE) has 15 digits; other countries: 3-32 characters.
 ICE_PATTERN = re.compile(r"^\d{15}$")
+PASSWORD_MAX_LENGTH = 256
 
 
 def new_id() -> str:
@@ -79,7 +81,7 @@ class UserBase(SQLModel):
 class UserCreate(UserBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
     roles: list[Role] = Field(min_length=1)
 
 
@@ -91,7 +93,9 @@ class UserUpdate(SQLModel):
     disabled: bool | None = None
     centre_code: str | None = None
     organization_id: str | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=256)
+    password: str | None = Field(
+        default=None, min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
+    )
 
 
 class UserPublic(UserBase):
@@ -115,6 +119,9 @@ class User(UserBase, table=True):
     password_hash: str = Field(max_length=300)
     roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     disabled: bool = False
+    #: The ``ver`` claim of the tokens that are valid now; a password change, a disablement
+    #: or a logout increments it, so every token issued before is refused.
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -1,4 +1,5 @@
-"""The audit trail: append-only, hash-chained events (one chain per request, one for admin)."""
+"""The audit trail: append-only, hash-chained events (one chain per request, one for admin,
+one for security events)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from models.types import UTCDateTime
 
 GENESIS_HASH = "0" * 64
 ADMIN_CHAIN = "admin"
+#: Security events that belong to no request: refused logins (throttling).
+SECURITY_CHAIN = "security"
 
 
 def request_chain(request_id: str) -> str:

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.logins import PASSWORD_MIN_LENGTH
 from mutabaqa.i18n import languages
 
 #: Every placeholder secret starts with this; outside development it refuses start-up.
@@ -88,6 +89,20 @@ class Settings(BaseSettings):
     access_token_minutes: Annotated[int, Field(gt=0)] = 60
     admin_email: str = "admin@mutabaqa.local"
     admin_password: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-admin")
+
+    # Logins: throttling (counters in the database, shared by every API process) and the
+    # bound on concurrent password hashes (per process). See domain/logins.py.
+    #: Failed logins of one account that cost nothing; each further one doubles the wait
+    #: before the next attempt (1 s, 2 s, 4 s, ...) up to ``login_max_delay_seconds``.
+    login_free_failures: Annotated[int, Field(ge=1)] = 5
+    login_max_delay_seconds: Annotated[float, Field(gt=0)] = 300.0
+    #: An account's failures are forgotten after this long without one.
+    login_quiet_seconds: Annotated[float, Field(gt=0)] = 900.0
+    #: Failed logins a minute from one client address before every attempt is refused.
+    login_address_failures_per_minute: Annotated[int, Field(ge=1)] = 20
+    password_hash_concurrency: Annotated[int, Field(ge=1)] = 2
+    #: How long a login waits for a free hashing slot before it answers 503.
+    password_hash_wait_seconds: Annotated[float, Field(gt=0)] = 2.0
 
     # Certificate signing: a private-key file (generated on first start in development).
     signing_key_path: Path | None = None
@@ -185,6 +200,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MUTABAQA_MAIL_LANGUAGES: no message catalogue for {', '.join(missing)} "
                 f"(available: {', '.join(languages())})"
+            )
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < PASSWORD_MIN_LENGTH:
+            raise ValueError(
+                f"MUTABAQA_ADMIN_PASSWORD must be at least {PASSWORD_MIN_LENGTH} characters"
             )
         return value
 

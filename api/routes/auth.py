@@ -1,37 +1,91 @@
-"""``POST /auth/token``: exchange an e-mail and password for a bearer token."""
+"""``POST /auth/token``: exchange an e-mail and password for a bearer token;
+``POST /auth/logout``: revoke every token of the caller.
+
+A login is judged before its password is hashed (``domain/logins.py``): an account or a
+client address with too many recent failures gets 429 with ``Retry-After`` at the cost of
+one short database write, no hash. The hash runs within the process's bound
+(``api/passwords.py``: 503 when it is full) and no database connection is held meanwhile.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlmodel import select
+from sqlmodel import Session, col, select, update
 
-from api.deps import ReadSessionDep, SettingsDep, unauthenticated
-from api.security import create_access_token, verify_password
+from api.deps import ContextDep, CurrentUser, SessionDep, SettingsDep, unauthenticated
+from api.passwords import HasherBusy
+from api.problems import Problem
+from api.security import create_access_token
+from domain.logins import LoginPolicy, Scope
 from models.accounts import AccessToken, User
+from models.types import utcnow
+from mutabaqa.settings import Settings
+from records import logins
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def login_policy(settings: Settings) -> LoginPolicy:
+    return LoginPolicy(
+        free_failures=settings.login_free_failures,
+        quiet_seconds=settings.login_quiet_seconds,
+        max_delay_seconds=settings.login_max_delay_seconds,
+        address_failures_per_minute=settings.login_address_failures_per_minute,
+    )
+
+
+def _find_user(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email)).first()
+
+
+def _throttled(refusal: logins.Refusal) -> Problem:
+    whom = "this account" if refusal.scope is Scope.ACCOUNT else "your address"
+    return Problem(
+        429,
+        "too-many-requests",
+        "Too many login attempts",
+        f"too many failed logins for {whom}; retry in {refusal.retry_after} s",
+        headers={"Retry-After": str(refusal.retry_after)},
+    )
 
 
 @router.post(
     "/token",
     response_model=AccessToken,
-    responses={401: {"description": "wrong e-mail or password, or a disabled account"}},
+    responses={
+        401: {"description": "wrong e-mail or password, or a disabled account"},
+        429: {"description": "too many failed logins for the account or the client address"},
+        503: {"description": "too many passwords being checked at once; retry"},
+    },
 )
-def issue_token(
+async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: ReadSessionDep,
+    request: Request,
+    ctx: ContextDep,
     settings: SettingsDep,
     response: Response,
 ) -> AccessToken:
     """OAuth2 password grant: ``username`` is the e-mail address."""
     email = form.username.strip().lower()
-    user = session.exec(select(User).where(User.email == email)).first()
-    # Unknown accounts are checked against a dummy hash: the answer takes as long.
-    if not verify_password(form.password, user.password_hash if user else None) or user is None:
+    address = request.client.host if request.client else "unknown"
+    policy = login_policy(settings)
+    refusal = await ctx.write(logins.admit, email, address, utcnow(), policy)
+    if refusal is not None:
+        raise _throttled(refusal)
+    user = await ctx.read(_find_user, email)
+    try:
+        # Unknown accounts are checked against a dummy hash: the answer takes as long.
+        right = await ctx.passwords.verify(form.password, user.password_hash if user else None)
+    except HasherBusy:
+        await ctx.write(logins.not_judged, email, address, policy)
+        raise
+    if not right or user is None:
+        await ctx.write(logins.failed, email, utcnow(), policy)
         raise unauthenticated("wrong e-mail or password")
+    await ctx.write(logins.succeeded, email, address, policy)
     if user.disabled:
         raise unauthenticated("this account is disabled")
     response.headers["Cache-Control"] = "no-store"
@@ -39,3 +93,15 @@ def issue_token(
         access_token=create_access_token(user, settings),
         expires_in=settings.access_token_minutes * 60,
     )
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def logout(user: CurrentUser, session: SessionDep) -> Response:
+    """Revoke every token of the caller (this one included): each later use is 401."""
+    session.execute(
+        update(User)
+        .where(col(User.id) == user.id)
+        .values(token_version=col(User.token_version) + 1)
+    )
+    session.commit()
+    return Response(status_code=204)

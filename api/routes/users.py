@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.deps import SessionDep, commit_or_conflict, not_found, require
+from api.deps import ContextDep, SessionDep, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
-from api.security import hash_password
 from domain.permissions import Actor, Permission, Role
 from models.accounts import Organization, User, UserCreate, UserPublic, UserUpdate
 from models.audit import ADMIN_CHAIN
@@ -33,8 +33,10 @@ router = APIRouter(prefix="/users", tags=["users"])
 UsersAdmin = Annotated[Actor, Depends(require(Permission.USERS_MANAGE))]
 
 
-def get_user(user_id: str, _actor: UsersAdmin, session: SessionDep) -> User:
-    user = session.get(User, user_id)
+def get_user(user_id: str, _actor: UsersAdmin, ctx: ContextDep) -> User:
+    """The addressed user (404 otherwise), read in a short session of its own."""
+    with ctx.session() as session:
+        user = session.get(User, user_id)
     if user is None:
         raise not_found("user", user_id)
     return user
@@ -80,7 +82,15 @@ def _duplicate(email: str) -> str:
 
 
 @router.post("", status_code=201, response_model=UserPublic)
-def create_user(actor: UsersAdmin, body: UserCreate, session: SessionDep) -> UserPublic:
+async def create_user(actor: UsersAdmin, body: UserCreate, ctx: ContextDep) -> UserPublic:
+    # Hashed first, outside the write transaction (and within the process's bound).
+    password_hash = await ctx.passwords.hash(body.password)
+    return await ctx.write(_create_user, actor, body, password_hash)
+
+
+def _create_user(
+    session: Session, actor: Actor, body: UserCreate, password_hash: str
+) -> UserPublic:
     _check_references(session, body.organization_id, body.centre_code)
     roles = list(dict.fromkeys(role.value for role in body.roles))
     _check_affiliation(roles, body.organization_id, body.centre_code)
@@ -92,10 +102,13 @@ def create_user(actor: UsersAdmin, body: UserCreate, session: SessionDep) -> Use
         organization_id=body.organization_id,
         centre_code=body.centre_code,
         roles=roles,
-        password_hash=hash_password(body.password),
+        password_hash=password_hash,
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same e-mail created meanwhile
+        raise Problem(409, "conflict", "Conflict", _duplicate(body.email)) from None
     append_event(
         session,
         chain=ADMIN_CHAIN,
@@ -106,9 +119,7 @@ def create_user(actor: UsersAdmin, body: UserCreate, session: SessionDep) -> Use
         object_id=user.id,
         detail={"after": body.model_dump(mode="json", exclude={"password"}) | {"roles": roles}},
     )
-    public = _public(user)
-    commit_or_conflict(session, _duplicate(body.email))
-    return public
+    return _public(user)
 
 
 @router.get("", response_model=Page[UserPublic])
@@ -118,12 +129,26 @@ def list_users(_actor: UsersAdmin, session: SessionDep, page: PageParamsDep) -> 
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
-def update_user(
-    user: TargetUser, actor: UsersAdmin, body: UserUpdate, session: SessionDep
+async def update_user(
+    user: TargetUser, actor: UsersAdmin, body: UserUpdate, ctx: ContextDep
 ) -> UserPublic:
     """Change roles, disable or enable, rename, re-affiliate or set a new password. Fields
     left out are unchanged; ``organization_id`` or ``centre_code`` set to ``null`` clear
-    them. Takes effect on the user's next request, with the tokens they already hold."""
+    them. Takes effect on the user's next request; a new password or a disablement also
+    revokes every token the user holds (re-enabling does not bring them back)."""
+    password_hash = None
+    if body.password is not None:
+        # Hashed first, outside the write transaction (and within the process's bound).
+        password_hash = await ctx.passwords.hash(body.password)
+    return await ctx.write(_update_user, user.id, actor, body, password_hash)
+
+
+def _update_user(
+    session: Session, user_id: str, actor: Actor, body: UserUpdate, password_hash: str | None
+) -> UserPublic:
+    user = session.get(User, user_id)
+    if user is None:  # deleted since the route looked it up
+        raise not_found("user", user_id)
     changes = body.model_dump(exclude_unset=True)
     for name in ("full_name", "roles", "disabled"):
         if name in changes and changes[name] is None:
@@ -147,14 +172,16 @@ def update_user(
             "you cannot disable your own account or remove your own admin role; ask another admin",
         )
 
-    password = changes.pop("password", None)
+    changes.pop("password", None)
     before: dict[str, Any] = {name: getattr(user, name) for name in changes}
     changed = [name for name, value in changes.items() if before[name] != value]
     for name in changed:
         setattr(user, name, changes[name])
-    if password is not None:
-        user.password_hash = hash_password(password)
+    if password_hash is not None:
+        user.password_hash = password_hash
         changed.append("password")
+    if "password" in changed or ("disabled" in changed and user.disabled):
+        user.token_version += 1  # every token issued before is refused from now on
     if changed:
         user.updated_at = utcnow()
         session.add(user)
@@ -173,6 +200,4 @@ def update_user(
                 "after": {name: changes[name] for name in changed if name != "password"},
             },
         )
-    public = _public(user)
-    session.commit()
-    return public
+    return _public(user)

@@ -193,6 +193,7 @@ def _claims(settings: Settings, sub: str, **changes: Any) -> dict[str, Any]:
         "iat": now,
         "exp": now + timedelta(minutes=5),
         "jti": uuid.uuid4().hex,
+        "ver": 0,  # a new user's token version
     }
     for name, value in changes.items():
         if value is None:
@@ -231,6 +232,9 @@ def _bad_tokens(settings: Settings, user_id: str, good: str) -> dict[str, str]:
         "wrong issuer": _sign(settings, _claims(settings, user_id, iss="evil")),
         "no expiry": _sign(settings, _claims(settings, user_id, exp=None)),
         "no audience": _sign(settings, _claims(settings, user_id, aud=None)),
+        "no version": _sign(settings, _claims(settings, user_id, ver=None)),
+        "another version": _sign(settings, _claims(settings, user_id, ver=1)),
+        "a version that is not a number": _sign(settings, _claims(settings, user_id, ver="0")),
         "another secret": jwt.encode(
             _claims(settings, user_id), "another-secret-" + "x" * 32, algorithm="HS256"
         ),
@@ -273,9 +277,12 @@ def test_disabled_users_tokens_stop_working_at_once(client: TestClient, admin: H
     assert_unauthenticated(client.get(f"{API}/products", headers=headers))
     assert_unauthenticated(client.get(f"{API}/technical-centres", headers=headers))
 
+    # Enabled again: the tokens issued before the disablement stay revoked; a new login works.
     response = client.patch(f"{API}/users/{user['id']}", json={"disabled": False}, headers=admin)
     assert response.status_code == 200, response.text
-    assert client.get(f"{API}/products", headers=headers).status_code == 200
+    assert_unauthenticated(client.get(f"{API}/products", headers=headers))
+    fresh = login(client, user["email"], PASSWORD)
+    assert client.get(f"{API}/products", headers=fresh).status_code == 200
 
 
 def test_role_change_takes_effect_on_the_next_request(client: TestClient, admin: Headers) -> None:
@@ -373,6 +380,7 @@ def test_users_are_validated(client: TestClient, admin: Headers) -> None:
     assert_problem(post(body(roles=[])), 422)
     assert_problem(post(body(email="not-an-address")), 422)
     assert_problem(post(body(password="short")), 422)
+    assert_problem(post(body(password="x" * 11)), 422)  # 12 characters at least
     assert_problem(post(body(organization_id=uuid.uuid4().hex)), 404, "not-found")
     assert_problem(post(body(organization_id=None)), 422, "invalid-body")
     assert_problem(post(body(roles=["lab_technician"], organization_id=None)), 422)
@@ -419,10 +427,12 @@ def test_patching_users(client: TestClient, admin: Headers, engine: Engine) -> N
     assert patched["roles"] == ["compliance_officer", "lab_technician"]
     assert patched["centre_code"] == "CTPC"
 
-    login(client, user["email"], new_password)
+    new_headers = login(client, user["email"], new_password)
     old = client.post(f"{API}/auth/token", data={"username": user["email"], "password": PASSWORD})
     assert_unauthenticated(old)
-    assert client.get(f"{API}/technical-centres", headers=old_headers).status_code == 200
+    # The token issued before the password change is revoked; the new one works.
+    assert_unauthenticated(client.get(f"{API}/technical-centres", headers=old_headers))
+    assert client.get(f"{API}/technical-centres", headers=new_headers).status_code == 200
 
     events = admin_events(engine, user["id"])
     assert [e.action for e in events] == ["user.create", "user.update"]

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from api.app import create_app
+from models.accounts import User
 from mutabaqa.settings import Settings
-from tests.api.helpers import API, unique_ice
+from tests.api.helpers import API, PASSWORD, login, unique_ice
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.public_helpers import insert_certificate
 from tests.api.requests_helpers import (
@@ -52,6 +55,19 @@ class World:
     file_id: str  # a document of that request
     public_number: str  # a certificate (inserted directly), for the public routes
     certificate: str  # a certificate of organisation A, issued through the API at CTTH
+    settings: Settings
+    engine: Engine
+
+    def log_in_again(self, client: TestClient, headers: dict[str, str]) -> None:
+        """Replace ``headers``' token (revoked by a logout) with a fresh login's."""
+        token = headers["Authorization"].removeprefix("Bearer ")
+        user_id = jwt.decode(token, options={"verify_signature": False})["sub"]
+        with Session(self.engine) as session:
+            user = session.get(User, user_id)
+        assert user is not None
+        admin = user.email == self.settings.admin_email
+        password = self.settings.admin_password.get_secret_value() if admin else PASSWORD
+        headers.update(login(client, user.email, password))
 
     def headers(self, role: str, tenant: str) -> dict[str, str]:
         c = self.cast
@@ -116,11 +132,19 @@ def _get(path: str) -> Call:
     return lambda client, w, h: client.get(path.format(w=w), headers=h)
 
 
+def _logout(client: TestClient, w: World, h: dict[str, str]) -> Any:
+    response = client.post(f"{API}/auth/logout", headers=h)
+    if response.status_code == 204:  # every token of the caller is revoked: log in again
+        w.log_in_again(client, h)
+    return response
+
+
 def _put_webhook(client: TestClient, h: dict[str, str]) -> Any:
     return client.put(f"{API}/webhook", headers=h, json={"url": "https://erp.example.ma/hook"})
 
 
 CASES = [
+    Case("post", "/api/v1/auth/logout", "", _logout, everyone(204)),
     Case(
         "get",
         "/.well-known/mutabaqa-keys.json",
@@ -442,6 +466,8 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
         request["documents"][0]["id"],
         public_number,
         granted.json()["certificate_number"],
+        settings,
+        engine,
     )
 
 
