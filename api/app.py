@@ -29,6 +29,7 @@ from api.routes import (
     webhooks,
 )
 from mutabaqa import __version__
+from mutabaqa.anchoring import install_audit_keys
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
 
@@ -36,6 +37,8 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
+    install_audit_keys(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.create(settings, temporal=temporal)
