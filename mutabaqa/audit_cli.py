@@ -69,7 +69,9 @@ def audit(
             f"checkpoint {reading.latest.name} ({reading.latest.at.isoformat()}): "
             f"{len(reading.latest.anchors)} chains anchored"
         )
-    elif not skip_checkpoints:
+    elif skip_checkpoints:
+        typer.echo("checkpoints skipped: truncated or deleted chains cannot be detected", err=True)
+    else:
         typer.echo("no audit checkpoint yet: deleted chains cannot be detected", err=True)
     for problem in reading.problems:
         typer.echo(f"BROKEN {problem}", err=True)
