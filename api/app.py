@@ -35,6 +35,7 @@ from api.routes import (
 )
 from api.uploads import FORM_OVERHEAD
 from mutabaqa import __version__
+from mutabaqa.anchoring import install_audit_keys
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
 
@@ -53,6 +54,8 @@ class _App(FastAPI):
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
+    install_audit_keys(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = AppContext.create(settings, temporal=temporal)

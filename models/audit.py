@@ -9,9 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from domain.audit_links import GENESIS_LINK
 from models.types import UTCDateTime
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = GENESIS_LINK
 ADMIN_CHAIN = "admin"
 #: Security events that belong to no request: refused logins (throttling).
 SECURITY_CHAIN = "security"
@@ -22,9 +23,12 @@ def request_chain(request_id: str) -> str:
 
 
 class AuditEvent(SQLModel, table=True):
-    """One event. ``hash = sha256(prev_hash ‖ canonical)``; ``canonical`` is the RFC 8785
-    JSON of every other field, stored as written so that verification never depends on how
-    a database renders values (SQLite drops time zones)."""
+    """One event. ``hash = HMAC-SHA256(audit key, prev_hash ‖ canonical)`` (the key named by
+    ``link_key``, see ``domain/audit_links.py``); ``canonical`` is the RFC 8785 JSON of
+    every other field, stored as written so that verification never depends on how a
+    database renders values (SQLite drops time zones).
+
+    Rows are append-only: a database trigger refuses UPDATE and DELETE (migration 0009)."""
 
     __tablename__ = "audit_event"
     __table_args__ = (sa.UniqueConstraint("chain", "seq"),)
@@ -45,11 +49,14 @@ class AuditEvent(SQLModel, table=True):
     canonical: str = Field(sa_type=sa.Text)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    #: The id of the audit key that linked this event (``domain.audit_links.key_id``).
+    link_key: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
 
 
 class AuditChainHead(SQLModel, table=True):
-    """The latest link of each chain; writers lock it, so appends are serialised and the
-    removal of a chain's last events is detectable."""
+    """The latest link of each chain; writers lock it, so appends are serialised. It is
+    updated on every append (so it stays writable); the signed checkpoints in the object
+    store are what make rewriting it, or deleting it with its chain, detectable."""
 
     __tablename__ = "audit_chain_head"
 

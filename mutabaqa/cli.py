@@ -10,10 +10,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mutabaqa.audit_cli import audit_app
+from mutabaqa.cli_support import fail as _fail
+from mutabaqa.cli_support import settings as _settings
 from mutabaqa.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -27,17 +30,7 @@ app = typer.Typer(
 )
 
 
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        typer.echo(f"mutabaqa: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"mutabaqa: {message}", err=True)
-    raise typer.Exit(code)
+app.add_typer(audit_app, name="audit")
 
 
 def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
@@ -188,26 +181,6 @@ def seed() -> None:
             "publish the change as a new version",
             err=True,
         )
-
-
-@app.command()
-def audit() -> None:
-    """Re-verify every audit chain; exit 1 naming the first broken link of each broken chain."""
-    from sqlmodel import Session
-
-    from mutabaqa.db import create_db_engine
-    from records.audit import verify_all
-
-    settings = _settings()
-    engine = create_db_engine(settings.resolved_database_url)
-    with Session(engine) as session:
-        checked, breaks = verify_all(session)
-    for broken in breaks:
-        typer.echo(f"BROKEN {broken}", err=True)
-    if breaks:
-        typer.echo(f"{len(breaks)} of {checked} chains broken", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{checked} chains verified, all intact")
 
 
 keys_app = typer.Typer(help="Certificate signing keys.", no_args_is_help=True)

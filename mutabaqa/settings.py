@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.audit_links import DEVELOPMENT_AUDIT_KEY, AuditKeys
 from domain.logins import PASSWORD_MIN_LENGTH
 from mutabaqa.i18n import languages
 
@@ -103,6 +104,16 @@ class Settings(BaseSettings):
     password_hash_concurrency: Annotated[int, Field(ge=1)] = 2
     #: How long a login waits for a free hashing slot before it answers 503.
     password_hash_wait_seconds: Annotated[float, Field(gt=0)] = 2.0
+    # The audit trail (docs/audit.md). The key links events (HMAC-SHA256); it must not live
+    # in the database. Retired keys keep verifying the events they linked. Env for the
+    # retired keys: a JSON list of strings.
+    audit_key: SecretStr = SecretStr(DEVELOPMENT_AUDIT_KEY)
+    audit_retired_keys: list[SecretStr] = Field(default_factory=list)
+    #: Seconds between the worker's signed checkpoints of every chain's head (written to
+    #: the evidence bucket, object-locked); 0: the worker writes none (run ``mutabaqa audit
+    #: checkpoint`` from cron instead). Chains deleted within one interval of their creation
+    #: escape the checkpoint.
+    audit_checkpoint_interval_seconds: Annotated[float, Field(ge=0)] = 900.0
 
     # Certificate signing: a private-key file (generated on first start in development).
     signing_key_path: Path | None = None
@@ -228,7 +239,7 @@ class Settings(BaseSettings):
             return self
         placeholders = [
             f"MUTABAQA_{name.upper()}"
-            for name in ("s3_secret_key", "jwt_secret", "admin_password")
+            for name in ("s3_secret_key", "jwt_secret", "admin_password", "audit_key")
             if getattr(self, name).get_secret_value().startswith(PLACEHOLDER_PREFIX)
         ]
         if placeholders:
@@ -239,6 +250,10 @@ class Settings(BaseSettings):
         if len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError(
                 "MUTABAQA_JWT_SECRET must be at least 32 characters outside development"
+            )
+        if len(self.audit_key.get_secret_value()) < 32:
+            raise ValueError(
+                "MUTABAQA_AUDIT_KEY must be at least 32 characters outside development"
             )
         return self
 
@@ -263,6 +278,12 @@ class Settings(BaseSettings):
     @property
     def resolved_pdf_signing_dir(self) -> Path:
         return self.pdf_signing_dir or self.data_dir / "pki"
+
+    def audit_keys(self) -> AuditKeys:
+        return AuditKeys.from_secrets(
+            self.audit_key.get_secret_value(),
+            [key.get_secret_value() for key in self.audit_retired_keys],
+        )
 
     @property
     def smtp_tls(self) -> bool:

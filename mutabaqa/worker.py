@@ -19,6 +19,7 @@ from activities.outbox import OutboxActivities
 from activities.requests import RequestActivities
 from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
+from mutabaqa.anchoring import checkpoint_periodically, install_audit_keys
 from mutabaqa.db import create_db_engine
 from mutabaqa.settings import Settings
 from mutabaqa.trust import ensure_signing_material
@@ -68,6 +69,7 @@ def build_worker(
     task_queue: str | None = None,
     activity_grace: float = ACTIVITY_GRACE_SECONDS,
 ) -> Worker:
+    install_audit_keys(settings)
     system = SystemActivities(engine, store, settings.s3_evidence_bucket)
     requests = RequestActivities(engine, store, settings)
     notifications = NotificationActivities(engine, settings)
@@ -118,13 +120,22 @@ async def run_worker(
     waiting for activity threads still busy (a synchronous activity cannot be interrupted);
     the caller should then exit the process at once (``os._exit``), since the interpreter
     would otherwise join those threads at exit. True: every task finished.
+
+    Beside the worker runs the audit checkpoint loop (``mutabaqa/anchoring.py``).
     """
     executor = ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity")
     clean = False
     running: asyncio.Task[None] | None = None
+    checkpoints: asyncio.Task[None] | None = None
     try:
         worker = build_worker(client, settings, engine, store, executor=executor)
         running = asyncio.create_task(worker.run(), name="mutabaqa-worker")
+        checkpoints = asyncio.create_task(
+            checkpoint_periodically(
+                settings, engine, store, ensure_signing_material(settings).keyring, stop
+            ),
+            name="mutabaqa-audit-checkpoints",
+        )
         stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -149,4 +160,6 @@ async def run_worker(
             running.cancel()
         raise
     finally:
+        if checkpoints is not None:
+            checkpoints.cancel()
         executor.shutdown(wait=clean, cancel_futures=True)

@@ -61,6 +61,7 @@ APP_VARIABLES = (
     "MUTABAQA_JWT_SECRET",
     "MUTABAQA_ADMIN_EMAIL",
     "MUTABAQA_ADMIN_PASSWORD",
+    "MUTABAQA_AUDIT_KEY",
     "MUTABAQA_SIGNING_KEY_PATH",
     "MUTABAQA_DATA_DIR",
 )
@@ -456,6 +457,7 @@ def test_no_secret_is_written_in_the_file() -> None:
         "MUTABAQA_S3_SECRET_KEY",
         "MUTABAQA_JWT_SECRET",
         "MUTABAQA_ADMIN_PASSWORD",
+        "MUTABAQA_AUDIT_KEY",
     } <= checked
 
 

@@ -68,6 +68,7 @@ def test_production_accepts_real_secrets() -> None:
         jwt_secret="x" * 40,
         s3_secret_key="real-s3-secret",
         admin_password="a-real-password",
+        audit_key="k" * 32,
     )
     assert not settings.is_development
 
@@ -97,6 +98,7 @@ def test_production_without_a_signing_key_refuses_to_start(command: str, tmp_pat
             "MUTABAQA_JWT_SECRET": "x" * 40,
             "MUTABAQA_S3_SECRET_KEY": "real-s3-secret",
             "MUTABAQA_ADMIN_PASSWORD": "a-real-password",
+            "MUTABAQA_AUDIT_KEY": "k" * 32,
             "MUTABAQA_DATA_DIR": str(tmp_path),
         },
     )

@@ -40,6 +40,7 @@ PRODUCTION = {
     "jwt_secret": "j" * 40,
     "s3_secret_key": "real-s3-secret",
     "admin_password": "real-admin-password",
+    "audit_key": "a" * 32,
 }
 
 
