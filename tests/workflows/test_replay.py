@@ -28,9 +28,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from api.app import create_app
@@ -39,6 +39,7 @@ from models.requests import CertificationRequest
 from models.system import CanaryInput
 from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.clients import connect_temporal
+from mutabaqa.codec import codec_for, data_converter
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import FAILING_PARAFFIN, FFP2_PASSING, make_lab, put_result, record_all
@@ -59,6 +60,9 @@ CANARY_FILE = "canary.json"
 CERTIFICATE_FILES = ("certificate_issue_0.json", "certificate_issue_1.json")
 RECORDED_CERTIFICATE_UPDATES = {"suspend", "restore", "reissue", "withdraw"}
 RECORDING = os.environ.get("MUTABAQA_RECORD_HISTORIES") == "1"
+#: The histories are recorded by the test session, with the development keys (payload
+#: codec and seals), which the replay uses too.
+KEYS = Settings()
 
 #: The Updates the recorded request went through: every handler but the refusal branch.
 RECORDED_UPDATES = {
@@ -74,7 +78,7 @@ def _replayer(*workflows: type) -> Replayer:
             workflows
             or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow, OutboxDeliveryWorkflow)
         ),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(KEYS),
     )
 
 
@@ -140,7 +144,8 @@ def test_workflow_payloads_carry_actors_as_ids_and_roles_only() -> None:
         for event in request.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
-    inputs = [*started, *(p for update in updates for p in update.args.payloads)]
+    stored: list[Payload] = [*started, *(p for update in updates for p in update.args.payloads)]
+    inputs = [codec_for(KEYS).decrypt(p) for p in stored]
     actors = [actor for p in inputs for actor in _actors(json.loads(p.data))]
     assert len(actors) > len(RECORDED_UPDATES)  # the creator and every person who acted
     for actor in actors:
@@ -162,7 +167,7 @@ async def test_a_workflow_change_that_breaks_determinism_fails_the_replay() -> N
     def replayer(workflow_class: type) -> Replayer:
         return Replayer(
             workflows=[workflow_class],
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(KEYS),
             # The variant lives in this test module, which the sandbox should not re-import.
             workflow_runner=UnsandboxedWorkflowRunner(),
         )
