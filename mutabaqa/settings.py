@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -82,6 +83,10 @@ class Settings(BaseSettings):
     temporal_seal_key: SecretStr = SecretStr(
         f"{PLACEHOLDER_PREFIX}-temporal-seal-key-0123456789abcdef"
     )
+    #: Upgrading a deployment with workflows in flight: messages a workflow handled before
+    #: this instant (ISO 8601, e.g. the upgrade's time) are not checked for seals, so those
+    #: histories replay. Unset (a new deployment): every message is checked.
+    temporal_seals_since: datetime | None = None
     #: AES-GCM keys of the payload codec, ``<key id>:<base64 key>`` separated by commas; the
     #: first encrypts, every one decrypts (rotation: put the new key first, keep the old ones
     #: while histories encrypted with them are kept).

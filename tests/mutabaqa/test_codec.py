@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +207,36 @@ def _actors(node: Any) -> Iterator[Any]:
     elif isinstance(node, list):
         for value in node:
             yield from _actors(value)
+
+
+RECORDED = Path(__file__).parents[1] / "workflows" / "histories"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "certification_request.json",
+        "certificate_issue_0.json",
+        "certificate_issue_1.json",
+        "canary.json",
+    ],
+)
+def test_recorded_histories_hold_no_email_and_no_readable_payload(name: str) -> None:
+    text = (RECORDED / name).read_text()
+    assert not EMAIL.search(text.encode())
+    stored = list(_payloads(json.loads(text)))
+    assert stored
+    codec = data_converter(Settings()).payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    for p in stored:
+        raw = Payload(
+            metadata={k: base64.b64decode(v) for k, v in p["metadata"].items()},
+            data=base64.b64decode(p["data"]),
+        )
+        assert raw.metadata["encoding"] == ENCODING
+        with pytest.raises(ValueError):
+            json.loads(raw.data)
+        clear = codec.decrypt(raw)
+        assert not EMAIL.search(clear.data)
+        if clear.metadata["encoding"] == b"json/plain":
+            json.loads(clear.data)  # what the workflow read

@@ -34,12 +34,14 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from api.app import create_app
+from domain.seals import SEAL_HEADER
 from models.request_payloads import RequestRef, RequestWorkflowInput
 from models.requests import CertificationRequest
 from models.system import CanaryInput
 from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.clients import connect_temporal
-from mutabaqa.codec import codec_for, data_converter
+from mutabaqa.codec import ENCODING, codec_for, data_converter
+from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import FAILING_PARAFFIN, FFP2_PASSING, make_lab, put_result, record_all
@@ -73,12 +75,14 @@ RECORDED_UPDATES = {
 
 
 def _replayer(*workflows: type) -> Replayer:
+    """Replays as the worker runs: encrypted payloads, seals checked."""
     return Replayer(
         workflows=list(
             workflows
             or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow, OutboxDeliveryWorkflow)
         ),
         data_converter=data_converter(KEYS),
+        interceptors=[SealCheckingInterceptor(seal_key(KEYS))],
     )
 
 
@@ -114,6 +118,15 @@ async def test_recorded_histories_replay_against_the_current_workflows() -> None
         assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert first.events[-1].event_type == continued
+    # Recorded as the product runs now: every start and Update sealed, payloads encrypted.
+    for history in (request, canary, first, second):
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert SEAL_HEADER in started.header.fields
+        assert started.input.payloads[0].metadata["encoding"] == ENCODING
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                accepted = event.workflow_execution_update_accepted_event_attributes
+                assert SEAL_HEADER in accepted.accepted_request.input.header.fields
     results = await _replayer().replay_workflows(
         _histories(request, canary, first, second), raise_on_replay_failure=True
     )
@@ -168,6 +181,7 @@ async def test_a_workflow_change_that_breaks_determinism_fails_the_replay() -> N
         return Replayer(
             workflows=[workflow_class],
             data_converter=data_converter(KEYS),
+            interceptors=[SealCheckingInterceptor(seal_key(KEYS))],
             # The variant lives in this test module, which the sandbox should not re-import.
             workflow_runner=UnsandboxedWorkflowRunner(),
         )
