@@ -120,6 +120,29 @@ def api(
     )
 
 
+@app.command("codec-server")
+def codec_server(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (MUTABAQA_CODEC_SERVER_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MUTABAQA_CODEC_SERVER_PORT).")] = None,
+) -> None:
+    """Serve POST /encode and /decode for the Temporal UI (its "codec endpoint") and the
+    temporal CLI (--codec-endpoint): they show payloads decrypted. Reading them needs no
+    other key: keep it on the loopback interface or behind your own authentication."""
+    import uvicorn
+
+    from mutabaqa.codec_server import create_codec_app
+
+    settings = _settings(codec_server_host=host, codec_server_port=port)
+    uvicorn.run(
+        create_codec_app(settings),
+        host=settings.codec_server_host,
+        port=settings.codec_server_port,
+        log_level="warning",
+    )
+
+
 @app.command()
 def worker() -> None:
     """Run a Temporal worker for every workflow and activity (stateless; scale out).

@@ -1,6 +1,8 @@
 """Client factories shared by the API, the worker, the CLI and the tests.
 
-Every Temporal client uses the pydantic data converter, so payload models round-trip.
+Every Temporal client uses the pydantic data converter, so payload models round-trip, with
+the payload codec (``mutabaqa/codec.py``): what Temporal stores is encrypted; and seals
+every message it sends (``mutabaqa/seals.py``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ import urllib3
 from minio import Minio
 from minio.objectlockconfig import ObjectLockConfig
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from mutabaqa.codec import data_converter
+from mutabaqa.seals import SealingInterceptor, seal_key
 from mutabaqa.settings import Settings
 
 
 async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
+    """The one way to a Temporal client: encrypted payloads, and every start, Update and
+    Signal sealed (``mutabaqa/seals.py``)."""
+    converter = data_converter(settings)
     return await Client.connect(
         settings.resolved_temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
+        interceptors=[SealingInterceptor(seal_key(settings), converter.payload_converter)],
         lazy=lazy,
     )
 

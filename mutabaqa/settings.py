@@ -7,6 +7,10 @@ and ``mutabaqa worker`` fall back to the embedded stack's default addresses.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +38,28 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+def parse_payload_keys(value: str) -> dict[str, bytes]:
+    """``id:base64,id:base64`` -> {id: key}, in order (the first is the current key). Each key
+    is 16, 24 or 32 bytes (AES-128/192/256); ids are letters, digits, ``.``, ``_``, ``-``."""
+    keys: dict[str, bytes] = {}
+    for entry in (part.strip() for part in value.split(",")):
+        kid, sep, encoded = entry.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", kid):
+            raise ValueError(
+                "each key must read <key id>:<base64 key> (id: letters, digits, . _ -)"
+            )
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError(f"key {kid!r} is not valid base64") from None
+        if len(key) not in (16, 24, 32):
+            raise ValueError(f"key {kid!r} must be 16, 24 or 32 bytes, not {len(key)}")
+        if kid in keys:
+            raise ValueError(f"key id {kid!r} appears twice")
+        keys[kid] = key
+    return keys
+
+
 class SettingsError(Exception):
     """The configuration cannot be used; the message says which variable to fix."""
 
@@ -58,6 +84,27 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "mutabaqa"
+    #: HMAC key of the seals every start, Update and Signal carries (``docs/temporal-security.md``):
+    #: held by the API, the workers and the CLI only. At least 32 characters outside development.
+    temporal_seal_key: SecretStr = SecretStr(
+        f"{PLACEHOLDER_PREFIX}-temporal-seal-key-0123456789abcdef"
+    )
+    #: Upgrading a deployment with workflows in flight: messages a workflow handled before
+    #: this instant (ISO 8601, e.g. the upgrade's time) are not checked for seals, so those
+    #: histories replay. Unset (a new deployment): every message is checked.
+    temporal_seals_since: datetime | None = None
+    #: AES-GCM keys of the payload codec, ``<key id>:<base64 key>`` separated by commas; the
+    #: first encrypts, every one decrypts (rotation: put the new key first, keep the old ones
+    #: while histories encrypted with them are kept).
+    temporal_payload_keys: SecretStr = SecretStr(
+        f"{PLACEHOLDER_PREFIX}-dev:2yFp/yXe6SV/u2oVQdkaqgpNIsNrjaFrU5Cn9Vmpfsg="
+    )
+    #: ``mutabaqa codec-server``: where it listens, and the Temporal UI origins it answers.
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8234
+    codec_server_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"]
+    )
 
     # Object store.
     s3_endpoint: str | None = None
@@ -233,28 +280,42 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("temporal_payload_keys")
+    @classmethod
+    def _payload_keys_parse(cls, value: SecretStr) -> SecretStr:
+        parse_payload_keys(value.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:
             return self
         placeholders = [
             f"MUTABAQA_{name.upper()}"
-            for name in ("s3_secret_key", "jwt_secret", "admin_password", "audit_key")
+            for name in (
+                "s3_secret_key",
+                "jwt_secret",
+                "admin_password",
+                "audit_key",
+                "temporal_seal_key",
+            )
             if getattr(self, name).get_secret_value().startswith(PLACEHOLDER_PREFIX)
         ]
+        if any(
+            kid.startswith(PLACEHOLDER_PREFIX)
+            for kid in parse_payload_keys(self.temporal_payload_keys.get_secret_value())
+        ):
+            placeholders.append("MUTABAQA_TEMPORAL_PAYLOAD_KEYS")
         if placeholders:
             raise ValueError(
                 f"{', '.join(placeholders)} still hold(s) the development placeholder; "
                 f"set real secrets before starting in {self.env.value} mode"
             )
-        if len(self.jwt_secret.get_secret_value()) < 32:
-            raise ValueError(
-                "MUTABAQA_JWT_SECRET must be at least 32 characters outside development"
-            )
-        if len(self.audit_key.get_secret_value()) < 32:
-            raise ValueError(
-                "MUTABAQA_AUDIT_KEY must be at least 32 characters outside development"
-            )
+        for name in ("jwt_secret", "audit_key", "temporal_seal_key"):
+            if len(getattr(self, name).get_secret_value()) < 32:
+                raise ValueError(
+                    f"MUTABAQA_{name.upper()} must be at least 32 characters outside development"
+                )
         return self
 
     @property

@@ -21,6 +21,7 @@ from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
 from mutabaqa.anchoring import checkpoint_periodically, install_audit_keys
 from mutabaqa.db import create_db_engine
+from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
 from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
@@ -98,6 +99,8 @@ def build_worker(
             certificates.reissue,
             certificates.surveillance_request,
         ],
+        # Workflows believe only sealed starts, Updates and Signals; the key is bound here.
+        interceptors=[SealCheckingInterceptor(seal_key(settings), settings.temporal_seals_since)],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         graceful_shutdown_timeout=timedelta(seconds=activity_grace),

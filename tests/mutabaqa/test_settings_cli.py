@@ -11,7 +11,7 @@ import pytest
 
 from mutabaqa.settings import SettingsError, load_settings
 
-COMMANDS = ("dev", "api", "worker", "migrate", "seed")
+COMMANDS = ("dev", "api", "worker", "migrate", "seed", "codec-server")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,8 +69,46 @@ def test_production_accepts_real_secrets() -> None:
         s3_secret_key="real-s3-secret",
         admin_password="a-real-password",
         audit_key="k" * 32,
+        temporal_seal_key="s" * 40,
+        temporal_payload_keys="k1:" + "A" * 43 + "=",
     )
     assert not settings.is_development
+
+
+def test_production_refuses_development_temporal_keys_and_short_seal_keys() -> None:
+    real = {"jwt_secret": "x" * 40, "s3_secret_key": "real", "admin_password": "real-pw"}
+    with pytest.raises(SettingsError) as err:
+        load_settings(env="production", **real)
+    assert "MUTABAQA_TEMPORAL_SEAL_KEY" in str(err.value)
+    assert "MUTABAQA_TEMPORAL_PAYLOAD_KEYS" in str(err.value)
+    # A real key first does not make a development key further down the list acceptable.
+    keys = "k1:" + "A" * 43 + "=,change-me-dev:" + "B" * 43 + "="
+    with pytest.raises(SettingsError, match="MUTABAQA_TEMPORAL_PAYLOAD_KEYS"):
+        load_settings(
+            env="production", temporal_seal_key="s" * 40, temporal_payload_keys=keys, **real
+        )
+    with pytest.raises(SettingsError, match="MUTABAQA_TEMPORAL_SEAL_KEY must be at least 32"):
+        load_settings(
+            env="production",
+            temporal_seal_key="short",
+            temporal_payload_keys="k1:" + "A" * 43 + "=",
+            **real,
+        )
+
+
+@pytest.mark.parametrize(
+    ("keys", "complaint"),
+    [
+        ("no-colon", "<key id>:<base64 key>"),
+        ("k1:not base64!", "not valid base64"),
+        ("k1:" + "A" * 8, "16, 24 or 32 bytes"),
+        ("k1:" + "A" * 43 + "=,k1:" + "B" * 43 + "=", "appears twice"),
+    ],
+)
+def test_payload_keys_are_checked_at_start(keys: str, complaint: str) -> None:
+    with pytest.raises(SettingsError, match="MUTABAQA_TEMPORAL_PAYLOAD_KEYS") as err:
+        load_settings(temporal_payload_keys=keys)
+    assert complaint in str(err.value)
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,6 +137,8 @@ def test_production_without_a_signing_key_refuses_to_start(command: str, tmp_pat
             "MUTABAQA_S3_SECRET_KEY": "real-s3-secret",
             "MUTABAQA_ADMIN_PASSWORD": "a-real-password",
             "MUTABAQA_AUDIT_KEY": "k" * 32,
+            "MUTABAQA_TEMPORAL_SEAL_KEY": "s" * 40,
+            "MUTABAQA_TEMPORAL_PAYLOAD_KEYS": "k1:" + "A" * 43 + "=",
             "MUTABAQA_DATA_DIR": str(tmp_path),
         },
     )

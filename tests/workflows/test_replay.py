@@ -28,17 +28,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from api.app import create_app
+from domain.seals import SEAL_HEADER
 from models.request_payloads import RequestRef, RequestWorkflowInput
 from models.requests import CertificationRequest
 from models.system import CanaryInput
 from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.clients import connect_temporal
+from mutabaqa.codec import ENCODING, codec_for, data_converter
+from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import (
@@ -83,6 +86,9 @@ TERMINATED_FILE = "certificate_terminated.json"
 OTHER_REQUEST_FILES = (APPEALS_FILE, UPHELD_FILE, DECLINED_FILE, WITHDRAWN_FILE)
 RECORDED_CERTIFICATE_UPDATES = {"suspend", "restore", "reissue", "withdraw", "terminate"}
 RECORDING = os.environ.get("MUTABAQA_RECORD_HISTORIES") == "1"
+#: The histories are recorded by the test session, with the development keys (payload
+#: codec and seals), which the replay uses too.
+KEYS = Settings()
 
 #: The Updates the recorded request went through: every handler but the refusal branch.
 RECORDED_UPDATES = {
@@ -94,12 +100,14 @@ RECORDED_UPDATES = {
 
 
 def _replayer(*workflows: type) -> Replayer:
+    """Replays as the worker runs: encrypted payloads, seals checked."""
     return Replayer(
         workflows=list(
             workflows
             or (RequestWorkflow, CanaryWorkflow, CertificateWorkflow, OutboxDeliveryWorkflow)
         ),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(KEYS),
+        interceptors=[SealCheckingInterceptor(seal_key(KEYS))],
     )
 
 
@@ -139,6 +147,15 @@ async def test_recorded_histories_replay_against_the_current_workflows() -> None
         assert history.events[-1].event_type == completed, history.workflow_id
     continued = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert first.events[-1].event_type == continued
+    # Recorded as the product runs now: every start and Update sealed, payloads encrypted.
+    for history in (request, canary, first, second):
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert SEAL_HEADER in started.header.fields
+        assert started.input.payloads[0].metadata["encoding"] == ENCODING
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                accepted = event.workflow_execution_update_accepted_event_attributes
+                assert SEAL_HEADER in accepted.accepted_request.input.header.fields
     results = await _replayer().replay_workflows(
         _histories(request, canary, first, second, terminated, *others),
         raise_on_replay_failure=True,
@@ -170,7 +187,8 @@ def test_workflow_payloads_carry_actors_as_ids_and_roles_only() -> None:
         for event in request.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
     ]
-    inputs = [*started, *(p for update in updates for p in update.args.payloads)]
+    stored: list[Payload] = [*started, *(p for update in updates for p in update.args.payloads)]
+    inputs = [codec_for(KEYS).decrypt(p) for p in stored]
     actors = [actor for p in inputs for actor in _actors(json.loads(p.data))]
     assert len(actors) > len(RECORDED_UPDATES)  # the creator and every person who acted
     for actor in actors:
@@ -192,7 +210,8 @@ async def test_a_workflow_change_that_breaks_determinism_fails_the_replay() -> N
     def replayer(workflow_class: type) -> Replayer:
         return Replayer(
             workflows=[workflow_class],
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(KEYS),
+            interceptors=[SealCheckingInterceptor(seal_key(KEYS))],
             # The variant lives in this test module, which the sandbox should not re-import.
             workflow_runner=UnsandboxedWorkflowRunner(),
         )
