@@ -1,5 +1,5 @@
 """What the API holds for its lifetime: settings, database engine, store and Temporal clients,
-and the certificate signing keys."""
+and the public keys that verify certificates (never a private key: workers sign)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from temporalio.client import Client
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
-from mutabaqa.signing import KeyRing
+from mutabaqa.signing import PublicKeySet
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,14 +30,14 @@ class AppContext:
     store: Minio
     health_store: Minio
     presigner: Minio
-    #: Certificate signing keys (``KeyRing.ensure``: generated on first start in development).
-    keyring: KeyRing
+    #: The published keys, read from public-key files only.
+    public_keys: PublicKeySet
     _temporal: Client | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     def create(cls, settings: Settings, *, temporal: Client | None = None) -> AppContext:
-        keyring = KeyRing.ensure(settings)  # first: a missing production key stops start-up
+        public_keys = PublicKeySet.load(settings)  # first: a missing key file stops start-up
         return cls(
             settings=settings,
             engine=create_db_engine(
@@ -52,7 +52,7 @@ class AppContext:
                 settings, timeout=settings.health_timeout_seconds, retries=0
             ),
             presigner=make_presigning_store(settings),
-            keyring=keyring,
+            public_keys=public_keys,
             _temporal=temporal,
         )
 

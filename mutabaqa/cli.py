@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mutabaqa.settings import Settings, SettingsError, load_settings
+from mutabaqa.settings import Environment, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -35,6 +35,19 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _dev_settings(**overrides: object) -> Settings:
+    """``mutabaqa dev`` runs in development unless ``MUTABAQA_ENV`` says otherwise."""
+    if "MUTABAQA_ENV" not in os.environ:
+        overrides["env"] = Environment.DEVELOPMENT
+    return _settings(**overrides)
+
+
+def _offline_settings(**overrides: object) -> Settings:
+    """Settings for commands that use no secret (key files, the development CA, offline
+    verification): the placeholder check of production concerns the services, not these."""
+    return _settings(env=Environment.DEVELOPMENT, **overrides)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"mutabaqa: {message}", err=True)
     raise typer.Exit(code)
@@ -49,6 +62,16 @@ def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
         KeyRing.ensure(settings)
         if pdf:
             ensure_pdf_identity(settings)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+def _require_public_keys(settings: Settings) -> None:
+    """The API publishes the public keys and reads nothing else of the signing material."""
+    from mutabaqa.signing import PublicKeySet
+
+    try:
+        PublicKeySet.load(settings)
     except SettingsError as exc:
         _fail(str(exc), 2)
 
@@ -93,7 +116,7 @@ def dev(
     from mutabaqa.dev import DevOptions, run_dev
     from mutabaqa.devstack import S3Ports, StackError, TemporalPorts
 
-    settings = _settings(data_dir=data_dir, api_host=host, api_port=port)
+    settings = _dev_settings(data_dir=data_dir, api_host=host, api_port=port)
     _sigterm_as_exit()
     options = DevOptions(
         temporal=TemporalPorts(
@@ -121,7 +144,7 @@ def api(
     from mutabaqa.serve import serve_api
 
     settings = _settings(api_host=host, api_port=port)
-    _require_signing_keys(settings)
+    _require_public_keys(settings)
     asyncio.run(
         serve_api(settings, host=settings.api_host, port=settings.api_port, log_level=log_level)
     )
@@ -210,34 +233,38 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("init")
 def keys_init() -> None:
-    """Create the signing key at MUTABAQA_SIGNING_KEY_PATH unless it exists; print its kid."""
-    from mutabaqa.signing import KeyRing, create_key_file
+    """Create the signing key at MUTABAQA_SIGNING_KEY_PATH (for the workers only) unless it
+    exists, and its public half at MUTABAQA_SIGNING_PUBLIC_KEY_PATH (the API's); print its kid."""
+    from mutabaqa.signing import KeyRing, create_key_file, write_public_key_file
 
-    settings = _settings()
+    settings = _offline_settings()
     path = settings.resolved_signing_key_path
+    public_path = settings.resolved_signing_public_key_path
     try:
         created = create_key_file(path) is not None
         ring = KeyRing.load(settings)
+        public_created = write_public_key_file(public_path, ring.public_key())
     except (OSError, SettingsError) as exc:
         _fail(str(exc))
-    typer.echo(f"{'created' if created else 'existing'} signing key {path}")
+    typer.echo(f"{'created' if created else 'existing'} signing key {path} (workers only)")
+    typer.echo(f"{'created' if public_created else 'existing'} public key {public_path} (the API)")
     typer.echo(f"kid {ring.active_kid}")
 
 
 @keys_app.command("export")
 def keys_export() -> None:
-    """Print the public key set (as served at /.well-known/mutabaqa-keys.json), for offline
-    verifiers: `mutabaqa verify --keys FILE`."""
+    """Print the public key set (as served at /.well-known/mutabaqa-keys.json, from the same
+    public-key files), for offline verifiers: `mutabaqa verify --keys FILE`."""
     import json
 
-    from mutabaqa.signing import KeyRing
+    from mutabaqa.signing import PublicKeySet
 
-    settings = _settings()
+    settings = _offline_settings()
     try:
-        ring = KeyRing.load(settings)
+        keys = PublicKeySet.load(settings)
     except SettingsError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(ring.jwks(), indent=2))
+    typer.echo(json.dumps(keys.jwks(), indent=2))
 
 
 ca_app = typer.Typer(
@@ -263,7 +290,7 @@ def ca_init(
     """
     from activities.pki import create_dev_ca
 
-    settings = _settings()
+    settings = _offline_settings()
     folder = directory or settings.resolved_pdf_signing_dir
     try:
         paths = create_dev_ca(
@@ -307,7 +334,7 @@ def verify(
     base_url = base_url_of(keys) if keys else None
     if base_url is None:
         try:
-            base_url = load_settings().public_base_url
+            base_url = load_settings(env=Environment.DEVELOPMENT).public_base_url  # no secret
         except SettingsError as exc:
             _fail(str(exc), Verdict.UNREADABLE)
     source = keys or keys_url(base_url)

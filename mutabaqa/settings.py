@@ -37,7 +37,10 @@ class Settings(BaseSettings):
         env_prefix="MUTABAQA_", env_file=None, extra="ignore", frozen=True
     )
 
-    env: Environment = Environment.DEVELOPMENT
+    #: Production unless said otherwise: placeholder secrets refused, signing keys never
+    #: generated, webhooks only to public addresses. ``mutabaqa dev`` (and the test suite)
+    #: run in development.
+    env: Environment = Environment.PRODUCTION
     data_dir: Path = Path(".mutabaqa")
 
     # Database (SQLite in the data directory when unset).
@@ -80,8 +83,12 @@ class Settings(BaseSettings):
     admin_email: str = "admin@mutabaqa.local"
     admin_password: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-admin")
 
-    # Certificate signing: a private-key file (generated on first start in development).
+    # Certificate signing: a private-key file (generated on first start in development),
+    # read by workers only; the API publishes its public half, a file of its own.
     signing_key_path: Path | None = None
+    #: The active key's public half (PEM), all the API reads of it. Default: beside the
+    #: private key (``signing-ed25519.pem`` → ``signing-ed25519.pub.pem``).
+    signing_public_key_path: Path | None = None
     #: Earlier signing keys (PEM files, public or private), still published in the key set
     #: so that certificates they signed stay verifiable. Env: a JSON list of paths.
     signing_retired_key_paths: list[Path] = Field(default_factory=list)
@@ -204,6 +211,13 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key_path(self) -> Path:
         return self.signing_key_path or self.data_dir / "keys" / "signing-ed25519.pem"
+
+    @property
+    def resolved_signing_public_key_path(self) -> Path:
+        if self.signing_public_key_path is not None:
+            return self.signing_public_key_path
+        private = self.resolved_signing_key_path
+        return private.with_name(f"{private.name.removesuffix('.pem')}.pub.pem")
 
     @property
     def resolved_pdf_signing_dir(self) -> Path:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from mutabaqa.settings import SettingsError, load_settings
 
@@ -101,5 +103,40 @@ def test_production_without_a_signing_key_refuses_to_start(command: str, tmp_pat
         },
     )
     assert result.returncode == 2
-    assert "MUTABAQA_SIGNING_KEY_PATH" in result.stderr
+    # The worker needs the private key; the API only its public half.
+    variable = (
+        "MUTABAQA_SIGNING_PUBLIC_KEY_PATH" if command == "api" else "MUTABAQA_SIGNING_KEY_PATH"
+    )
+    assert variable in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "keys").exists(), "a key was generated in production"
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "migrate", "seed"])
+def test_with_no_environment_set_the_services_start_in_production(command: str) -> None:
+    result = run_cli(command)  # no MUTABAQA_* variable at all
+    assert result.returncode == 2
+    assert "placeholder" in result.stderr and "production" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_settings_default_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MUTABAQA_ENV", raising=False)
+    with pytest.raises(SettingsError, match="placeholder"):
+        load_settings()
+    assert load_settings(env="development").is_development
+
+
+def test_dev_runs_in_development_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mutabaqa.cli import _dev_settings
+
+    monkeypatch.delenv("MUTABAQA_ENV", raising=False)
+    assert _dev_settings().is_development
+    monkeypatch.setenv("MUTABAQA_ENV", "production")
+    with pytest.raises(typer.Exit):  # the placeholders refused, as for `api`
+        _dev_settings()
+
+
+def test_image_runs_in_production() -> None:
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^\s*MUTABAQA_ENV=production\b", dockerfile, re.MULTILINE), dockerfile
