@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mutabaqa.settings import Environment, Settings, SettingsError, load_settings
+from mutabaqa.settings import SECRETS, Environment, Settings, SettingsError, load_settings_for
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -27,25 +27,24 @@ app = typer.Typer(
 )
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(secrets: tuple[str, ...] = (), **overrides: object) -> Settings:
+    """The settings of a command that uses ``secrets`` (placeholders refused in production)."""
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        return load_settings_for(secrets, {k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         typer.echo(f"mutabaqa: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+#: The worker's secrets (the JWT secret and the admin password are the API's only).
+WORKER_SECRETS = ("s3_secret_key",)
 
 
 def _dev_settings(**overrides: object) -> Settings:
     """``mutabaqa dev`` runs in development unless ``MUTABAQA_ENV`` says otherwise."""
     if "MUTABAQA_ENV" not in os.environ:
         overrides["env"] = Environment.DEVELOPMENT
-    return _settings(**overrides)
-
-
-def _offline_settings(**overrides: object) -> Settings:
-    """Settings for commands that use no secret (key files, the development CA, offline
-    verification): the placeholder check of production concerns the services, not these."""
-    return _settings(env=Environment.DEVELOPMENT, **overrides)
+    return _settings(SECRETS, **overrides)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -53,15 +52,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
+def _require_signing_keys(settings: Settings) -> None:
     """Refuse to start without the signing material (created on first start in development)."""
-    from mutabaqa.signing import KeyRing
-    from mutabaqa.trust import ensure_pdf_identity
+    from mutabaqa.trust import ensure_signing_material
 
     try:
-        KeyRing.ensure(settings)
-        if pdf:
-            ensure_pdf_identity(settings)
+        ensure_signing_material(settings)
     except SettingsError as exc:
         _fail(str(exc), 2)
 
@@ -143,7 +139,7 @@ def api(
     """Serve the HTTP API (stateless; run several behind a load balancer)."""
     from mutabaqa.serve import serve_api
 
-    settings = _settings(api_host=host, api_port=port)
+    settings = _settings(SECRETS, api_host=host, api_port=port)
     _require_public_keys(settings)
     asyncio.run(
         serve_api(settings, host=settings.api_host, port=settings.api_port, log_level=log_level)
@@ -161,8 +157,8 @@ def worker() -> None:
     from mutabaqa.serve import serve_worker
     from mutabaqa.worker import ACTIVITY_THREADS, worker_engine
 
-    settings = _settings()
-    _require_signing_keys(settings, pdf=True)
+    settings = _settings(WORKER_SECRETS)
+    _require_signing_keys(settings)
     engine = worker_engine(settings)
     typer.echo(
         f"worker on {settings.resolved_temporal_address} task queue "
@@ -237,7 +233,7 @@ def keys_init() -> None:
     exists, and its public half at MUTABAQA_SIGNING_PUBLIC_KEY_PATH (the API's); print its kid."""
     from mutabaqa.signing import KeyRing, create_key_file, write_public_key_file
 
-    settings = _offline_settings()
+    settings = _settings()
     path = settings.resolved_signing_key_path
     public_path = settings.resolved_signing_public_key_path
     try:
@@ -259,7 +255,7 @@ def keys_export() -> None:
 
     from mutabaqa.signing import PublicKeySet
 
-    settings = _offline_settings()
+    settings = _settings()
     try:
         keys = PublicKeySet.load(settings)
     except SettingsError as exc:
@@ -290,7 +286,7 @@ def ca_init(
     """
     from activities.pki import create_dev_ca
 
-    settings = _offline_settings()
+    settings = _settings()
     folder = directory or settings.resolved_pdf_signing_dir
     try:
         paths = create_dev_ca(
@@ -334,7 +330,7 @@ def verify(
     base_url = base_url_of(keys) if keys else None
     if base_url is None:
         try:
-            base_url = load_settings(env=Environment.DEVELOPMENT).public_base_url  # no secret
+            base_url = load_settings_for((), {}).public_base_url  # uses no secret
         except SettingsError as exc:
             _fail(str(exc), Verdict.UNREADABLE)
     source = keys or keys_url(base_url)

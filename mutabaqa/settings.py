@@ -7,17 +7,21 @@ and ``mutabaqa worker`` fall back to the embedded stack's default addresses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mutabaqa.i18n import languages
 
 #: Every placeholder secret starts with this; outside development it refuses start-up.
 PLACEHOLDER_PREFIX = "change-me"
+
+#: The secrets a placeholder may stand for, in the order messages name them.
+SECRETS = ("s3_secret_key", "jwt_secret", "admin_password")
 
 MiB = 1024 * 1024
 DAY = 24 * 3600.0
@@ -26,6 +30,15 @@ DAY = 24 * 3600.0
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class ObjectLockMode(StrEnum):
+    """How stored evidence and certificates are locked (S3 object lock): under COMPLIANCE
+    nobody, the store's root user included, can shorten the retention or delete a version
+    before it ends; under GOVERNANCE a user with the bypass permission can."""
+
+    GOVERNANCE = "GOVERNANCE"
+    COMPLIANCE = "COMPLIANCE"
 
 
 class SettingsError(Exception):
@@ -65,6 +78,9 @@ class Settings(BaseSettings):
     s3_access_key: str = "mutabaqa-dev"
     s3_secret_key: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-s3-secret")
     s3_evidence_bucket: str = "mutabaqa-evidence"
+    #: Object lock mode of stored evidence and certificates; unset: COMPLIANCE in
+    #: production, GOVERNANCE in development (test data can be cleared).
+    s3_object_lock_mode: ObjectLockMode | None = None
     s3_certificates_bucket: str = "mutabaqa-certificates"
 
     # Public identity of the deployment (presigned links, QR codes, verification pages).
@@ -174,25 +190,29 @@ class Settings(BaseSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _refuse_placeholders_outside_development(self) -> Settings:
+    def refuse_placeholders(self, secrets: Iterable[str] = SECRETS) -> None:
+        """Outside development, refuse ``secrets`` (names of settings) that still hold the
+        development placeholder, and a JWT secret shorter than 32 characters. Each process
+        asks only for what it uses: the API all of them, the worker the S3 secret."""
         if self.env is Environment.DEVELOPMENT:
-            return self
+            return
+        wanted = [name for name in SECRETS if name in set(secrets)]
         placeholders = [
             f"MUTABAQA_{name.upper()}"
-            for name in ("s3_secret_key", "jwt_secret", "admin_password")
+            for name in wanted
             if getattr(self, name).get_secret_value().startswith(PLACEHOLDER_PREFIX)
         ]
         if placeholders:
-            raise ValueError(
-                f"{', '.join(placeholders)} still hold(s) the development placeholder; "
-                f"set real secrets before starting in {self.env.value} mode"
+            raise SettingsError(
+                f"invalid configuration: {', '.join(placeholders)} still hold(s) the "
+                f"development placeholder; set real secrets before starting in "
+                f"{self.env.value} mode"
             )
-        if len(self.jwt_secret.get_secret_value()) < 32:
-            raise ValueError(
-                "MUTABAQA_JWT_SECRET must be at least 32 characters outside development"
+        if "jwt_secret" in wanted and len(self.jwt_secret.get_secret_value()) < 32:
+            raise SettingsError(
+                "invalid configuration: MUTABAQA_JWT_SECRET must be at least 32 characters "
+                "outside development"
             )
-        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -207,6 +227,13 @@ class Settings(BaseSettings):
     @property
     def resolved_s3_endpoint(self) -> str:
         return self.s3_endpoint or "http://127.0.0.1:9000"
+
+    @property
+    def resolved_object_lock_mode(self) -> str:
+        if self.s3_object_lock_mode is not None:
+            return self.s3_object_lock_mode.value
+        mode = ObjectLockMode.GOVERNANCE if self.is_development else ObjectLockMode.COMPLIANCE
+        return mode.value
 
     @property
     def resolved_signing_key_path(self) -> Path:
@@ -229,11 +256,19 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, turning validation errors into one clear message."""
+    """Read settings from the environment, turning validation errors into one clear message;
+    outside development, refuse every placeholder secret."""
+    return load_settings_for(SECRETS, overrides)
+
+
+def load_settings_for(secrets: Iterable[str], overrides: Mapping[str, object]) -> Settings:
+    """``load_settings`` for a process that uses only ``secrets`` (names of settings)."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings.refuse_placeholders(secrets)
+        return settings
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
