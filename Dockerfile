@@ -24,6 +24,7 @@ FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    MUTABAQA_ENV=production \
     MUTABAQA_DATA_DIR=/var/lib/mutabaqa
 
 RUN groupadd --system --gid 10001 mutabaqa \

@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 from minio import Minio
-from minio.commonconfig import GOVERNANCE
 from minio.error import S3Error
 from minio.retention import Retention
 from sqlalchemy.engine import Engine
@@ -176,5 +175,8 @@ class CertificatePdfs:
                 session.add(certificate)
         until = datetime.now(UTC) + timedelta(days=self._settings.retention_days)
         self._store.set_object_retention(
-            bucket, key, Retention(GOVERNANCE, until), version_id=version_id
+            bucket,
+            key,
+            Retention(self._settings.resolved_object_lock_mode, until),
+            version_id=version_id,
         )

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from minio import Minio
-from minio.commonconfig import GOVERNANCE
 from minio.retention import Retention
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -420,7 +419,10 @@ class RequestActivities:
     def _apply_retention(self, bucket: str, key: str, version_id: str | None, at: datetime) -> None:
         until = at + timedelta(days=self._settings.retention_days)
         self._store.set_object_retention(
-            bucket, key, Retention(GOVERNANCE, until), version_id=version_id
+            bucket,
+            key,
+            Retention(self._settings.resolved_object_lock_mode, until),
+            version_id=version_id,
         )
 
     # --- system events ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """What the API holds for its lifetime: settings, database engine, store and Temporal clients,
-the certificate signing keys and the
-bound on concurrent password hashes."""
+and the public keys that verify certificates (never a private key: workers sign), the bound
+on concurrent uploads and on concurrent password hashes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from api.uploads import UploadSlots
 from mutabaqa.clients import connect_temporal, make_object_store, make_presigning_store
 from mutabaqa.db import create_db_engine, write_session
 from mutabaqa.settings import Settings
-from mutabaqa.signing import KeyRing
+from mutabaqa.signing import PublicKeySet
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,8 +33,8 @@ class AppContext:
     store: Minio
     health_store: Minio
     presigner: Minio
-    #: Certificate signing keys (``KeyRing.ensure``: generated on first start in development).
-    keyring: KeyRing
+    #: The published keys, read from public-key files only.
+    public_keys: PublicKeySet
     #: Uploads this process streams at once (``MUTABAQA_MAX_CONCURRENT_UPLOADS``).
     upload_slots: UploadSlots
     #: The bound on concurrent password hashes in this process.
@@ -44,7 +44,7 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings, *, temporal: Client | None = None) -> AppContext:
-        keyring = KeyRing.ensure(settings)  # first: a missing production key stops start-up
+        public_keys = PublicKeySet.load(settings)  # first: a missing key file stops start-up
         return cls(
             settings=settings,
             engine=create_db_engine(
@@ -59,7 +59,7 @@ class AppContext:
                 settings, timeout=settings.health_timeout_seconds, retries=0
             ),
             presigner=make_presigning_store(settings),
-            keyring=keyring,
+            public_keys=public_keys,
             upload_slots=UploadSlots(settings.max_concurrent_uploads),
             passwords=PasswordGate(
                 settings.password_hash_concurrency, settings.password_hash_wait_seconds

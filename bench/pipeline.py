@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from models.workflow_names import OUTBOX_WORKFLOW  # noqa: E402
 from mutabaqa.devstack import S3Ports, TemporalPorts, free_port  # noqa: E402
-from mutabaqa.settings import Settings  # noqa: E402
+from mutabaqa.settings import Environment, Settings  # noqa: E402
 from tests.walker import People, WalkResult, make_people, run_walks, walk  # noqa: E402
 
 HEALTH_SECONDS = 180.0
@@ -73,7 +73,11 @@ STOP_SECONDS = 15.0
 WALK_SECONDS = 300.0  # one request, at most
 HISTORY_SECONDS = 60.0  # for the warm-up request's workflow to finish
 #: The public routes are rate-limited per client address; the bench is one address.
-RATE_ENV = {"MUTABAQA_PUBLIC_RATE_PER_MINUTE": "1000000", "MUTABAQA_PUBLIC_RATE_BURST": "100000"}
+RATE_ENV = {
+    "MUTABAQA_ENV": "development",
+    "MUTABAQA_PUBLIC_RATE_PER_MINUTE": "1000000",
+    "MUTABAQA_PUBLIC_RATE_BURST": "100000",
+}
 COUNTED = {
     "updates": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     "activities": EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -517,7 +521,7 @@ def walk_errors(results: Sequence[WalkResult]) -> dict[str, int]:
 
 async def run_bench(stack: Stack, args: argparse.Namespace, database_url: str) -> int:
     deadline = time.monotonic() + args.timeout
-    settings = Settings(data_dir=stack.data_dir)
+    settings = Settings(env=Environment.DEVELOPMENT, data_dir=stack.data_dir)
     limits = httpx.Limits(max_connections=max(100, 2 * args.concurrency))
     calls = CallCounter(stack.port)
     async with httpx.AsyncClient(
@@ -689,7 +693,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = Path(tempfile.mkdtemp(prefix="mutabaqa-bench-pipeline-"))
     stack = Stack(data_dir, args.database_url)
-    database_url = args.database_url or Settings(data_dir=data_dir).resolved_database_url
+    database_url = (
+        args.database_url
+        or Settings(env=Environment.DEVELOPMENT, data_dir=data_dir).resolved_database_url
+    )
     try:
         print(f"starting mutabaqa dev in {data_dir} (API {stack.url}) ...", flush=True)
         stack.start()

@@ -45,7 +45,7 @@ from mutabaqa.devstack import (
     start_s3,
     wait_until,
 )
-from mutabaqa.settings import MiB, Settings
+from mutabaqa.settings import Environment, MiB, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_RATIO = 0.8
@@ -167,6 +167,7 @@ def form(boundary: str, data: PseudoRandom) -> tuple[int, Iterator[bytes]]:
 def start_api(settings: Settings, workdir: Path) -> tuple[ChildProcess, str]:
     port = free_port()
     env = {
+        "MUTABAQA_ENV": "development",
         "MUTABAQA_S3_ENDPOINT": settings.resolved_s3_endpoint,
         "MUTABAQA_S3_ACCESS_KEY": settings.s3_access_key,
         "MUTABAQA_S3_SECRET_KEY": settings.s3_secret_key.get_secret_value(),
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     secret = "bench-" + uuid.uuid4().hex
     ports = S3Ports.free()
     settings = Settings(
+        env=Environment.DEVELOPMENT,
         data_dir=workdir,
         s3_endpoint=f"http://127.0.0.1:{ports.s3}",
         s3_access_key="bench",

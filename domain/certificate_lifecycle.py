@@ -4,7 +4,7 @@ certificate workflow's validators and the API."""
 from __future__ import annotations
 
 from domain.permissions import Actor, Role
-from domain.request_rules import Refusal
+from domain.request_rules import Refusal, check_impartial
 from domain.statuses import CertificateStatus
 
 C = CertificateStatus
@@ -44,12 +44,15 @@ def can_see(organization_id: str, centre_code: str, actor: Actor) -> bool:
 def check(
     action: str, status: CertificateStatus, organization_id: str, centre_code: str, actor: Actor
 ) -> None:
-    """403 → 404 → 409, as for requests."""
+    """403 → 404 → 409, as for requests (an officer of the holder's organisation: 409
+    impartiality)."""
     check_role(action, actor)
     if not can_see(organization_id, centre_code, actor):
         raise Refusal(404, "not-found", "no such certificate within your reach")
     if action == "terminate" and actor.organization_id != organization_id:
         raise Refusal(404, "not-found", "no such certificate within your reach")
+    role = next((role for role in actor.roles if role in ACTIONS[action][2]), None)
+    check_impartial(role, organization_id, actor)
     if status in FINAL:
         raise Refusal(409, "certificate-finished", f"the certificate is {status.value}")
     sources, _, _ = ACTIONS[action]

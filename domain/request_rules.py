@@ -121,6 +121,29 @@ class Refusal(Exception):
         self.detail = detail
 
 
+#: Roles that act for the certification body: never on their own organisation's requests.
+STAFF_ROLES = frozenset({Role.LAB_TECHNICIAN, Role.COMPLIANCE_OFFICER})
+
+
+def impartiality_refusal(role: Role | None, organization_id: str, actor: Actor) -> Refusal | None:
+    """ISO/IEC 17065 §4.2, 17025 §4.1: someone who belongs to the organisation whose request
+    or certificate it is does not act on it as staff (technician or officer)."""
+    if role in STAFF_ROLES and actor.organization_id == organization_id:
+        return Refusal(
+            409,
+            "impartiality",
+            f"you belong to the organisation concerned: as {role}, you may not act on its "
+            "requests or certificates (impartiality); another member of staff must",
+        )
+    return None
+
+
+def check_impartial(role: Role | None, organization_id: str, actor: Actor) -> None:
+    refusal = impartiality_refusal(role, organization_id, actor)
+    if refusal is not None:
+        raise refusal
+
+
 def acting_role(action: str, actor: Actor) -> Role | None:
     """The role under which ``actor`` takes ``action`` (None: no role of theirs allows it)."""
     allowed = ACTION_ROLES.get(action, frozenset())
@@ -191,7 +214,8 @@ def _separation(actor: Actor, facts: RequestFacts) -> None:
 
 
 def check_state(action: str, facts: RequestFacts, actor: Actor, body: Mapping[str, object]) -> None:
-    """409: the action is not allowed now (state, guard, separation of duties)."""
+    """409: the action is not allowed now (impartiality, state, guard, separation of duties)."""
+    check_impartial(acting_role(action, actor), facts.organization_id, actor)
     if facts.finished:
         raise Refusal(409, "request-finished", f"the request is {facts.status.value}")
     sources, _ = TRANSITIONS[action]
@@ -280,13 +304,20 @@ def can_upload_document(facts: RequestFacts, actor: Actor) -> bool:
     )
 
 
+def evidence_conflict(facts: RequestFacts, actor: Actor) -> Refusal | None:
+    """The impartiality refusal of a technician's evidence upload, if any."""
+    return impartiality_refusal(Role.LAB_TECHNICIAN, facts.organization_id, actor)
+
+
 def can_test(facts: RequestFacts, actor: Actor) -> bool:
-    """Record results and upload evidence: a technician of the assigned centre, in testing."""
+    """Record results and upload evidence: an impartial technician of the assigned centre,
+    in testing."""
     return (
         actor.has(Role.LAB_TECHNICIAN)
         and actor.centre_code is not None
         and actor.centre_code == facts.centre_code
         and facts.status is S.TESTING
+        and evidence_conflict(facts, actor) is None
     )
 
 
@@ -298,6 +329,7 @@ def check_result(item_code: str, facts: RequestFacts, actor: Actor) -> None:
         raise Refusal(404, "not-found", "no such request within your reach")
     if item_code not in facts.plan:
         raise Refusal(404, "not-found", f"item {item_code!r} is not in the test plan")
+    check_impartial(Role.LAB_TECHNICIAN, facts.organization_id, actor)
     if facts.finished:
         raise Refusal(409, "request-finished", f"the request is {facts.status.value}")
     if facts.status is not S.TESTING:

@@ -23,7 +23,7 @@ def _audit_context() -> tuple[Settings, Any, Any, Any]:
     from mutabaqa.db import create_db_engine
     from mutabaqa.signing import KeyRing
 
-    settings = _settings()
+    settings = _settings(("audit_key", "s3_secret_key"))
     install_audit_keys(settings)
     try:
         ring = KeyRing.ensure(settings)

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mutabaqa.audit_cli import audit_app
+from mutabaqa.cli_support import TEMPORAL_SECRETS, WORKER_SECRETS
+from mutabaqa.cli_support import dev_settings as _dev_settings
 from mutabaqa.cli_support import fail as _fail
 from mutabaqa.cli_support import settings as _settings
-from mutabaqa.settings import Settings, SettingsError, load_settings
+from mutabaqa.settings import SECRETS, Settings, SettingsError, load_settings_for
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -33,15 +35,22 @@ app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 
-def _require_signing_keys(settings: Settings, *, pdf: bool = False) -> None:
+def _require_signing_keys(settings: Settings) -> None:
     """Refuse to start without the signing material (created on first start in development)."""
-    from mutabaqa.signing import KeyRing
-    from mutabaqa.trust import ensure_pdf_identity
+    from mutabaqa.trust import ensure_signing_material
 
     try:
-        KeyRing.ensure(settings)
-        if pdf:
-            ensure_pdf_identity(settings)
+        ensure_signing_material(settings)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+def _require_public_keys(settings: Settings) -> None:
+    """The API publishes the public keys and reads nothing else of the signing material."""
+    from mutabaqa.signing import PublicKeySet
+
+    try:
+        PublicKeySet.load(settings)
     except SettingsError as exc:
         _fail(str(exc), 2)
 
@@ -86,7 +95,7 @@ def dev(
     from mutabaqa.dev import DevOptions, run_dev
     from mutabaqa.devstack import S3Ports, StackError, TemporalPorts
 
-    settings = _settings(data_dir=data_dir, api_host=host, api_port=port)
+    settings = _dev_settings(data_dir=data_dir, api_host=host, api_port=port)
     _sigterm_as_exit()
     options = DevOptions(
         temporal=TemporalPorts(
@@ -113,8 +122,8 @@ def api(
     """Serve the HTTP API (stateless; run several behind a load balancer)."""
     from mutabaqa.serve import serve_api
 
-    settings = _settings(api_host=host, api_port=port)
-    _require_signing_keys(settings)
+    settings = _settings(SECRETS, api_host=host, api_port=port)
+    _require_public_keys(settings)
     asyncio.run(
         serve_api(settings, host=settings.api_host, port=settings.api_port, log_level=log_level)
     )
@@ -134,7 +143,7 @@ def codec_server(
 
     from mutabaqa.codec_server import create_codec_app
 
-    settings = _settings(codec_server_host=host, codec_server_port=port)
+    settings = _settings(("temporal_payload_keys",), codec_server_host=host, codec_server_port=port)
     uvicorn.run(
         create_codec_app(settings),
         host=settings.codec_server_host,
@@ -154,8 +163,8 @@ def worker() -> None:
     from mutabaqa.serve import serve_worker
     from mutabaqa.worker import ACTIVITY_THREADS, worker_engine
 
-    settings = _settings()
-    _require_signing_keys(settings, pdf=True)
+    settings = _settings(WORKER_SECRETS)
+    _require_signing_keys(settings)
     engine = worker_engine(settings)
     typer.echo(
         f"worker on {settings.resolved_temporal_address} task queue "
@@ -181,7 +190,7 @@ def migrate(
     """Apply the database migrations (Alembic) up to REVISION."""
     from mutabaqa.migrate import upgrade
 
-    settings = _settings()
+    settings = _settings(("audit_key",))
     upgrade(settings.resolved_database_url, revision)
     typer.echo(f"database at {revision}")
 
@@ -212,34 +221,38 @@ app.add_typer(keys_app, name="keys")
 
 @keys_app.command("init")
 def keys_init() -> None:
-    """Create the signing key at MUTABAQA_SIGNING_KEY_PATH unless it exists; print its kid."""
-    from mutabaqa.signing import KeyRing, create_key_file
+    """Create the signing key at MUTABAQA_SIGNING_KEY_PATH (for the workers only) unless it
+    exists, and its public half at MUTABAQA_SIGNING_PUBLIC_KEY_PATH (the API's); print its kid."""
+    from mutabaqa.signing import KeyRing, create_key_file, write_public_key_file
 
     settings = _settings()
     path = settings.resolved_signing_key_path
+    public_path = settings.resolved_signing_public_key_path
     try:
         created = create_key_file(path) is not None
         ring = KeyRing.load(settings)
+        public_created = write_public_key_file(public_path, ring.public_key())
     except (OSError, SettingsError) as exc:
         _fail(str(exc))
-    typer.echo(f"{'created' if created else 'existing'} signing key {path}")
+    typer.echo(f"{'created' if created else 'existing'} signing key {path} (workers only)")
+    typer.echo(f"{'created' if public_created else 'existing'} public key {public_path} (the API)")
     typer.echo(f"kid {ring.active_kid}")
 
 
 @keys_app.command("export")
 def keys_export() -> None:
-    """Print the public key set (as served at /.well-known/mutabaqa-keys.json), for offline
-    verifiers: `mutabaqa verify --keys FILE`."""
+    """Print the public key set (as served at /.well-known/mutabaqa-keys.json, from the same
+    public-key files), for offline verifiers: `mutabaqa verify --keys FILE`."""
     import json
 
-    from mutabaqa.signing import KeyRing
+    from mutabaqa.signing import PublicKeySet
 
     settings = _settings()
     try:
-        ring = KeyRing.load(settings)
+        keys = PublicKeySet.load(settings)
     except SettingsError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(ring.jwks(), indent=2))
+    typer.echo(json.dumps(keys.jwks(), indent=2))
 
 
 ca_app = typer.Typer(
@@ -309,7 +322,7 @@ def verify(
     base_url = base_url_of(keys) if keys else None
     if base_url is None:
         try:
-            base_url = load_settings().public_base_url
+            base_url = load_settings_for((), {}).public_base_url  # uses no secret
         except SettingsError as exc:
             _fail(str(exc), Verdict.UNREADABLE)
     source = keys or keys_url(base_url)
@@ -431,7 +444,7 @@ def outbox_replay(
     """Put dead rows back to pending and start a fresh delivery for each (delivered once)."""
     if not ids and not all_dead:
         _fail("give the ids of dead rows, or --all-dead", 2)
-    settings = _settings()
+    settings = _settings(TEMPORAL_SECRETS)
     replayed = asyncio.run(_replay(settings, None if all_dead else list(ids or [])))
     typer.echo(f"replaying {len(replayed)} row(s)")
     for row_id in replayed:

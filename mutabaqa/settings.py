@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +29,17 @@ PLACEHOLDER_PREFIX = "change-me"
 #: Port of SMTP over implicit TLS (RFC 8314); other ports speak plain SMTP, upgraded with
 #: STARTTLS when ``smtp_starttls`` is set.
 SMTP_IMPLICIT_TLS_PORT = 465
+#: The secrets a placeholder may stand for, in the order messages name them.
+SECRETS = (
+    "s3_secret_key",
+    "jwt_secret",
+    "admin_password",
+    "audit_key",
+    "temporal_seal_key",
+    "temporal_payload_keys",
+)
+#: Secrets outside development must be at least this long (of those that are strings).
+LONG_SECRETS = ("jwt_secret", "audit_key", "temporal_seal_key")
 
 MiB = 1024 * 1024
 DAY = 24 * 3600.0
@@ -60,6 +72,15 @@ def parse_payload_keys(value: str) -> dict[str, bytes]:
     return keys
 
 
+class ObjectLockMode(StrEnum):
+    """How stored evidence and certificates are locked (S3 object lock): under COMPLIANCE
+    nobody, the store's root user included, can shorten the retention or delete a version
+    before it ends; under GOVERNANCE a user with the bypass permission can."""
+
+    GOVERNANCE = "GOVERNANCE"
+    COMPLIANCE = "COMPLIANCE"
+
+
 class SettingsError(Exception):
     """The configuration cannot be used; the message says which variable to fix."""
 
@@ -69,7 +90,10 @@ class Settings(BaseSettings):
         env_prefix="MUTABAQA_", env_file=None, extra="ignore", frozen=True
     )
 
-    env: Environment = Environment.DEVELOPMENT
+    #: Production unless said otherwise: placeholder secrets refused, signing keys never
+    #: generated, webhooks only to public addresses. ``mutabaqa dev`` (and the test suite)
+    #: run in development.
+    env: Environment = Environment.PRODUCTION
     data_dir: Path = Path(".mutabaqa")
 
     # Database (SQLite in the data directory when unset).
@@ -115,6 +139,9 @@ class Settings(BaseSettings):
     s3_access_key: str = "mutabaqa-dev"
     s3_secret_key: SecretStr = SecretStr(f"{PLACEHOLDER_PREFIX}-s3-secret")
     s3_evidence_bucket: str = "mutabaqa-evidence"
+    #: Object lock mode of stored evidence and certificates; unset: COMPLIANCE in
+    #: production, GOVERNANCE in development (test data can be cleared).
+    s3_object_lock_mode: ObjectLockMode | None = None
     s3_certificates_bucket: str = "mutabaqa-certificates"
 
     # Public identity of the deployment (presigned links, QR codes, verification pages).
@@ -162,8 +189,12 @@ class Settings(BaseSettings):
     #: escape the checkpoint.
     audit_checkpoint_interval_seconds: Annotated[float, Field(ge=0)] = 900.0
 
-    # Certificate signing: a private-key file (generated on first start in development).
+    # Certificate signing: a private-key file (generated on first start in development),
+    # read by workers only; the API publishes its public half, a file of its own.
     signing_key_path: Path | None = None
+    #: The active key's public half (PEM), all the API reads of it. Default: beside the
+    #: private key (``signing-ed25519.pem`` → ``signing-ed25519.pub.pem``).
+    signing_public_key_path: Path | None = None
     #: Earlier signing keys (PEM files, public or private), still published in the key set
     #: so that certificates they signed stay verifiable. Env: a JSON list of paths.
     signing_retired_key_paths: list[Path] = Field(default_factory=list)
@@ -286,37 +317,37 @@ class Settings(BaseSettings):
         parse_payload_keys(value.get_secret_value())
         return value
 
-    @model_validator(mode="after")
-    def _refuse_placeholders_outside_development(self) -> Settings:
+    def refuse_placeholders(self, secrets: Iterable[str] = SECRETS) -> None:
+        """Outside development, refuse ``secrets`` (names of settings) that still hold the
+        development placeholder, and any of ``LONG_SECRETS`` shorter than 32 characters.
+        Each process asks only for what it uses: the API all of them; the worker the S3
+        secret, the audit key and the Temporal keys; migrations the audit key."""
         if self.env is Environment.DEVELOPMENT:
-            return self
+            return
+        wanted = [name for name in SECRETS if name in set(secrets)]
         placeholders = [
             f"MUTABAQA_{name.upper()}"
-            for name in (
-                "s3_secret_key",
-                "jwt_secret",
-                "admin_password",
-                "audit_key",
-                "temporal_seal_key",
-            )
+            for name in wanted
+            if name != "temporal_payload_keys"
             if getattr(self, name).get_secret_value().startswith(PLACEHOLDER_PREFIX)
         ]
-        if any(
+        if "temporal_payload_keys" in wanted and any(
             kid.startswith(PLACEHOLDER_PREFIX)
             for kid in parse_payload_keys(self.temporal_payload_keys.get_secret_value())
         ):
             placeholders.append("MUTABAQA_TEMPORAL_PAYLOAD_KEYS")
         if placeholders:
-            raise ValueError(
-                f"{', '.join(placeholders)} still hold(s) the development placeholder; "
-                f"set real secrets before starting in {self.env.value} mode"
+            raise SettingsError(
+                f"invalid configuration: {', '.join(placeholders)} still hold(s) the "
+                f"development placeholder; set real secrets before starting in "
+                f"{self.env.value} mode"
             )
-        for name in ("jwt_secret", "audit_key", "temporal_seal_key"):
-            if len(getattr(self, name).get_secret_value()) < 32:
-                raise ValueError(
-                    f"MUTABAQA_{name.upper()} must be at least 32 characters outside development"
+        for name in LONG_SECRETS:
+            if name in wanted and len(getattr(self, name).get_secret_value()) < 32:
+                raise SettingsError(
+                    f"invalid configuration: MUTABAQA_{name.upper()} must be at least 32 "
+                    "characters outside development"
                 )
-        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -333,8 +364,22 @@ class Settings(BaseSettings):
         return self.s3_endpoint or "http://127.0.0.1:9000"
 
     @property
+    def resolved_object_lock_mode(self) -> str:
+        if self.s3_object_lock_mode is not None:
+            return self.s3_object_lock_mode.value
+        mode = ObjectLockMode.GOVERNANCE if self.is_development else ObjectLockMode.COMPLIANCE
+        return mode.value
+
+    @property
     def resolved_signing_key_path(self) -> Path:
         return self.signing_key_path or self.data_dir / "keys" / "signing-ed25519.pem"
+
+    @property
+    def resolved_signing_public_key_path(self) -> Path:
+        if self.signing_public_key_path is not None:
+            return self.signing_public_key_path
+        private = self.resolved_signing_key_path
+        return private.with_name(f"{private.name.removesuffix('.pem')}.pub.pem")
 
     @property
     def resolved_pdf_signing_dir(self) -> Path:
@@ -367,11 +412,19 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment, turning validation errors into one clear message."""
+    """Read settings from the environment, turning validation errors into one clear message;
+    outside development, refuse every placeholder secret."""
+    return load_settings_for(SECRETS, overrides)
+
+
+def load_settings_for(secrets: Iterable[str], overrides: Mapping[str, object]) -> Settings:
+    """``load_settings`` for a process that uses only ``secrets`` (names of settings)."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings.refuse_placeholders(secrets)
+        return settings
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

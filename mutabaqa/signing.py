@@ -2,9 +2,11 @@
 payload; keys named by their RFC 7638 JWK thumbprint (``kid``).
 
 The helpers at the top are pure (no I/O) and are also what an offline verifier uses. The
-``KeyRing`` holds the active private key and the retired public keys, read from files
-named by settings; retired keys stay in the published key set so that certificates they
-signed can still be verified.
+``KeyRing`` (workers only) holds the active private key and the retired public keys, read
+from files named by settings; retired keys stay in the published key set so that
+certificates they signed can still be verified. The ``PublicKeySet`` is what the API
+publishes: read from public-key files only (the active key's public half, written beside
+the private key, and the retired keys), it never touches private material.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from models.certificates import KeySet, PublicJwk, SignedPayload
 from mutabaqa.settings import Settings, SettingsError
 
 ACTIVE_KEY_VARIABLE = "MUTABAQA_SIGNING_KEY_PATH"
+PUBLIC_KEY_VARIABLE = "MUTABAQA_SIGNING_PUBLIC_KEY_PATH"
 RETIRED_KEYS_VARIABLE = "MUTABAQA_SIGNING_RETIRED_KEY_PATHS"
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -224,20 +227,104 @@ def create_key_file(path: Path) -> Ed25519PrivateKey | None:
     return key
 
 
-# --- Key ring ------------------------------------------------------------------------------
+def load_public_only(path: Path, variable: str) -> Ed25519PublicKey:
+    """The Ed25519 public key of a PEM file that holds a public key, and only that: the API
+    publishes keys without ever reading private material."""
+    if not path.exists():
+        raise SigningKeyError(
+            f"{variable}: no public key file at {path}; the API serves the public half of the "
+            "signing key: `mutabaqa keys init` writes it beside the private key (or "
+            "`openssl pkey -pubout`), and the worker writes it in development"
+        )
+    data = _read_key_file(path, variable)
+    if b"PRIVATE KEY-----" in data:
+        raise SigningKeyError(
+            f"{variable}: {path} holds a private key; the API reads public keys only: give "
+            "the public half (`mutabaqa keys init` writes it beside the private key, or "
+            "`openssl pkey -pubout`)"
+        )
+    return load_public_key(path, variable)
 
 
-class KeyRing:
-    """The active signing key and the retired public keys, each named by its ``kid``."""
+def write_public_key_file(path: Path, public_key: Ed25519PublicKey) -> bool:
+    """Write the public key's PEM to ``path`` (mode 0644) unless a file is there; True when
+    written. An existing file holding another key is an error (``SigningKeyError``): the
+    API would publish a key that signs nothing."""
+    if path.exists():
+        if public_jwk(load_public_only(path, PUBLIC_KEY_VARIABLE)) != public_jwk(public_key):
+            raise SigningKeyError(
+                f"{PUBLIC_KEY_VARIABLE}: {path} is not the public half of the signing key "
+                f"({ACTIVE_KEY_VARIABLE}); remove it and run `mutabaqa keys init`"
+            )
+        return False
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".public-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(public_key_pem(public_key))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    return True
 
-    def __init__(self, active: Ed25519PrivateKey, retired: Iterable[Ed25519PublicKey] = ()) -> None:
-        self._active = active
-        active_jwk = public_jwk(active.public_key())
+
+# --- Key sets ------------------------------------------------------------------------------
+
+
+class PublicKeySet:
+    """The published keys: the active public key first, then the retired ones, each named
+    by its ``kid``."""
+
+    def __init__(self, active: Ed25519PublicKey, retired: Iterable[Ed25519PublicKey] = ()) -> None:
+        active_jwk = public_jwk(active)
         self.active_kid = jwk_thumbprint(active_jwk)
         self._jwks: dict[str, dict[str, str]] = {self.active_kid: active_jwk}
         for key in retired:
             jwk = public_jwk(key)
             self._jwks.setdefault(jwk_thumbprint(jwk), jwk)
+
+    @classmethod
+    def load(cls, settings: Settings) -> PublicKeySet:
+        """Read the active public key (``settings.resolved_signing_public_key_path``) and
+        the retired keys, refusing any file that holds a private key. Nothing is generated,
+        in development neither: the worker, ``mutabaqa dev`` or ``mutabaqa keys init``
+        writes the public file."""
+        active = load_public_only(settings.resolved_signing_public_key_path, PUBLIC_KEY_VARIABLE)
+        retired = [
+            load_public_only(path, RETIRED_KEYS_VARIABLE)
+            for path in settings.signing_retired_key_paths
+        ]
+        return cls(active, retired)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """``{"keys": [active, *retired]}``, each JWK with its ``kid``."""
+        return {"keys": [{**jwk, "kid": kid} for kid, jwk in self._jwks.items()]}
+
+    def key_set(self) -> KeySet:
+        return KeySet(keys=[PublicJwk(kid=kid, x=jwk["x"]) for kid, jwk in self._jwks.items()])
+
+    def find(self, kid: str) -> dict[str, str] | None:
+        """The public JWK (with its ``kid``) of the active or a retired key, or None."""
+        jwk = self._jwks.get(kid)
+        return None if jwk is None else {**jwk, "kid": kid}
+
+
+class KeyRing(PublicKeySet):
+    """The active signing key (private) and the retired public keys: what workers sign with."""
+
+    def __init__(self, active: Ed25519PrivateKey, retired: Iterable[Ed25519PublicKey] = ()) -> None:
+        super().__init__(active.public_key(), retired)
+        self._active = active
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The active key's public half."""
+        return self._active.public_key()
 
     @classmethod
     def load(cls, settings: Settings) -> KeyRing:
@@ -261,19 +348,16 @@ class KeyRing:
                     "`mutabaqa keys init`"
                 )
             create_key_file(path)
-        return cls.load(settings)
+        ring = cls.load(settings)
+        ring.publish(settings)
+        return ring
 
-    def jwks(self) -> dict[str, list[dict[str, str]]]:
-        """``{"keys": [active, *retired]}``, each JWK with its ``kid``."""
-        return {"keys": [{**jwk, "kid": kid} for kid, jwk in self._jwks.items()]}
-
-    def key_set(self) -> KeySet:
-        return KeySet(keys=[PublicJwk(kid=kid, x=jwk["x"]) for kid, jwk in self._jwks.items()])
-
-    def find(self, kid: str) -> dict[str, str] | None:
-        """The public JWK (with its ``kid``) of the active or a retired key, or None."""
-        jwk = self._jwks.get(kid)
-        return None if jwk is None else {**jwk, "kid": kid}
+    def publish(self, settings: Settings) -> None:
+        """Check the public file the API serves against the signing key, and write it when
+        missing in development (in production it is provided, like the private key)."""
+        public_path = settings.resolved_signing_public_key_path
+        if settings.is_development or public_path.exists():
+            write_public_key_file(public_path, self.public_key())
 
     def sign(self, payload: Mapping[str, Any]) -> SignedPayload:
         """Sign with the active key (its ``kid`` is inserted into the payload)."""

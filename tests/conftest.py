@@ -31,8 +31,14 @@ from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, st
 from mutabaqa.migrate import upgrade
 from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
+from mutabaqa.signing import KeyRing
 from mutabaqa.worker import run_worker, worker_engine
 from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
+
+#: The suite runs in development (every process it starts inherits this): production, the
+#: default, refuses the placeholder secrets and never generates keys. Tests of production
+#: say so explicitly.
+os.environ["MUTABAQA_ENV"] = "development"
 
 PG_ADMIN_DSN = os.environ.get(
     "MUTABAQA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -190,6 +196,9 @@ def settings(
     finally:
         engine.dispose()
     ensure_buckets(make_object_store(result), result)
+    # The signing key and its public half, as `mutabaqa dev` prepares them before it starts
+    # the API (which reads only the public file) and the worker.
+    KeyRing.ensure(result)
     return result
 
 

@@ -1,5 +1,7 @@
 """The production ``docker-compose.yml``: a valid Compose file, pinned images, services
-wired in the right order, scalable workers, object lock, search attributes, no secrets.
+wired in the right order, scalable workers, object lock, search attributes, no secrets;
+TLS in front, nothing else published on every interface, each process given only the
+secrets it uses, separate database roles.
 
 Static checks only: nothing here needs Docker.
 """
@@ -26,6 +28,7 @@ SCHEMA_PACKAGE = "check_jsonschema.builtin_schemas.vendor"
 APP_IMAGE_REPOSITORY = "mutabaqa"
 APP_SERVICES = ("migrate", "api", "worker")
 REQUIRED_SERVICES = (
+    "proxy",
     "postgres",
     "temporal",
     "temporal-ui",
@@ -36,7 +39,7 @@ REQUIRED_SERVICES = (
     "worker",
 )
 # Services that others wait for with `service_healthy`, and the API.
-HEALTHCHECKED = ("postgres", "temporal", "temporal-ui", "minio", "api")
+HEALTHCHECKED = ("proxy", "postgres", "temporal", "temporal-ui", "minio", "api")
 LONG_RUNNING = (*HEALTHCHECKED, "worker")
 SEARCH_ATTRIBUTES = {
     "MutabaqaStatus": "Keyword",
@@ -57,14 +60,24 @@ APP_VARIABLES = (
     "MUTABAQA_S3_SECRET_KEY",
     "MUTABAQA_S3_EVIDENCE_BUCKET",
     "MUTABAQA_S3_CERTIFICATES_BUCKET",
+    "MUTABAQA_S3_OBJECT_LOCK_MODE",
     "MUTABAQA_PUBLIC_BASE_URL",
-    "MUTABAQA_JWT_SECRET",
-    "MUTABAQA_ADMIN_EMAIL",
-    "MUTABAQA_ADMIN_PASSWORD",
     "MUTABAQA_AUDIT_KEY",
-    "MUTABAQA_SIGNING_KEY_PATH",
+    "MUTABAQA_TEMPORAL_SEAL_KEY",
+    "MUTABAQA_TEMPORAL_PAYLOAD_KEYS",
     "MUTABAQA_DATA_DIR",
 )
+#: Variables only some processes get: the API's login secrets and the public key; the
+#: workers' private signing material and mail login.
+ONLY_IN = {
+    "MUTABAQA_JWT_SECRET": {"api"},
+    "MUTABAQA_ADMIN_EMAIL": {"api"},
+    "MUTABAQA_ADMIN_PASSWORD": {"api"},
+    "MUTABAQA_SIGNING_PUBLIC_KEY_PATH": {"api"},
+    "MUTABAQA_SIGNING_KEY_PATH": {"worker"},
+    "MUTABAQA_PDF_SIGNING_DIR": {"worker"},
+    "MUTABAQA_SMTP_PASSWORD": {"worker"},
+}
 
 # `${NAME}` / `${NAME:?message}` / `${NAME?message}`: taken from the environment, no default.
 REQUIRED_VARIABLE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?::?\?[^}]*)?\}$")
@@ -277,7 +290,7 @@ def test_migrate_runs_migrations_then_the_seed() -> None:
 def test_api_serves_on_port_8000_and_checks_its_health_endpoint() -> None:
     api = _service("api")
     assert api["command"] == ["api", "--host", "0.0.0.0", "--port", "8000"]
-    assert any(str(port).endswith(":8000") for port in api.get("ports", [])), api.get("ports")
+    assert all(str(port).endswith(":8000") for port in api.get("ports", [])), api.get("ports")
     test = api["healthcheck"]["test"]
     text = " ".join(test) if isinstance(test, list) else test
     assert "http://127.0.0.1:8000/health" in text and "urllib" in text
@@ -405,14 +418,46 @@ def test_app_service_runs_in_production_with_the_full_configuration(name: str) -
     assert env["MUTABAQA_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert REQUIRED_VARIABLE.match(env["MUTABAQA_S3_PUBLIC_ENDPOINT"])
 
-    key_path = env["MUTABAQA_SIGNING_KEY_PATH"]
+
+@pytest.mark.parametrize("variable", sorted(ONLY_IN))
+def test_each_secret_goes_only_to_the_process_that_uses_it(variable: str) -> None:
+    given = {name for name, svc in _services().items() if variable in _environment(svc)}
+    assert given == ONLY_IN[variable]
+
+
+def test_the_private_signing_key_is_mounted_into_the_workers_only() -> None:
+    def attached(service: dict[str, Any]) -> list[str]:
+        return [
+            item if isinstance(item, str) else item.get("target", item["source"])
+            for item in service.get("secrets", [])
+        ]
+
+    worker = _service("worker")
+    key_path = _environment(worker)["MUTABAQA_SIGNING_KEY_PATH"]
     assert key_path.startswith("/run/secrets/"), key_path
-    secret = key_path.removeprefix("/run/secrets/")
-    attached = [
-        item if isinstance(item, str) else item.get("target", item["source"])
-        for item in service.get("secrets", [])
-    ]
-    assert secret in attached, f"{name}: secret {secret} is not attached"
+    assert key_path.removeprefix("/run/secrets/") in attached(worker)
+    for name, service in _services().items():
+        if name != "worker":
+            assert not attached(service), f"{name} is given {attached(service)}"
+            mounts = [
+                str(v.get("target") if isinstance(v, dict) else v)
+                for v in service.get("volumes", [])
+            ]
+            assert not any("pki" in mount for mount in mounts), f"{name} mounts the PDF key"
+
+    api = _service("api")
+    public = _environment(api)["MUTABAQA_SIGNING_PUBLIC_KEY_PATH"]
+    configs = {c["target"]: c["source"] for c in api.get("configs", []) if isinstance(c, dict)}
+    assert public in configs, f"the API's public key {public} is not mounted"
+    source = (_compose().get("configs") or {})[configs[public]]
+    assert "MUTABAQA_SIGNING_PUBLIC_KEY_FILE" in source["file"]
+    assert REQUIRED_VARIABLE.match(source["file"])
+
+
+def test_object_lock_mode_defaults_to_compliance() -> None:
+    for name in APP_SERVICES:
+        mode = _environment(_service(name))["MUTABAQA_S3_OBJECT_LOCK_MODE"]
+        assert _with_defaults(mode) == "COMPLIANCE", f"{name}: {mode}"
 
 
 def test_signing_key_secret_comes_from_a_required_file_variable() -> None:
@@ -452,6 +497,8 @@ def test_no_secret_is_written_in_the_file() -> None:
         )
     assert {
         "POSTGRES_PASSWORD",
+        "MUTABAQA_DB_PASSWORD",
+        "TEMPORAL_DB_PASSWORD",
         "MINIO_ROOT_PASSWORD",
         "MUTABAQA_S3_ACCESS_KEY",
         "MUTABAQA_S3_SECRET_KEY",
@@ -475,3 +522,84 @@ def test_no_well_known_default_credentials() -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     for default in ("minioadmin", "change-me", "changeme"):
         assert default not in text.lower(), default
+
+
+# --- the edge: TLS, published ports ---------------------------------------------------
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, container port) of each published port, defaults resolved."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", "0.0.0.0"), str(port["target"])))
+            continue
+        parts = _with_defaults(str(port)).split("/")[0].split(":")
+        host = parts[0] if len(parts) == 3 else "0.0.0.0"
+        found.append((host, parts[-1]))
+    return found
+
+
+def test_only_the_proxy_is_published_on_every_interface() -> None:
+    for name, service in _services().items():
+        for host, port in _published(service):
+            if name == "proxy":
+                assert port in ("80", "443"), f"proxy publishes {port}"
+            else:
+                assert host == "127.0.0.1", f"{name} publishes {port} on {host!r}"
+    assert {port for _, port in _published(_service("proxy"))} == {"80", "443"}
+
+
+def test_the_proxy_terminates_tls_for_the_api_and_the_s3_api() -> None:
+    proxy = _service("proxy")
+    assert _split_image(proxy["image"])[0] == "caddy"
+    assert _depends_on(proxy)["api"] == {"condition": "service_healthy"}
+    configs = {c["target"]: c["source"] for c in proxy.get("configs", []) if isinstance(c, dict)}
+    caddyfile = (_compose().get("configs") or {})[configs["/etc/caddy/Caddyfile"]]["content"]
+    sites = re.findall(r"^(\S.*?)\s*\{\s*$", caddyfile, re.MULTILINE)
+    assert len(sites) == 2 and all(REQUIRED_VARIABLE.match(site) for site in sites), sites
+    assert "MUTABAQA_DOMAIN" in sites[0] and "MUTABAQA_S3_DOMAIN" in sites[1]
+    # A bare host name: Caddy serves it over HTTPS with a certificate of its own.
+    assert "http://" not in caddyfile and "tls internal" not in caddyfile
+    assert "reverse_proxy api:8000" in caddyfile
+    assert "reverse_proxy minio:9000" in caddyfile
+    assert "Strict-Transport-Security" in caddyfile
+
+
+# --- PostgreSQL roles -----------------------------------------------------------------
+
+
+def _database_user(url: str) -> str:
+    match = re.match(r"^[a-z+]+://([^:@/]+)", url)
+    assert match, url
+    return match.group(1)
+
+
+def test_the_application_and_temporal_log_in_with_roles_of_their_own() -> None:
+    postgres = _environment(_service("postgres"))
+    superuser = postgres.get("POSTGRES_USER", "postgres")
+    app_user = _database_user(_environment(_service("api"))["MUTABAQA_DATABASE_URL"])
+    temporal = _environment(_service("temporal"))
+    schema_job = _environment(_service(_service_running("temporal-sql-tool")))
+    assert temporal["POSTGRES_USER"] == schema_job["SQL_USER"]
+    assert len({superuser, app_user, temporal["POSTGRES_USER"]}) == 3
+    assert "TEMPORAL_DB_PASSWORD" in temporal["POSTGRES_PWD"]
+    assert "TEMPORAL_DB_PASSWORD" in schema_job["SQL_PASSWORD"]
+    assert "MUTABAQA_DB_PASSWORD" in _environment(_service("api"))["MUTABAQA_DATABASE_URL"]
+
+    targets = {
+        c["target"]: c["source"]
+        for c in _service("postgres").get("configs", [])
+        if isinstance(c, dict)
+    }
+    init = [
+        source for target, source in targets.items() if "/docker-entrypoint-initdb.d/" in target
+    ]
+    assert init, "no init script creates the roles"
+    script = (_compose().get("configs") or {})[init[0]]["content"]
+    for role in (app_user, temporal["POSTGRES_USER"]):
+        create = re.search(rf"CREATE ROLE {role}\b([^;]*);", script)
+        assert create, f"the init script does not create {role}"
+        assert "NOSUPERUSER" in create.group(1) and "LOGIN" in create.group(1)
+    assert re.search(rf"CREATE DATABASE mutabaqa OWNER {app_user}\b", script)
+    assert "CREATEDB" in re.search(r"CREATE ROLE temporal\b([^;]*);", script).group(1)  # type: ignore[union-attr]

@@ -6,6 +6,8 @@ may grow (docs/architecture.md says why).
 - ``workflows/`` never import table modules (``models/`` modules that define tables) nor
   ``records/``: a workflow holds state, activities touch the record.
 - ``domain/`` (the pure core) imports only the standard library, pydantic and itself.
+- the API process never names the private signing key nor the PDF signing identity: it
+  publishes public keys, workers sign.
 - no module of the product's packages is over 500 lines.
 """
 
@@ -91,6 +93,32 @@ def test_the_api_process_loads_no_pdf_signing_or_mail_library() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+#: What only a signing process touches: the private key's path and loaders, the key ring,
+#: the PDF signing identity.
+PRIVATE_MATERIAL = (
+    "signing_key_path",
+    "load_private_key",
+    "KeyRing",
+    "ensure_signing_material",
+    "pdf_signing_dir",
+    "ensure_pdf_identity",
+    "create_key_file",
+)
+
+
+def test_the_api_never_reads_the_private_signing_material() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} names {name}"
+        for path in modules("api")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for name in PRIVATE_MATERIAL
+        if (isinstance(node, ast.Name) and name in node.id)
+        or (isinstance(node, ast.Attribute) and name in node.attr)
+        or (isinstance(node, ast.alias) and name in node.name)
+    ]
+    assert sorted(set(found)) == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         can_test,
         can_upload_document,
         check_result,
+        evidence_conflict,
     )
     from domain.statuses import FilePurpose
     from models.request_payloads import (
@@ -238,6 +239,8 @@ class RequestWorkflow(RequestTimers):
             refusal = Refusal(422, "invalid-body", "a document needs its kind and file")
         elif evidence and cmd.file.item_code and cmd.file.item_code not in self.plan:
             refusal = Refusal(404, "not-found", f"item {cmd.file.item_code!r} is not in the plan")
+        elif evidence and (conflict := evidence_conflict(facts, cmd.actor)):
+            refusal = conflict
         elif not (
             can_test(facts, cmd.actor) if evidence else can_upload_document(facts, cmd.actor)
         ):

@@ -32,6 +32,7 @@ from domain.request_rules import (
     can_see,
     can_test,
     can_upload_document,
+    evidence_conflict,
 )
 from models.accounts import User
 from models.request_api import FilePublic
@@ -72,7 +73,7 @@ async def _stream_and_record(
     permitted: Callable[[RequestFacts, Actor], bool],
     facts_for: Callable[[UploadedObject, RequestFacts], FileFacts],
 ) -> FilePublic:
-    facts, workflow_id = await ctx.read(_upload_target, request_id, actor, permitted)
+    facts, workflow_id = await ctx.read(_upload_target, request_id, actor, action, permitted)
     file_id = uuid.uuid4().hex
     bucket = ctx.settings.s3_evidence_bucket
     folder = "documents" if action == UPLOAD_DOCUMENT else "evidence"
@@ -108,6 +109,7 @@ def _upload_target(
     session: Session,
     request_id: str,
     actor: Actor,
+    action: str,
     permitted: Callable[[RequestFacts, Actor], bool],
 ) -> tuple[RequestFacts, str]:
     """Read before the body streams (no connection is held meanwhile): the request's facts
@@ -116,6 +118,12 @@ def _upload_target(
     if row is None or not can_see(reach_facts(row), actor):
         raise not_found("request", request_id)
     facts = facts_of(session, row)
+    conflict = evidence_conflict(facts, actor) if action == UPLOAD_EVIDENCE else None
+    if conflict is not None:
+        raise Problem(
+            conflict.status, conflict.kind, "Not allowed", conflict.detail,
+            request_status=row.status.value, allowed_actions=allowed_actions(facts, actor),
+        )  # fmt: skip
     if not permitted(facts, actor):
         raise Problem(
             409, "invalid-transition", "Not allowed now",

@@ -2,7 +2,8 @@
 
 Public and permanent, at the root (not under ``/api/v1``): offline verifiers fetch it
 (``mutabaqa verify``). The active key comes first; retired keys stay listed so that the
-certificates they signed can still be verified.
+certificates they signed can still be verified. Served from public-key files only: the
+API process holds no private key.
 """
 
 from __future__ import annotations
@@ -26,4 +27,4 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 def signing_keys(ctx: ContextDep, response: Response) -> KeySet:
     """The certificate signing keys as a JWK set (Ed25519, ``kid`` = RFC 7638 thumbprint)."""
     response.headers["Cache-Control"] = "public, max-age=300"
-    return ctx.keyring.key_set()
+    return ctx.public_keys.key_set()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from mutabaqa.settings import SettingsError, load_settings
 
@@ -40,13 +42,35 @@ def test_dev_help_documents_ports_and_data_dir() -> None:
         assert option in result.stdout
 
 
-@pytest.mark.parametrize("command", ["api", "worker", "migrate", "seed", "dev"])
-def test_production_with_placeholder_secret_refuses_to_start(command: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "named", "not_named"),
+    [
+        ("api", ("MUTABAQA_JWT_SECRET", "MUTABAQA_ADMIN_PASSWORD", "MUTABAQA_S3_SECRET_KEY"), ()),
+        ("dev", ("MUTABAQA_JWT_SECRET", "MUTABAQA_ADMIN_PASSWORD", "MUTABAQA_S3_SECRET_KEY"), ()),
+        # The worker uses the S3 secret, never the JWT secret nor the admin password.
+        ("worker", ("MUTABAQA_S3_SECRET_KEY",), ("MUTABAQA_JWT_SECRET", "MUTABAQA_ADMIN_PASSWORD")),
+    ],
+)
+def test_production_with_placeholder_secret_refuses_to_start(
+    command: str, named: tuple[str, ...], not_named: tuple[str, ...]
+) -> None:
     result = run_cli(command, env={"MUTABAQA_ENV": "production"})
-    assert result.returncode != 0
-    assert "MUTABAQA_JWT_SECRET" in result.stderr
+    assert result.returncode == 2
+    for variable in named:
+        assert variable in result.stderr
+    for variable in not_named:
+        assert variable not in result.stderr
     assert "placeholder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrations_need_no_jwt_secret(tmp_path: Path) -> None:
+    """The migrate job is given the database, not the API's secrets."""
+    result = run_cli(
+        "migrate", env={"MUTABAQA_ENV": "production", "MUTABAQA_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mutabaqa.db").exists()
 
 
 def test_production_names_only_the_placeholders_left() -> None:
@@ -143,5 +167,50 @@ def test_production_without_a_signing_key_refuses_to_start(command: str, tmp_pat
         },
     )
     assert result.returncode == 2
-    assert "MUTABAQA_SIGNING_KEY_PATH" in result.stderr
+    # The worker needs the private key; the API only its public half.
+    variable = (
+        "MUTABAQA_SIGNING_PUBLIC_KEY_PATH" if command == "api" else "MUTABAQA_SIGNING_KEY_PATH"
+    )
+    assert variable in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "keys").exists(), "a key was generated in production"
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_with_no_environment_set_the_services_start_in_production(command: str) -> None:
+    result = run_cli(command)  # no MUTABAQA_* variable at all
+    assert result.returncode == 2
+    assert "placeholder" in result.stderr and "production" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_settings_default_is_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MUTABAQA_ENV", raising=False)
+    with pytest.raises(SettingsError, match="placeholder"):
+        load_settings()
+    assert load_settings(env="development").is_development
+
+
+def test_dev_runs_in_development_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mutabaqa.cli import _dev_settings
+
+    monkeypatch.delenv("MUTABAQA_ENV", raising=False)
+    assert _dev_settings().is_development
+    monkeypatch.setenv("MUTABAQA_ENV", "production")
+    with pytest.raises(typer.Exit):  # the placeholders refused, as for `api`
+        _dev_settings()
+
+
+def test_image_runs_in_production() -> None:
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^\s*MUTABAQA_ENV=production\b", dockerfile, re.MULTILINE), dockerfile
+
+
+def test_object_lock_is_compliance_in_production_unless_configured() -> None:
+    real = {"jwt_secret": "x" * 40, "s3_secret_key": "s", "admin_password": "a"}
+    assert load_settings(env="production", **real).resolved_object_lock_mode == "COMPLIANCE"
+    assert load_settings(env="development").resolved_object_lock_mode == "GOVERNANCE"
+    chosen = load_settings(env="production", s3_object_lock_mode="GOVERNANCE", **real)
+    assert chosen.resolved_object_lock_mode == "GOVERNANCE"
+    with pytest.raises(SettingsError, match="MUTABAQA_S3_OBJECT_LOCK_MODE"):
+        load_settings(s3_object_lock_mode="LOOSE")

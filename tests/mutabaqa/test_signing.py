@@ -24,6 +24,7 @@ from mutabaqa.signing import (
     KeyRing,
     canonical_payload,
     jwk_thumbprint,
+    load_public_key,
     private_key_pem,
     public_jwk,
     public_key_pem,
@@ -180,7 +181,13 @@ def test_development_generates_the_key_on_first_start_then_reuses_it(tmp_path: P
     second = KeyRing.ensure(settings)
     assert second.active_kid == first.active_kid
     assert path.read_bytes() == pem
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    # The private key and its public half (what the API serves); no temporary file left.
+    public = settings.resolved_signing_public_key_path
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, public.name])
+    assert public.name == "signing-ed25519.pub.pem"
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert b"PRIVATE" not in public.read_bytes()
+    assert public_jwk(load_public_key(public)) == public_jwk(loaded.public_key())
 
 
 def test_production_without_key_refuses_naming_the_variable(tmp_path: Path) -> None:
