@@ -7,14 +7,16 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on SQLModel.metadata)
 from mutabaqa.db import create_db_engine
-from mutabaqa.settings import load_settings
+from mutabaqa.settings import load_settings_for
 
 config = context.config
 target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or load_settings().resolved_database_url
+    return (
+        config.get_main_option("sqlalchemy.url") or load_settings_for((), {}).resolved_database_url
+    )
 
 
 def run_migrations_offline() -> None:

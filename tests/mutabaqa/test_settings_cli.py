@@ -64,11 +64,15 @@ def test_production_with_placeholder_secret_refuses_to_start(
     assert "Traceback" not in result.stderr
 
 
-def test_migrations_need_no_jwt_secret(tmp_path: Path) -> None:
-    """The migrate job is given the database, not the API's secrets."""
-    result = run_cli(
-        "migrate", env={"MUTABAQA_ENV": "production", "MUTABAQA_DATA_DIR": str(tmp_path)}
-    )
+def test_migrations_need_no_jwt_secret_but_the_audit_key(tmp_path: Path) -> None:
+    """The migrate job is given the database and the audit key (a migration links audit
+    events), not the API's secrets; it refuses to link under the development key."""
+    env = {"MUTABAQA_ENV": "production", "MUTABAQA_DATA_DIR": str(tmp_path)}
+    refused = run_cli("migrate", env=env)
+    assert refused.returncode == 2 and "MUTABAQA_AUDIT_KEY" in refused.stderr
+    assert "MUTABAQA_JWT_SECRET" not in refused.stderr
+    assert not (tmp_path / "mutabaqa.db").exists()
+    result = run_cli("migrate", env=env | {"MUTABAQA_AUDIT_KEY": "k" * 32})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mutabaqa.db").exists()
 
@@ -100,7 +104,12 @@ def test_production_accepts_real_secrets() -> None:
 
 
 def test_production_refuses_development_temporal_keys_and_short_seal_keys() -> None:
-    real = {"jwt_secret": "x" * 40, "s3_secret_key": "real", "admin_password": "real-pw"}
+    real = {
+        "jwt_secret": "x" * 40,
+        "s3_secret_key": "real",
+        "admin_password": "a-real-password",
+        "audit_key": "k" * 32,
+    }
     with pytest.raises(SettingsError) as err:
         load_settings(env="production", **real)
     assert "MUTABAQA_TEMPORAL_SEAL_KEY" in str(err.value)
@@ -207,7 +216,14 @@ def test_image_runs_in_production() -> None:
 
 
 def test_object_lock_is_compliance_in_production_unless_configured() -> None:
-    real = {"jwt_secret": "x" * 40, "s3_secret_key": "s", "admin_password": "a"}
+    real = {
+        "jwt_secret": "x" * 40,
+        "s3_secret_key": "s",
+        "admin_password": "a-real-password",
+        "audit_key": "k" * 32,
+        "temporal_seal_key": "s" * 40,
+        "temporal_payload_keys": "k1:" + "A" * 43 + "=",
+    }
     assert load_settings(env="production", **real).resolved_object_lock_mode == "COMPLIANCE"
     assert load_settings(env="development").resolved_object_lock_mode == "GOVERNANCE"
     chosen = load_settings(env="production", s3_object_lock_mode="GOVERNANCE", **real)

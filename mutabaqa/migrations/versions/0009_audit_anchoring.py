@@ -77,9 +77,9 @@ def drop_triggers(bind: sa.engine.Connection) -> None:
 
 def _relink(bind: sa.engine.Connection) -> None:
     from domain.audit_links import GENESIS_LINK, plain_link
-    from mutabaqa.settings import load_settings
+    from mutabaqa.settings import load_settings_for
 
-    keys = load_settings().audit_keys()
+    keys = load_settings_for(("audit_key",), {}).audit_keys()
     event = sa.table(
         "audit_event",
         sa.column("id", sa.Integer),
