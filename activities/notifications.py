@@ -2,11 +2,12 @@
 
 What a message says is ``mutabaqa.mail`` (templates over the message catalogues).
 
-``notify`` is an activity so that a slow or absent mail server never blocks a request's
-action: the workflow starts it and moves on, and Temporal retries it with back-off
-(``NOTIFY_RETRY_POLICY``) until the server takes the message. Every attempt for one
-notification carries the same ``Message-ID`` (derived from ``dedupe_key``), so a receiver
-can drop the copy left by an attempt that delivered but failed before reporting success.
+``notify`` sends one mail of the outbox: its ``OutboxDelivery`` workflow runs it with the
+outbox's bounded retry (``workflows.retries.delivery_retry``; when the attempts run out the
+row is dead and ``mutabaqa outbox replay`` sends it again), so a slow or absent mail server
+never blocks a lifecycle. Every attempt for one notification carries the same
+``Message-ID`` (derived from ``dedupe_key``), so a receiver can drop the copy left by an
+attempt that delivered but failed before reporting success.
 
 Credentials are only ever sent over an encrypted session (STARTTLS, or implicit TLS on port
 465) whose certificate is checked for ``MUTABAQA_SMTP_HOST`` (against the system's CAs or
@@ -33,7 +34,6 @@ from email.utils import format_datetime, parseaddr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from domain.permissions import Role
@@ -44,13 +44,6 @@ from models.requests import CertificationRequest
 from mutabaqa.mail import compose
 from mutabaqa.settings import SMTP_IMPLICIT_TLS_PORT, Settings
 
-#: Retry until the mail server takes the message: 1 s, 2 s, 4 s … at most every 10 minutes.
-NOTIFY_RETRY_POLICY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=0,  # unlimited
-)
 #: One attempt (connect, log in, send) may take this long; smtp_timeout_seconds bounds each step.
 NOTIFY_START_TO_CLOSE = timedelta(seconds=60)
 

@@ -20,7 +20,6 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.notifications import (
-    NOTIFY_RETRY_POLICY,
     NOTIFY_START_TO_CLOSE,
     SMTP_MISCONFIGURED,
     SMTP_REJECTED,
@@ -29,6 +28,7 @@ from activities.notifications import (
     compose,
     message_id_for,
 )
+from domain.effects import DeliveryPolicy, EffectKind
 from models.accounts import Organization, Product, User
 from models.notifications import AppealOutcome, NotificationKind, NotifyInput, NotifyResult
 from models.reference import Scheme, TechnicalCentre
@@ -38,6 +38,7 @@ from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings, SettingsError, load_settings
 from tests.smtp import SmtpSink, free_port
 from tests.tls import ServerPki, make_pki
+from workflows.retries import delivery_retry
 
 SCHEME_CODE = "FFP2-NM-EN-149"
 ARABIC = re.compile(r"[\u0600-\u06FF]{3,}")
@@ -542,7 +543,10 @@ class NotifyProbeWorkflow:
             NotificationActivities.notify,
             params,
             start_to_close_timeout=NOTIFY_START_TO_CLOSE,
-            retry_policy=NOTIFY_RETRY_POLICY,
+            # As the outbox delivers a mail (its default policy, shorter first intervals).
+            retry_policy=delivery_retry(
+                DeliveryPolicy(initial_interval=1.0, maximum_interval=5.0), EffectKind.EMAIL
+            ),
         )
 
 

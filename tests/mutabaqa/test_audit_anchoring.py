@@ -106,6 +106,7 @@ def run_cli(d: Deployment, *args: str, key: str = AUDIT_KEY) -> subprocess.Compl
     s = d.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
     env.update(
+        MUTABAQA_ENV="development",  # the test deployment (signing key made on first use)
         MUTABAQA_DATA_DIR=str(s.data_dir),
         MUTABAQA_DATABASE_URL=s.resolved_database_url,
         MUTABAQA_S3_ENDPOINT=str(s.s3_endpoint),

@@ -21,6 +21,7 @@ from records.audit import append_event
 def run_audit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
     env.update(
+        MUTABAQA_ENV="development",  # the test deployment (signing key made on first use)
         MUTABAQA_DATA_DIR=str(settings.data_dir),
         MUTABAQA_DATABASE_URL=settings.resolved_database_url,
         MUTABAQA_S3_ENDPOINT=str(settings.s3_endpoint),
