@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import make_asgi_app
 from starlette.routing import compile_path
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from temporalio.client import Client
 
 from api import health
 from api.body_limits import install_body_limits
 from api.context import AppContext
+from api.docs import install_docs
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
+from api.portal import pages as portal_pages
 from api.problems import install_problem_handlers
 from api.routes import (
     auth,
@@ -40,6 +44,8 @@ from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
 
 API_PREFIX = "/api/v1"
+#: Style sheets and scripts of the portal and of /docs, served from the package.
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 class _App(FastAPI):
@@ -49,8 +55,7 @@ class _App(FastAPI):
     https = False
 
     def build_middleware_stack(self) -> ASGIApp:
-        docs = (self.docs_url, self.redoc_url, self.swagger_ui_oauth2_redirect_url)
-        return SecurityHeaders(super().build_middleware_stack(), https=self.https, docs_paths=docs)
+        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
@@ -73,12 +78,17 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         version=__version__,
         summary="Conformity certification: requests, laboratory testing, signed certificates.",
         lifespan=lifespan,
+        # /docs is served by api/docs.py from local assets; no ReDoc (it needs a CDN).
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.https = settings.public_https
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)
     app.include_router(public.root_router)
+    app.include_router(portal_pages.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
@@ -97,6 +107,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     v1.include_router(public.api_router)
     app.include_router(v1)
     app.mount("/metrics", make_asgi_app())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_docs(app)
     install_openapi(app, API_PREFIX)
     install_body_limits(
         app,

@@ -4,9 +4,9 @@
   ``X-Frame-Options: DENY`` everywhere;
 - ``Content-Security-Policy``: JSON and every other answer get ``default-src 'none';
   frame-ancestors 'none'`` (nothing may load or frame them). A route that sets its own
-  policy keeps it (the public HTML pages allow their inline style). The interactive API
-  docs (``/docs``, ``/redoc``) load Swagger UI / ReDoc and their inline start-up script
-  from a CDN, so they only get ``frame-ancestors 'none'``;
+  policy keeps it: the public HTML pages allow their inline style, the portal's pages
+  their own origin's style sheet (``api/portal``), ``/docs`` its own origin's scripts
+  (``api/docs.py``);
 - ``Strict-Transport-Security`` only when ``MUTABAQA_PUBLIC_BASE_URL`` is ``https``: a
   deployment reached over plain HTTP must not tell browsers to insist on HTTPS.
 
@@ -16,13 +16,10 @@ It wraps the whole application (outside Starlette's error middleware), so an une
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
-DOCS_POLICY = "frame-ancestors 'none'"
 HSTS = "max-age=31536000"
 
 COMMON_HEADERS = {
@@ -35,16 +32,15 @@ COMMON_HEADERS = {
 class SecurityHeaders:
     """Pure ASGI middleware (it never buffers a body: streamed downloads stay streamed)."""
 
-    def __init__(self, app: ASGIApp, *, https: bool, docs_paths: Iterable[str | None] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
         self.https = https
-        self.docs_paths = frozenset(path for path in docs_paths if path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope["path"] in self.docs_paths else JSON_POLICY
+        policy = JSON_POLICY
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

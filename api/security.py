@@ -55,13 +55,23 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
-def create_access_token(user: User, settings: Settings) -> str:
-    """A signed bearer token for ``user``, valid ``settings.access_token_minutes``."""
+#: The audience suffix of a portal session (``api/portal/sessions.py``): a session cookie is
+#: not a bearer token, and a bearer token is not a session.
+PORTAL_AUDIENCE_SUFFIX = ":portal"
+
+
+def audience_of(settings: Settings, *, portal: bool = False) -> str:
+    return settings.jwt_audience + (PORTAL_AUDIENCE_SUFFIX if portal else "")
+
+
+def create_access_token(user: User, settings: Settings, *, portal: bool = False) -> str:
+    """A signed bearer token for ``user`` (or, ``portal``, the value of a portal session
+    cookie), valid ``settings.access_token_minutes``."""
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": user.id,
         "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
+        "aud": audience_of(settings, portal=portal),
         "iat": now,
         "exp": now + timedelta(minutes=settings.access_token_minutes),
         "jti": uuid.uuid4().hex,
@@ -70,7 +80,7 @@ def create_access_token(user: User, settings: Settings) -> str:
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=JWT_ALGORITHM)
 
 
-def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
+def decode_access_token(token: str, settings: Settings, *, portal: bool = False) -> dict[str, Any]:
     """The claims of a valid token.
 
     Raises ``jwt.InvalidTokenError`` (or a subclass) when the token is malformed, signed
@@ -82,7 +92,7 @@ def decode_access_token(token: str, settings: Settings) -> dict[str, Any]:
         token,
         settings.jwt_secret.get_secret_value(),
         algorithms=[JWT_ALGORITHM],
-        audience=settings.jwt_audience,
+        audience=audience_of(settings, portal=portal),
         issuer=settings.jwt_issuer,
         options={"require": list(REQUIRED_CLAIMS)},
     )

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import gettext
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -98,6 +101,36 @@ def make_environment(catalogue: gettext.NullTranslations) -> Environment:
     install: Callable[..., None] = env.install_gettext_translations  # type: ignore[attr-defined]
     install(catalogue, newstyle=True)
     env.filters["indented_lines"] = _indented_lines
+    return env
+
+
+#: The Babel locale that formats each portal language's dates and numbers (Arabic as
+#: written in Morocco: Latin digits, so numbers read the same in every language).
+PORTAL_LOCALES = {"ar": "ar_MA", "fr": "fr_MA", "en": "en_GB"}
+
+
+@cache
+def portal_environment(language: str) -> Environment:
+    """The portal's HTML templates (``mutabaqa/templates/portal``) speaking ``language``:
+    autoescaped, the same ``{% trans %}`` policy as the mail, and a ``when(timezone)``
+    filter formatting a date and time per language."""
+    locale = PORTAL_LOCALES[language]
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR / "portal"),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+    )
+    env.policies["ext.i18n.trimmed"] = True
+    install: Callable[..., None] = env.install_gettext_translations  # type: ignore[attr-defined]
+    install(translations(language), newstyle=True)
+
+    def when(value: datetime, timezone: str) -> str:
+        return format_datetime(value, "medium", tzinfo=ZoneInfo(timezone), locale=locale)
+
+    env.filters["when"] = when
     return env
 
 

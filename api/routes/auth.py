@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import Session, col, select, update
 
+from api.context import AppContext
 from api.deps import ContextDep, CurrentUser, SessionDep, SettingsDep, unauthenticated
 from api.passwords import HasherBusy
 from api.problems import Problem
@@ -52,6 +53,43 @@ def _throttled(refusal: logins.Refusal) -> Problem:
     )
 
 
+async def authenticate(
+    ctx: AppContext, settings: Settings, email: str, password: str, address: str
+) -> User:
+    """The user whose e-mail and password these are, judged as every login is (throttled
+    before hashing, the hash within the process's bound); raises the problem otherwise
+    (401, 429 with ``Retry-After``, 503). ``/auth/token`` and the portal's login use it."""
+    email = email.strip().lower()
+    policy = login_policy(settings)
+    refusal = await ctx.write(logins.admit, email, address, utcnow(), policy)
+    if refusal is not None:
+        raise _throttled(refusal)
+    user = await ctx.read(_find_user, email)
+    try:
+        # Unknown accounts are checked against a dummy hash: the answer takes as long.
+        right = await ctx.passwords.verify(password, user.password_hash if user else None)
+    except HasherBusy:
+        await ctx.write(logins.not_judged, email, address, policy)
+        raise
+    if not right or user is None:
+        await ctx.write(logins.failed, email, utcnow(), policy)
+        raise unauthenticated("wrong e-mail or password")
+    await ctx.write(logins.succeeded, email, address, policy)
+    if user.disabled:
+        raise unauthenticated("this account is disabled")
+    return user
+
+
+def revoke_tokens(session: Session, user_id: str) -> None:
+    """Increment the user's token version: every token and portal session issued before is
+    refused from now on (committed by the caller)."""
+    session.execute(
+        update(User)
+        .where(col(User.id) == user_id)
+        .values(token_version=col(User.token_version) + 1)
+    )
+
+
 @router.post(
     "/token",
     response_model=AccessToken,
@@ -69,25 +107,8 @@ async def issue_token(
     response: Response,
 ) -> AccessToken:
     """OAuth2 password grant: ``username`` is the e-mail address."""
-    email = form.username.strip().lower()
     address = request.client.host if request.client else "unknown"
-    policy = login_policy(settings)
-    refusal = await ctx.write(logins.admit, email, address, utcnow(), policy)
-    if refusal is not None:
-        raise _throttled(refusal)
-    user = await ctx.read(_find_user, email)
-    try:
-        # Unknown accounts are checked against a dummy hash: the answer takes as long.
-        right = await ctx.passwords.verify(form.password, user.password_hash if user else None)
-    except HasherBusy:
-        await ctx.write(logins.not_judged, email, address, policy)
-        raise
-    if not right or user is None:
-        await ctx.write(logins.failed, email, utcnow(), policy)
-        raise unauthenticated("wrong e-mail or password")
-    await ctx.write(logins.succeeded, email, address, policy)
-    if user.disabled:
-        raise unauthenticated("this account is disabled")
+    user = await authenticate(ctx, settings, form.username, form.password, address)
     response.headers["Cache-Control"] = "no-store"
     return AccessToken(
         access_token=create_access_token(user, settings),
@@ -98,10 +119,6 @@ async def issue_token(
 @router.post("/logout", status_code=204, response_class=Response)
 def logout(user: CurrentUser, session: SessionDep) -> Response:
     """Revoke every token of the caller (this one included): each later use is 401."""
-    session.execute(
-        update(User)
-        .where(col(User.id) == user.id)
-        .values(token_version=col(User.token_version) + 1)
-    )
+    revoke_tokens(session, user.id)
     session.commit()
     return Response(status_code=204)

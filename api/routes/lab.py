@@ -17,8 +17,9 @@ from api.context import AppContext
 from api.deps import CurrentUser, get_context, not_found, require
 from api.masking import shown_name
 from api.problems import Problem
+from api.request_actions import key_reused
 from api.request_views import facts_of
-from api.routes.requests import IdempotencyKey, key_reused
+from api.routes.requests import IdempotencyKey
 from api.workflow_calls import send_action
 from domain.decision_rules import InvalidValues, Limits, aggregate
 from domain.keys import client_key

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from sqlmodel import Session, col, or_, select
 from temporalio.client import (
-    Client,
     WithStartWorkflowOperation,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -32,25 +31,22 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.masking import shown_name
-from api.pagination import Page, PageParamsDep, page_of
+from api.pagination import Page, PageParams, PageParamsDep, page_of
 from api.problems import Problem
-from api.request_views import RequestRecord, reach_facts, request_view, scheme_info
-from api.workflow_calls import send_action, unavailable
-from domain.actions import ACTION_BODIES
-from domain.keys import client_key
-from domain.permissions import CLIENT_REQUEST_KINDS, Actor, Permission, Role
-from domain.request_rules import (
-    Refusal,
-    allowed_actions,
-    can_see,
-    check,
-    check_body,
-    check_role,
+from api.request_actions import (
+    ActionName,
+    get_actionable_request,
+    key_reused,
+    perform_action,
+    visible_request,
 )
+from api.request_views import request_view, scheme_info
+from api.workflow_calls import unavailable
+from domain.permissions import CLIENT_REQUEST_KINDS, Actor, Permission, Role
 from models import search_attributes as attrs
 from models.accounts import Product
 from models.audit import AuditEvent, request_chain
-from models.reference import Scheme, TechnicalCentre
+from models.reference import Scheme
 from models.request_api import (
     RequestCreate,
     RequestPublic,
@@ -59,7 +55,6 @@ from models.request_api import (
     TimelineItem,
 )
 from models.request_payloads import (
-    ActionInput,
     PlanEntry,
     RequestRef,
     RequestWorkflowInput,
@@ -71,8 +66,6 @@ from models.requests import (
 )
 from models.workflow_names import REQUEST_WORKFLOW
 from mutabaqa.timing import timing_of
-from records.actions import find_action
-from records.canonical import action_digest
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
@@ -93,28 +86,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-def key_reused() -> Problem:
-    return Problem(
-        422,
-        "idempotency-key-reused",
-        "Idempotency-Key reused",
-        "this Idempotency-Key was used with a different body",
-    )
-
-
 def body_hash(value: Any) -> str:
     return hashlib.sha256(rfc8785.dumps(value)).hexdigest()
 
 
 # --- reading -------------------------------------------------------------------------------
-
-
-def visible_request(session: Session, request_id: str, actor: Actor) -> CertificationRequest:
-    """The request if it is within the caller's reach; 404 otherwise (as if unknown)."""
-    row = session.get(CertificationRequest, request_id)
-    if row is None or not can_see(reach_facts(row), actor):
-        raise not_found("request", request_id)
-    return row
 
 
 def get_visible_request(
@@ -137,6 +113,20 @@ def list_requests(
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[RequestSummary]:
     """Requests within the caller's reach, newest first; filters combine."""
+    return request_summaries(session, actor, page, status_, centre, scheme, q)
+
+
+def request_summaries(
+    session: Session,
+    actor: Actor,
+    page: PageParams,
+    status_: RequestStatus | None = None,
+    centre: str | None = None,
+    scheme: str | None = None,
+    q: str | None = None,
+) -> Page[RequestSummary]:
+    """One page of the requests within ``actor``'s reach (the JSON list and the portal's
+    home page)."""
     reach = []
     if actor.has(Role.MANUFACTURER) and actor.organization_id:
         reach.append(CertificationRequest.organization_id == actor.organization_id)
@@ -195,6 +185,11 @@ def get_request(row: VisibleRequest, actor: ReaderActor, session: SessionDep) ->
 @router.get("/{request_id}/timeline", response_model=Timeline)
 def get_timeline(row: VisibleRequest, actor: ReaderActor, session: SessionDep) -> Timeline:
     """Every recorded event of the request; manufacturers see roles, not staff names."""
+    return timeline_of(session, row, actor)
+
+
+def timeline_of(session: Session, row: CertificationRequest, actor: Actor) -> Timeline:
+    """The request's timeline as ``actor`` may see it (names masked by ``api.masking``)."""
     events = session.exec(
         select(AuditEvent)
         .where(AuditEvent.chain == request_chain(row.id))
@@ -386,68 +381,7 @@ async def create_request(
     return view
 
 
-# --- actions -------------------------------------------------------------------------------
-
-
-def check_action_role(action: str, actor: CurrentActor) -> str:
-    try:
-        check_role(action, actor)
-    except Refusal as refusal:
-        raise Problem(refusal.status, refusal.kind, "Refused", refusal.detail) from None
-    return action
-
-
-ActionName = Annotated[str, Depends(check_action_role)]
-
-
-def get_actionable_request(
-    request_id: str, action: ActionName, actor: CurrentActor, ctx: ContextDep
-) -> CertificationRequest:
-    with ctx.session() as session:  # its own short session: the route awaits Temporal
-        return visible_request(session, request_id, actor)
-
-
-def _prepare_action(
-    session: Session,
-    request_id: str,
-    action: str,
-    actor: Actor,
-    clean: dict[str, Any],
-    digest: str,
-    idempotency_key: str | None,
-) -> RequestPublic | str:
-    """Judge the action against the record before the workflow is asked: the stored request
-    when the key was used already, else the workflow id to send the action to."""
-    row = visible_request(session, request_id, actor)
-    record = RequestRecord.load(session, row)
-    if idempotency_key is not None:
-        done = _recorded_action(session, row.id, idempotency_key)
-        if done is not None:
-            if done != digest:
-                raise key_reused()
-            return request_view(session, row, actor)
-    if action == "accept" and clean.get("centre_code"):
-        _require_centre(session, clean["centre_code"])
-    facts = record.facts()
-    try:  # the record's view first: a refusal costs the workflow nothing
-        check(action, facts, actor, clean)
-    except Refusal as refusal:
-        raise Problem(
-            refusal.status,
-            refusal.kind,
-            "Not allowed now",
-            refusal.detail,
-            request_status=row.status.value,
-            allowed_actions=allowed_actions(facts, actor),
-        ) from None
-    return row.workflow_id
-
-
-def _view(session: Session, request_id: str, actor: Actor) -> RequestPublic:
-    row = session.get(CertificationRequest, request_id)
-    if row is None:
-        raise not_found("request", request_id)
-    return request_view(session, row, actor)
+# --- actions (api/request_actions.py holds their logic, shared with the portal) ----------
 
 
 @router.post("/{request_id}/actions/{action}", response_model=RequestPublic)
@@ -460,36 +394,4 @@ async def act(
     idempotency_key: IdempotencyKey = None,
 ) -> RequestPublic:
     """Take an action of SPEC section 4; answers the request as stored afterwards."""
-    payload = body or {}
-    try:
-        check_body(action, payload)
-    except Refusal as refusal:
-        raise Problem(refusal.status, refusal.kind, "Invalid request", refusal.detail) from None
-    clean = ACTION_BODIES[action].model_validate(payload).model_dump(mode="json")
-    digest = action_digest(action, clean)
-    prepared = await ctx.read(
-        _prepare_action, row.id, action, actor, clean, digest, idempotency_key
-    )
-    if isinstance(prepared, RequestPublic):
-        return prepared
-    client: Client = await ctx.temporal()
-    key = client_key(idempotency_key or uuid.uuid4().hex)
-    command = ActionInput(action=action, actor=actor, body=clean, key=key, body_hash=digest)
-    await send_action(
-        client.get_workflow_handle(prepared),
-        action,
-        command,
-        ctx.settings.workflow_answer_seconds,
-    )
-    return await ctx.read(_view, row.id, actor)
-
-
-def _recorded_action(session: Session, request_id: str, key: str) -> str | None:
-    """The body digest recorded with the client's ``key`` on this request, if any."""
-    record = find_action(session, request_id, client_key(key))
-    return None if record is None else record.body_hash
-
-
-def _require_centre(session: Session, code: str) -> None:
-    if session.get(TechnicalCentre, code) is None:
-        raise not_found("technical centre", code)
+    return await perform_action(ctx, row.id, action, actor, body or {}, idempotency_key)

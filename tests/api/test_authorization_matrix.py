@@ -482,6 +482,41 @@ def test_every_route_has_a_row(client: TestClient) -> None:
     assert covered - routes == set(), "these rows name routes that do not exist"
 
 
+#: Routes outside the OpenAPI document, hence outside the matrix: the portal's pages (their
+#: own tests, tests/portal/, check sessions and CSRF; their actions call the same functions
+#: as the JSON routes above), /docs and its assets, and the static files.
+OUTSIDE_THE_MATRIX = {
+    "/",
+    "/login",
+    "/logout",
+    "/requests/{request_id}",
+    "/requests/{request_id}/actions/{action}",
+    "/docs",
+    "/docs/assets/{name}",
+    "/static",
+    "/metrics",
+    "/openapi.json",
+}
+
+
+def test_only_the_portal_docs_and_static_files_are_outside_the_matrix(
+    client: TestClient,
+) -> None:
+    documented = set(client.app.openapi()["paths"])  # type: ignore[attr-defined]
+    every = set(_route_paths(client.app.routes))  # type: ignore[attr-defined]
+    assert every - documented == OUTSIDE_THE_MATRIX
+
+
+def _route_paths(routes: Any) -> Iterator[str]:
+    """Every route's path, those of included routers too (FastAPI keeps them per router)."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            yield from (context.path for context in contexts())
+        else:
+            yield route.path
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path} {c.label}".strip())
 def test_matrix(client: TestClient, world: World, case: Case) -> None:
     seen = []

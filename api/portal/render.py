@@ -1,0 +1,56 @@
+"""Rendering portal pages: the language, the page's headers and its policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from api.portal.sessions import LANGUAGES, PortalSession, language_of, remember_language
+from mutabaqa.i18n import portal_environment
+from mutabaqa.settings import Settings
+
+#: Pages load their style sheet from this origin and nothing else; forms post here only.
+PORTAL_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
+
+
+def render(
+    request: Request,
+    settings: Settings,
+    template: str,
+    *,
+    session: PortalSession | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    language, chosen = language_of(request)
+    page = portal_environment(language).get_template(template)
+    html = page.render(
+        lang=language,
+        dir="rtl" if language == "ar" else "ltr",
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        path=request.url.path,
+        session=session,
+        csrf=session.csrf(settings) if session else None,
+        timezone=settings.timezone,
+        **values,
+    )
+    response = HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={
+            "Content-Security-Policy": PORTAL_POLICY,
+            "Cache-Control": "no-store",
+            "Vary": "Cookie, Accept-Language",
+        }
+        | (headers or {}),
+    )
+    if chosen:
+        remember_language(response, language, settings)
+    return response
