@@ -87,6 +87,7 @@ def outbox_cli(settings: Settings, *args: str) -> str:
     """``mutabaqa outbox ...`` as an operator runs it; its standard output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
     env |= {
+        "MUTABAQA_ENV": "development",  # the test deployment's development keys
         "MUTABAQA_DATABASE_URL": settings.resolved_database_url,
         "MUTABAQA_TEMPORAL_ADDRESS": settings.temporal_address,
         "MUTABAQA_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
