@@ -191,7 +191,7 @@ def migrate(
     from mutabaqa.migrate import upgrade
 
     settings = _settings(("audit_key",))
-    upgrade(settings.resolved_database_url, revision)
+    upgrade(settings.resolved_database_url, revision, settings)
     typer.echo(f"database at {revision}")
 
 

@@ -184,7 +184,7 @@ def run_dev(settings: Settings, options: DevOptions) -> None:
                 )
             )
         ensure_buckets(make_object_store(settings), settings)
-        upgrade(settings.resolved_database_url)
+        upgrade(settings.resolved_database_url, settings=settings)
         engine = create_db_engine(settings.resolved_database_url)
         try:
             report = seed(engine)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from alembic import command
 from alembic.config import Config
+
+if TYPE_CHECKING:
+    from mutabaqa.settings import Settings
 
 
 def alembic_config(database_url: str) -> Config:
@@ -15,8 +20,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", settings: Settings | None = None) -> None:
+    """Migrate to ``revision``. Migrations that need a setting (0009 links audit events
+    under the audit key) take it from ``settings`` — the caller's, e.g. ``mutabaqa dev``'s
+    development settings — or else read the environment."""
+    config = alembic_config(database_url)
+    config.attributes["settings"] = settings
+    command.upgrade(config, revision)
 
 
 def check(database_url: str) -> None:

@@ -76,10 +76,13 @@ def drop_triggers(bind: sa.engine.Connection) -> None:
 
 
 def _relink(bind: sa.engine.Connection) -> None:
+    from alembic import context
+
     from domain.audit_links import GENESIS_LINK, plain_link
     from mutabaqa.settings import load_settings_for
 
-    keys = load_settings_for(("audit_key",), {}).audit_keys()
+    settings = context.config.attributes.get("settings")
+    keys = (settings or load_settings_for(("audit_key",), {})).audit_keys()
     event = sa.table(
         "audit_event",
         sa.column("id", sa.Integer),
