@@ -91,11 +91,14 @@ def _kill_every_process(proc: subprocess.Popen[bytes]) -> list[int]:
 
 
 def _audit(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``mutabaqa audit`` on the stack's data, configured as ``mutabaqa dev`` is."""
+    """``mutabaqa audit`` on the stack's database, configured as ``mutabaqa dev`` is. The
+    chains only: the signed checkpoints live in the stack's S3 store on ports of its own
+    (``tests/mutabaqa/test_audit_anchoring.py`` checks them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUTABAQA_")}
     env["MUTABAQA_DATA_DIR"] = str(data_dir)
+    env["MUTABAQA_ENV"] = "development"  # as `mutabaqa dev` runs (production is the default)
     return subprocess.run(
-        [sys.executable, "-m", "mutabaqa", "audit"],
+        [sys.executable, "-m", "mutabaqa", "audit", "--skip-checkpoints"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -111,7 +114,7 @@ def _defaults() -> Settings:
     for key in env:
         del os.environ[key]
     try:
-        return Settings()
+        return Settings(env="development")  # type: ignore[arg-type]
     finally:
         os.environ.update(env)
 
