@@ -4,62 +4,13 @@ of the test process, on a free port, as ``mutabaqa api`` runs it."""
 
 from __future__ import annotations
 
-import shutil
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-
-import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from api.app import create_app
-from mutabaqa.devstack import free_port
-from mutabaqa.settings import Settings
 from tests.api.helpers import PASSWORD
 from tests.api.requests_helpers import Cast, create_request, make_cast
-from tests.conftest import RunningWorker
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@dataclass
-class Live:
-    url: str
-    settings: Settings
-
-
-@pytest.fixture(scope="module")
-def live(settings: Settings, worker: RunningWorker) -> Iterator[Live]:
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="portal-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", settings)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert shutil.which(CHROMIUM), "Debian's chromium is needed (.ci/run installs it)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+from tests.portal.conftest import Live
 
 
 def test_a_manufacturer_logs_in_sees_a_request_switches_to_arabic_and_logs_out(
