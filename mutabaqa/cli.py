@@ -19,6 +19,7 @@ from mutabaqa.cli_support import TEMPORAL_SECRETS, WORKER_SECRETS
 from mutabaqa.cli_support import dev_settings as _dev_settings
 from mutabaqa.cli_support import fail as _fail
 from mutabaqa.cli_support import settings as _settings
+from mutabaqa.screenshots import screenshots_command
 from mutabaqa.settings import SECRETS, Settings, SettingsError, load_settings_for
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ app = typer.Typer(
 
 
 app.add_typer(audit_app, name="audit")
+app.command("screenshots")(screenshots_command)
 
 
 def _require_signing_keys(settings: Settings) -> None:
