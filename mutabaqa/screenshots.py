@@ -8,8 +8,9 @@ and writes ``DIR/<role>-<language>.png`` for Arabic, French and English, plus th
 verification page (``public-<language>.png``).
 
 Development only: the command refuses to run unless its settings say development
-(``MUTABAQA_ENV``, as ``mutabaqa dev`` reads it), and a production stack's admin cannot have
-the development placeholder password this command logs in with by default.
+(``MUTABAQA_ENV``, as ``mutabaqa dev`` reads it) and the portal is on this machine (a
+loopback address); and a production stack's admin cannot have the development placeholder
+password this command logs in with by default.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ DEMO_CENTRE = "CTTH"
 DEMO_SCHEME = "FFP2-NM-EN-149"
 #: Chromium as Debian installs it (used when present; else Playwright's own, if installed).
 CHROMIUM = "/usr/bin/chromium"
+#: Demo users are made only in a portal on this machine (``mutabaqa dev``'s).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: A certificate number that exists nowhere: the public page says so when none is issued.
 NO_CERTIFICATE = "MA-DEMO-0000-000000"
 
@@ -236,6 +239,8 @@ def screenshots_command(
     settings = dev_settings()
     if settings.env is not Environment.DEVELOPMENT:
         fail("screenshots creates demo users: development only (MUTABAQA_ENV)", 2)
+    if httpx.URL(url).host not in LOOPBACK_HOSTS:
+        fail(f"screenshots creates demo users: only in a portal on this machine, not {url}", 2)
     try:
         take_screenshots(
             url,

@@ -57,11 +57,18 @@ def test_screenshots_of_every_role_in_every_language(live: Live, tmp_path: Path)
     assert again.exit_code == 0, again.output  # the demo users exist: no admin needed
 
 
-def test_screenshots_refuse_outside_development(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "env"),
+    [
+        ("http://127.0.0.1:9", {"MUTABAQA_ENV": "production"}),
+        ("https://portal.example.ma", {"MUTABAQA_ENV": "development"}),
+    ],
+)
+def test_screenshots_refuse_outside_development(
+    tmp_path: Path, url: str, env: dict[str, str]
+) -> None:
     result = CliRunner().invoke(
-        app,
-        ["screenshots", "--out", str(tmp_path), "--url", "http://127.0.0.1:9"],
-        env={"MUTABAQA_ENV": "production"},
+        app, ["screenshots", "--out", str(tmp_path / "shots"), "--url", url], env=env
     )
-    assert result.exit_code != 0
-    assert not any(tmp_path.iterdir())
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "shots").exists()
