@@ -128,3 +128,42 @@ def test_fields_are_tall_enough_to_touch_on_a_phone(browser: Browser, live: Live
         assert_accessible(page)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_not_found_and_refused_pages_are_accessible(
+    page: Page, live: Live, demo: tuple[Cast, dict[str, Any]], language: str
+) -> None:
+    cast, _ = demo
+    _log_in(page, live, cast.maker["email"], language)
+    answer = page.goto(f"{live.url}/requests/no-such-request")
+    assert answer is not None and answer.status == 404
+    assert_accessible(page)
+    # A form sent with a stale token: the refusal page.
+    page.goto(f"{live.url}/")
+    page.locator("form[action='/logout'] input[name=csrf]").evaluate("(input) => input.value = 'x'")
+    with page.expect_response(lambda answer: answer.url.endswith("/logout")) as sent:
+        page.locator("form[action='/logout'] button[type=submit]").click()
+    assert sent.value.status == 403
+    expect(page.locator("h1")).to_be_visible()
+    assert_accessible(page)
+
+
+def test_the_request_page_on_a_phone(
+    browser: Browser, live: Live, demo: tuple[Cast, dict[str, Any]]
+) -> None:
+    cast, request = demo
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    try:
+        page = context.new_page()
+        _log_in(page, live, cast.maker["email"], "ar")
+        page.goto(f"{live.url}/requests/{request['id']}")
+        expect(page.get_by_role("heading", name=request["number"])).to_be_visible()
+        # Nothing wider than the screen: no sideways scrolling.
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+        for button in page.locator("form.action button").all():
+            box = button.bounding_box()
+            assert box is not None and box["height"] >= 44, box
+        assert_accessible(page)
+    finally:
+        context.close()
