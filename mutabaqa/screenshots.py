@@ -15,9 +15,14 @@ password this command logs in with by default.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import tempfile
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +31,7 @@ import httpx
 import typer
 
 from mutabaqa.cli_support import dev_settings, fail
-from mutabaqa.settings import Environment
+from mutabaqa.settings import Environment, Settings
 
 API = "/api/v1"
 LANGUAGES = ("ar", "fr", "en")
@@ -221,11 +226,66 @@ def take_screenshots(
     return written
 
 
+#: How long a stack started here (``--embedded``) may take to answer ``/health``.
+STACK_READY_SECONDS = 180.0
+
+
+@contextmanager
+def embedded_stack(data_dir: Path, say: Callable[[str], None] = print) -> Iterator[str]:
+    """``mutabaqa dev`` in ``data_dir`` on free ports (development defaults: no
+    ``MUTABAQA_*`` variable of this process reaches it), until the block ends; yields its
+    URL."""
+    from mutabaqa.devstack import S3Ports, TemporalPorts, free_port, spawn, stop_together
+
+    port, temporal, s3 = free_port(), TemporalPorts.free(), S3Ports.free()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MUTABAQA_")}
+    argv = [
+        sys.executable,
+        "-m",
+        "mutabaqa",
+        "dev",
+        f"--data-dir={data_dir}",
+        f"--port={port}",
+        f"--temporal-port={temporal.grpc}",
+        f"--temporal-ui-port={temporal.ui}",
+        f"--temporal-http-port={temporal.http}",
+        f"--temporal-metrics-port={temporal.metrics}",
+        f"--s3-port={s3.s3}",
+        f"--s3-internal-port={s3.internal_base}",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    say(f"starting mutabaqa dev in {data_dir} ({url})...")
+    child = spawn("dev", argv, log=data_dir / "dev.log", env=env | {"MUTABAQA_ENV": "development"})
+    try:
+        deadline = time.monotonic() + STACK_READY_SECONDS
+        while not _healthy(url):
+            if child.popen.poll() is not None or time.monotonic() > deadline:
+                raise ScreenshotError(f"mutabaqa dev did not start:\n{child.log_tail(30)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_together([child], 15.0)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def screenshots_command(
     out: Annotated[Path, typer.Option(help="Directory of the PNG files.")] = Path("screenshots"),
     url: Annotated[str, typer.Option(help="The running portal (mutabaqa dev's address).")] = (
         "http://127.0.0.1:8000"
     ),
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            help="Start a stack of its own (mutabaqa dev in a temporary directory, free ports) "
+            "instead of using --url, and stop it afterwards."
+        ),
+    ] = False,
     certificate: Annotated[
         str | None, typer.Option(help="Certificate number for the public page.")
     ] = None,
@@ -236,12 +296,27 @@ def screenshots_command(
     MUTABAQA_ADMIN_PASSWORD, development defaults), logs in as each in Chromium and writes
     OUT/<role>-<language>.png (manufacturer, technician, officer, admin, public).
     """
-    settings = dev_settings()
-    if settings.env is not Environment.DEVELOPMENT:
-        fail("screenshots creates demo users: development only (MUTABAQA_ENV)", 2)
-    if httpx.URL(url).host not in LOOPBACK_HOSTS:
-        fail(f"screenshots creates demo users: only in a portal on this machine, not {url}", 2)
     try:
+        if embedded:
+            defaults = Settings.model_fields
+            with (
+                tempfile.TemporaryDirectory(prefix="mutabaqa-screenshots-") as data,
+                embedded_stack(Path(data), say=typer.echo) as stack_url,
+            ):
+                take_screenshots(
+                    stack_url,
+                    out,
+                    admin_email=str(defaults["admin_email"].default),
+                    admin_password=defaults["admin_password"].default.get_secret_value(),
+                    certificate=certificate,
+                    say=typer.echo,
+                )
+            return
+        settings = dev_settings()
+        if settings.env is not Environment.DEVELOPMENT:
+            fail("screenshots creates demo users: development only (MUTABAQA_ENV)", 2)
+        if httpx.URL(url).host not in LOOPBACK_HOSTS:
+            fail(f"screenshots creates demo users: only in a portal on this machine, not {url}", 2)
         take_screenshots(
             url,
             out,

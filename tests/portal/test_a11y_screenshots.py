@@ -72,3 +72,13 @@ def test_screenshots_refuse_outside_development(
     )
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "shots").exists()
+
+
+@pytest.mark.stack
+@pytest.mark.timeout(600)
+def test_screenshots_with_a_stack_of_their_own(tmp_path: Path) -> None:
+    """``--embedded``: ``mutabaqa dev`` in a temporary directory on free ports, stopped after."""
+    out = tmp_path / "shots"
+    result = CliRunner().invoke(app, ["screenshots", "--embedded", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len([path for path in out.iterdir() if _png_size(path)[0] >= 1000]) == 15
