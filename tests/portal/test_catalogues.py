@@ -35,6 +35,11 @@ READ_ATTRIBUTES = frozenset(
 BUTTON_INPUTS = frozenset({"submit", "button", "reset"})
 #: Stands for an expression or a ``{% trans %}`` block in the rebuilt text: no letter.
 HOLE = "\u2063"  # INVISIBLE SEPARATOR
+#: Stands for the n-th ``{{ expression }}`` in the rebuilt text (private-use characters).
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+MARKER = re.compile(f"{MARK_OPEN}(\\d+){MARK_CLOSE}")
+#: printf placeholders of a ``format`` filter's string (``"%.2f"|format(x)``).
+PRINTF = re.compile(r"%[-#0 +]*\d*(?:\.\d+)?[sdifgeExXr%]")
 #: Text in these elements is code a user types or copies (a command, a file name): exempt,
 #: as is text in an element marked ``translate="no"`` (HTML's own "not to translate").
 CODE_ELEMENTS = frozenset({"code", "kbd", "samp", "pre", "var"})
@@ -73,14 +78,21 @@ class Finding:
         return f"line {self.line}: {self.where} {self.text.strip()!r}"
 
 
-def _rebuild(source: str) -> str:
-    """The template's literal text, each expression and ``{% trans %}`` block replaced by
-    ``HOLE``, tags by nothing, on the same lines as in the template."""
+def _marker(index: int) -> str:
+    return f"{MARK_OPEN}{index}{MARK_CLOSE}"
+
+
+def _rebuild(source: str) -> tuple[str, list[str]]:
+    """The template's literal text, each ``{{ expression }}`` replaced by a marker (its index
+    in the list of expressions' sources returned beside), each ``{% trans %}`` block by
+    ``HOLE``, tags by nothing; on the same lines as in the template."""
     pieces: list[str] = []
+    expressions: list[str] = []
     line = 1
     in_trans = 0
     block_names: list[str] = []
     in_block = False
+    expression: list[str] | None = None
     for lineno, kind, value in _environment().lex(source):
         if lineno > line:
             pieces.append("\n" * (lineno - line))
@@ -99,24 +111,64 @@ def _rebuild(source: str) -> str:
             elif block_names[:1] == ["endtrans"]:
                 in_trans -= 1
         elif kind == "variable_begin":
-            pieces.append(HOLE)
-    return "".join(pieces)
+            expression = []
+        elif kind == "variable_end" and expression is not None:
+            pieces.append(HOLE if in_trans else _marker(len(expressions)))
+            expressions.append("".join(expression))
+            expression = None
+        elif expression is not None:
+            expression.append(value)
+    return "".join(pieces), expressions
+
+
+def _printed_strings(expression: nodes.Node) -> list[str]:
+    """String constants an expression prints as they are: ``{{ x or "words" }}``,
+    ``{{ "words" if y else z }}``, ``{{ "words"|upper }}`` (not arguments, keys or tests;
+    a ``format`` filter's own placeholders left out)."""
+    if isinstance(expression, nodes.Const):
+        return [expression.value] if isinstance(expression.value, str) else []
+    if isinstance(expression, nodes.CondExpr):
+        branches = [expression.expr1, expression.expr2]
+        return [found for branch in branches if branch for found in _printed_strings(branch)]
+    if isinstance(expression, nodes.Concat):
+        return [found for part in expression.nodes for found in _printed_strings(part)]
+    if isinstance(expression, nodes.Or | nodes.And):
+        return _printed_strings(expression.left) + _printed_strings(expression.right)
+    if isinstance(expression, nodes.Filter) and expression.node is not None:
+        printed = _printed_strings(expression.node)
+        if expression.name == "format":
+            printed = [PRINTF.sub("", text) for text in printed]
+        return printed
+    return []
 
 
 class _TextFinder(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, expressions: list[str]) -> None:
         super().__init__(convert_charrefs=True)
+        self.expressions = expressions
         self.findings: list[Finding] = []
         self.open: list[tuple[str, bool]] = []  # (element, its text is exempt)
 
     def _exempt(self) -> bool:
         return any(exempt for _, exempt in self.open)
 
+    def _check_printed(self, text: str, line: int) -> str:
+        """Report the words the expressions in ``text`` print as they are; ``text`` with its
+        markers replaced by ``HOLE``."""
+        for index in MARKER.findall(text):
+            output = _environment().parse("{{" + self.expressions[int(index)] + "}}").body[0]
+            assert isinstance(output, nodes.Output)
+            for printed in _printed_strings(output.nodes[0]):
+                if has_letters(printed):
+                    self.findings.append(Finding(line, printed, "printed"))
+        return MARKER.sub(HOLE, text)
+
     def handle_data(self, data: str) -> None:
         if self._exempt():
             return
-        text = ATTRIBUTE_FRAGMENT.sub(HOLE, data)  # a macro's attributes, outside a tag
-        if not has_letters(" ".join(word for word in text.split() if not LOCATION.match(word))):
+        data = ATTRIBUTE_FRAGMENT.sub(HOLE, data)  # a macro's attributes, outside a tag
+        data = self._check_printed(data, self.getpos()[0])
+        if not has_letters(" ".join(word for word in data.split() if not LOCATION.match(word))):
             return
         first = next(i for i, char in enumerate(data) if has_letters(char))
         line = self.getpos()[0] + data[:first].count("\n")
@@ -143,8 +195,10 @@ class _TextFinder(HTMLParser):
         if tag == "button" or (tag == "input" and values.get("type") in BUTTON_INPUTS):
             read.add("value")
         for name, value in attrs:
-            if name in read and value and has_letters(value):
-                self.findings.append(Finding(self.getpos()[0], value, f"{name}="))
+            if name in read and value:
+                value = self._check_printed(value, self.getpos()[0])
+                if has_letters(value):
+                    self.findings.append(Finding(self.getpos()[0], value, f"{name}="))
 
 
 def _untranslatable_calls(source: str) -> list[Finding]:
@@ -161,10 +215,12 @@ def _untranslatable_calls(source: str) -> list[Finding]:
 
 def literal_text(source: str) -> list[Finding]:
     """What in a template's source a user would read without it passing through ``_()``."""
-    finder = _TextFinder()
-    finder.feed(_rebuild(source))
+    text, expressions = _rebuild(source)
+    finder = _TextFinder(expressions)
+    finder.feed(text)
     finder.close()
-    return sorted(finder.findings + _untranslatable_calls(source), key=lambda found: found.line)
+    found = finder.findings + _untranslatable_calls(source)
+    return sorted(found, key=lambda finding: finding.line)
 
 
 @pytest.mark.parametrize("path", templates(), ids=lambda path: f"{path.parent.name}/{path.name}")
@@ -183,6 +239,7 @@ def test_the_guard_reports_literal_text() -> None:
         '<a href="/" title="{{ _(\'Home\') }}" aria-label="Home">→ {{ number }} · 12</a>\n'
         '<input type="submit" value="Send"><input type="hidden" name="csrf" value="abc">\n'
         "{% if x %}Draft{% endif %}{{ _(label) }}\n"
+        "<dd>{{ centre or 'none' }} {{ 'Yes' if ok else _('No') }} {{ '—' if a }}</dd>\n"
         "<p>{% trans %}Translated {{ n }} words{% endtrans %} — 3</p>\n"
         '<p><code>mutabaqa verify x.pdf</code> <a href="/k.json">/k.json</a></p>\n'
         '<td translate="no">(U = {{ u }})</td><p>Kept <b>out</b> too</p>\n'
@@ -198,9 +255,11 @@ def test_the_guard_reports_literal_text() -> None:
         (7, "value=", "Send"),
         (8, "text", "Draft…"),  # … stands for the expression after it
         (8, "call", "_(...)"),
-        (11, "text", "Kept"),
-        (11, "text", "out"),
-        (11, "text", "too"),
+        (9, "printed", "none"),
+        (9, "printed", "Yes"),
+        (12, "text", "Kept"),
+        (12, "text", "out"),
+        (12, "text", "too"),
     ]
 
 
@@ -211,6 +270,8 @@ def test_the_guard_lets_translated_and_symbolic_text_pass() -> None:
         '<a lang="{{ code }}" class="x">{{ name }}</a></nav>\n'
         "<td>{{ a }} → {{ b }}</td><dd>{{ c or '—' }}</dd>&nbsp;&#8594; 2026-05-31 (%)\n"
         "{# A comment speaks to developers. #}\n"
+        '<rect data-on="{{ \'true\' if a else \'false\' }}" x="{{ "%.2f"|format(w) }}"/>\n'
+        "<td>{{ '%.1f %%'|format(rate) }}</td>\n"
         '{% macro described(name) %} aria-describedby="{{ name }}-error"{% endmacro %}\n'
     )
     assert literal_text(source) == []
