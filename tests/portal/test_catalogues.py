@@ -6,7 +6,8 @@ Every template of the portal (``mutabaqa/templates/portal/*.html``) and of the m
 aside and the HTML markup removed, must hold no letter: punctuation, digits and symbols
 (``·``, ``→``, ``—``) are fine, words go through ``_()``. The attributes users read
 (``alt``, ``title``, ``aria-label``, ``placeholder``, a button's ``value``...) are held to
-the same rule. And every ``_()`` takes a literal message, which extraction can see.
+the same rule, and so are the words an expression prints as they are
+(``{{ x or "none" }}``). And every ``_()`` takes a literal message, which extraction can see.
 
 That every catalogue translates every message the templates use (no more, no fuzzy entry)
 is ``tests/mutabaqa/test_mail.py``'s check, whose extraction covers these templates too
