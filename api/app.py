@@ -20,7 +20,10 @@ from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
+from api.portal import admin as portal_admin
+from api.portal import directory as portal_directory
 from api.portal import pages as portal_pages
+from api.portal import webhook as portal_webhook
 from api.problems import install_problem_handlers
 from api.routes import (
     auth,
@@ -89,6 +92,9 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(keys.router)
     app.include_router(public.root_router)
     app.include_router(portal_pages.router)
+    app.include_router(portal_directory.router)
+    app.include_router(portal_admin.router)
+    app.include_router(portal_webhook.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
