@@ -4,10 +4,17 @@ submits; technician B, in another browser context, verifies them."""
 
 from __future__ import annotations
 
+import html
+import random
+from decimal import Decimal
+from typing import Any
+
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from api.app import create_app
+from domain.decision_rules import InvalidValues, Limits, UncertaintyRequired, aggregate
+from domain.statuses import Aggregation, DecisionRule
 from tests.api.helpers import API, PASSWORD
 from tests.api.lab_helpers import FFP2_PASSING, make_lab
 from tests.api.requests_helpers import PDF, make_cast, to_review
@@ -100,3 +107,90 @@ def test_a_technician_tests_on_a_phone_and_a_colleague_verifies(
     phone.close()
     desk.close()
     assert not [text for text in violations if "Content Security Policy" in text], violations
+
+
+def _server_verdict(case: dict[str, Any]) -> str:
+    """What the server's rule says (``domain.decision_rules.aggregate``), or its refusal."""
+    try:
+        result = aggregate(
+            [Decimal(v) for v in case["values"]],
+            Aggregation(case["aggregation"]),
+            case["min_count"],
+            Limits(
+                None if case["lower"] is None else Decimal(case["lower"]),
+                case["lower_inclusive"],
+                None if case["upper"] is None else Decimal(case["upper"]),
+                case["upper_inclusive"],
+            ),
+            DecisionRule(case["rule"]),
+            None if case["u"] is None else Decimal(case["u"]),
+        )
+    except UncertaintyRequired:
+        return "needs-u"
+    except InvalidValues:
+        return "invalid"
+    return result.verdict.value
+
+
+def _case_form(index: int, case: dict[str, Any]) -> str:
+    data = {
+        "rule": case["rule"],
+        "aggregation": case["aggregation"],
+        "min-count": case["min_count"],
+        "lower": case["lower"],
+        "lower-inclusive": case["lower_inclusive"],
+        "upper": case["upper"],
+        "upper-inclusive": case["upper_inclusive"],
+    }
+    attrs = " ".join(
+        f'data-{name}="{"" if value is None else html.escape(str(value).lower())}"'
+        for name, value in data.items()
+    )
+    u = "" if case["u"] is None else case["u"]
+    return (
+        f'<form data-verdict id="case-{index}" {attrs}>'
+        f'<textarea name="values">{" ".join(case["values"])}</textarea>'
+        f'<input name="uncertainty" value="{u}"><output class="verdict"></output></form>'
+    )
+
+
+def test_the_live_verdict_is_the_servers_rule(live: Live, browser: Browser) -> None:
+    """``api/static/results.js`` against ``domain.decision_rules`` on many cases near the
+    limits (exact limits, exclusive limits, values ± U straddling them, every aggregation)."""
+    rng = random.Random(12)
+    numbers = ["5.8", "5.9", "6", "6.0", "6.00", "6.1", "-0.5", "0", "0.05", "1e1", "6E0", "2.5"]
+    cases = []
+    for _ in range(400):
+        lower = rng.choice([None, "0", "2.5", "5.9"])
+        upper = (
+            rng.choice([None, "6", "6.0", "10"]) if lower is not None else rng.choice(["6", "10"])
+        )
+        aggregation = rng.choice(["single", "all", "mean", "count_within"])
+        values = [
+            rng.choice(numbers) for _ in range(1 if aggregation == "single" else rng.randint(1, 5))
+        ]
+        cases.append({
+            "rule": rng.choice(["simple", "guarded"]),
+            "aggregation": aggregation,
+            "min_count": rng.randint(1, 4) if aggregation == "count_within" else None,
+            "lower": lower,
+            "lower_inclusive": rng.random() < 0.6,
+            "upper": upper,
+            "upper_inclusive": rng.random() < 0.6,
+            "values": values,
+            "u": rng.choice([None, "0", "0.05", "0.1", "0.2", "1"]),
+        })  # fmt: skip
+    page = browser.new_page()
+    page.set_content(
+        "<!doctype html><body>"
+        + "".join(_case_form(i, case) for i, case in enumerate(cases))
+        + f'<script src="{live.url}/static/results.js"></script></body>'
+    )
+    expect(page.locator("#case-0 output")).not_to_have_text("")
+    shown = page.evaluate(
+        "() => Array.from(document.querySelectorAll('output.verdict'), o => o.dataset.verdict)"
+    )
+    expected = [_server_verdict(case) for case in cases]
+    differing = [(case, s, e) for case, s, e in zip(cases, shown, expected, strict=True) if s != e]
+    assert not differing, differing[:5]
+    assert {"pass", "fail", "inconclusive", "invalid", "needs-u"} <= set(expected)
