@@ -156,6 +156,7 @@ def sample_page(
     request_id: str,
     *,
     error: str | None = None,
+    kind: str | None = None,
     field_errors: dict[str, dict[str, str]] | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
@@ -182,6 +183,7 @@ def sample_page(
         request_=view,
         actions=actions,
         error=error,
+        kind=kind,
         field_errors=field_errors or {},
         form=form or {},
     )
@@ -239,7 +241,7 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     except Problem as problem:
         if problem.status == 404:
             return render(request, settings, "not_found.html", session=portal, status_code=404)
-        return again(problem.status, error=problem.detail, form=body)
+        return again(problem.status, error=problem.detail, kind=problem.kind, form=body)
     if action == "reject_sample":
         return RedirectResponse("/lab", status_code=303)
     return RedirectResponse(f"/lab/requests/{request_id}/results", status_code=303)

@@ -166,7 +166,8 @@ def test_the_recorder_cannot_verify_and_a_colleague_can(
 
     own = client.post(f"/lab/requests/{rid}/actions/verify_results", data=_form({}, submitted))
     assert own.status_code == 409 and 'role="alert"' in own.text
-    assert "recorded none of this round" in own.text
+    assert "recorded none of this round" in own.text  # the server's reason, and in French:
+    assert "aucun résultat de ce cycle" in own.text
     assert client.post(f"/lab/requests/{rid}/actions/verify_results").status_code == 403
 
     client.cookies.clear()
