@@ -40,6 +40,7 @@ from mutabaqa.settings import Settings
 router = APIRouter(include_in_schema=False)
 
 CSRF_HEADER = "X-CSRF-Token"
+KEY_FIELD = "idempotency_key"
 #: Upload routes: ``api/app.py`` gives them the upload body limit.
 UPLOAD_PATHS = ("/lab/requests/{request_id}/evidence",)
 #: Specimen values are typed one per line or separated by spaces or semicolons (a comma
@@ -157,8 +158,10 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
         return render(request, settings, "refused.html", status_code=403)
     actor = actor_of(portal.user)
     ctx = get_context(request)
-    typed = {item_code: {k: str(v) for k, v in form.items() if k != CSRF_FIELD}}
-    key = str(form.get("idempotency_key", "")).strip()[:200] or None
+    # What was typed is shown again; the key only after a 503 (the result may have been
+    # recorded: the same key then answers that revision), else a refused form gets a new one.
+    typed = {item_code: {k: str(v) for k, v in form.items() if k not in (CSRF_FIELD, KEY_FIELD)}}
+    key = str(form.get(KEY_FIELD, "")).strip()[:200] or None
     try:
         require(Permission.RESULTS_RECORD)(actor)
         row, item = await ctx.read(plan_item, request_id, item_code, actor)
@@ -177,6 +180,8 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
     try:
         await save_result(ctx, row, item, body, actor, portal.user.full_name, key)
     except Problem as problem:
+        if problem.status == 503 and key:
+            typed[item_code][KEY_FIELD] = key
         return results_page(
             request, portal, actor, request_id, status_code=problem.status, typed=typed,
             item_errors={item_code: problem.detail or problem.kind},

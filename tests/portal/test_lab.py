@@ -49,6 +49,20 @@ def _form(values: dict[str, str], page: Any) -> dict[str, str]:
     return values | {"csrf": csrf_of(page), "idempotency_key": key.group(1)}
 
 
+BOUNDARY = "lab-portal-test-boundary"
+
+
+def _multipart(*parts: tuple[str, str | None, bytes]) -> bytes:
+    """A multipart body whose parts come in the given order (name, filename, content)."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        kind = "Content-Type: application/pdf\r\n" if filename else ""
+        head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n{kind}\r\n"
+        body += head.encode() + content + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
 def test_the_work_list_is_the_centres_and_another_centre_gets_404(
     client: TestClient, people: tuple[Cast, Lab, dict[str, Any]]
 ) -> None:
@@ -135,6 +149,13 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     assert client.post(url, files=files, data={"item_code": "CO2"}).status_code == 403
     wrong = client.post(url, files=files, headers={"X-CSRF-Token": "0" * 64})
     assert wrong.status_code == 403
+    # The token must come before the file: it is checked before any of the file is stored.
+    late = client.post(
+        url,
+        content=_multipart(("file", "late.pdf", PDF), ("csrf", None, token.encode())),
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert late.status_code == 403
     assert get(client, cast.tech_auth, rid)["evidence"] == []
 
     stored = client.post(url, files=files, data={"csrf": token, "item_code": "CO2"})
