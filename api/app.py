@@ -22,6 +22,7 @@ from api.headers import SecurityHeaders
 from api.openapi import install_openapi
 from api.portal import admin as portal_admin
 from api.portal import directory as portal_directory
+from api.portal import lab as portal_lab
 from api.portal import pages as portal_pages
 from api.portal import webhook as portal_webhook
 from api.problems import install_problem_handlers
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(portal_directory.router)
     app.include_router(portal_admin.router)
     app.include_router(portal_webhook.router)
+    app.include_router(portal_lab.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
@@ -124,7 +126,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
             compile_path(API_PREFIX + route.path)[0]
             for route in files.router.routes
             if isinstance(route, APIRoute) and route.endpoint in files.UPLOAD_ENDPOINTS
-        ],
+        ]
+        + [compile_path(path)[0] for path in portal_lab.UPLOAD_PATHS],
         form_paths=[
             API_PREFIX + route.path
             for route in auth.router.routes

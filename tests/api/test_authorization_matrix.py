@@ -501,6 +501,13 @@ OUTSIDE_THE_MATRIX = {
     "/webhook",
     "/webhook/delete",
     "/directory",
+    # the laboratory's pages (api/portal/lab.py, lab_results.py)
+    "/lab",
+    "/lab/requests/{request_id}/sample",
+    "/lab/requests/{request_id}/actions/{action}",
+    "/lab/requests/{request_id}/results",
+    "/lab/requests/{request_id}/results/{item_code}",
+    "/lab/requests/{request_id}/evidence",
     "/docs",
     "/docs/assets/{name}",
     "/static",
