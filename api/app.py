@@ -20,6 +20,7 @@ from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
+from api.portal import officer as portal_officer
 from api.portal import pages as portal_pages
 from api.problems import install_problem_handlers
 from api.routes import (
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(keys.router)
     app.include_router(public.root_router)
     app.include_router(portal_pages.router)
+    app.include_router(portal_officer.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
