@@ -18,7 +18,7 @@ from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
-from tests.api.requests_helpers import Cast, get, make_cast, to_review, wait_status
+from tests.api.requests_helpers import Cast, act, get, make_cast, to_review, wait_status
 from tests.conftest import RunningWorker
 from tests.portal.helpers import csrf_of, policy_is_strict, portal_login
 
@@ -203,3 +203,40 @@ def test_the_dashboard_counts_the_requests_created(
     assert past.status_code == 200 and _count(past.text, "application_review") == 0
     wrong = client.get("/dashboard?from=2026-05-01&to=2026-04-01")
     assert wrong.status_code == 422 and 'aria-describedby="from-error"' in wrong.text
+
+
+def test_a_refusal_its_appeal_and_the_appeal_decided_by_another_officer(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, lab = people
+    rid = to_evaluated(client, cast, lab)
+    _officer(client, cast)
+    token = csrf_of(client.get(f"/officer/requests/{rid}"))
+    refused = client.post(
+        f"/officer/requests/{rid}/actions/refuse",
+        data={"csrf": token, "reason": "Leakage results disputed"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303, refused.text
+    assert get(client, cast.officer_auth, rid)["status"] == "refused"
+    appeal = act(client, cast.maker_auth, rid, "appeal", {"reason": "The lab misread TIL-IND"})
+    assert appeal.status_code == 200, appeal.text
+
+    # The officer who refused may not decide the appeal: no form for them.
+    page = client.get(f"/officer/requests/{rid}")
+    assert "Leakage results disputed" in page.text and "The lab misread TIL-IND" in page.text
+    assert '/actions/uphold"' not in page.text and '/actions/overturn"' not in page.text
+    client.cookies.clear()
+    assert portal_login(client, lab.officer2["email"]).status_code == 303
+    page = client.get(f"/officer/requests/{rid}")
+    assert '/actions/uphold"' in page.text and '/actions/overturn"' in page.text
+    token = csrf_of(page)
+    missing = client.post(f"/officer/requests/{rid}/actions/overturn", data={"csrf": token})
+    assert missing.status_code == 422 and 'id="overturn-reason-error"' in missing.text
+    upheld = client.post(
+        f"/officer/requests/{rid}/actions/uphold",
+        data={"csrf": token, "reason": "The results stand"},
+        follow_redirects=False,
+    )
+    assert upheld.status_code == 303, upheld.text
+    assert get(client, cast.officer_auth, rid)["status"] == "refused"
