@@ -96,8 +96,9 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
     portal = current_session(request, settings)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return None, form, _refused(request)
-    portal, denied = _officer(request)
-    return portal, form, denied
+    if not actor_of(portal.user).has(Role.COMPLIANCE_OFFICER):
+        return None, form, _not_found(request, portal)
+    return portal, form, None
 
 
 def _fields(model_fields: dict[str, FieldInfo]) -> list[tuple[str, bool]]:
