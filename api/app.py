@@ -23,6 +23,7 @@ from api.openapi import install_openapi
 from api.portal import admin as portal_admin
 from api.portal import directory as portal_directory
 from api.portal import lab as portal_lab
+from api.portal import officer as portal_officer
 from api.portal import pages as portal_pages
 from api.portal import webhook as portal_webhook
 from api.problems import install_problem_handlers
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(portal_admin.router)
     app.include_router(portal_webhook.router)
     app.include_router(portal_lab.router)
+    app.include_router(portal_officer.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
