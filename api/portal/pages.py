@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import PageParams
 from api.passwords import HasherBusy
+from api.portal.refusals import Refused, refused
 from api.portal.render import render
 from api.portal.sessions import (
     CSRF_FIELD,
@@ -153,7 +154,7 @@ def _request_page(
     portal: PortalSession,
     request_id: str,
     *,
-    error: str | None = None,
+    error: Refused | None = None,
     status_code: int = 200,
 ) -> Response:
     settings = _settings(request)
@@ -227,6 +228,6 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         await perform_action(ctx, request_id, action, actor, _action_body(action, form), key)
     except Problem as problem:
         return _request_page(
-            request, portal, request_id, error=problem.detail, status_code=problem.status
+            request, portal, request_id, error=refused(problem), status_code=problem.status
         )
     return RedirectResponse(f"/requests/{request_id}", status_code=303)

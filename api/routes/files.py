@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
@@ -72,6 +72,7 @@ async def _stream_and_record(
     action: str,
     permitted: Callable[[RequestFacts, Actor], bool],
     facts_for: Callable[[UploadedObject, RequestFacts], FileFacts],
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
 ) -> FilePublic:
     facts, workflow_id = await ctx.read(_upload_target, request_id, actor, action, permitted)
     file_id = uuid.uuid4().hex
@@ -85,6 +86,7 @@ async def _stream_and_record(
             key_for=lambda name: f"requests/{request_id}/{folder}/{file_id}/{name}",
             max_bytes=ctx.settings.max_upload_bytes,
             part_size=ctx.settings.upload_part_size,
+            before_file=before_file,
         )
     try:
         file = facts_for(uploaded, facts).model_copy(update={"file_id": file_id})
@@ -198,15 +200,28 @@ async def upload_evidence(
     request_id: str, request: Request, actor: EvidenceActor, ctx: ContextDep
 ) -> FilePublic:
     """Test evidence (raw data, photos, lab reports), optionally linked to a test item."""
+    return await store_evidence(request, ctx, actor, request_id)
 
-    def facts_for(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
-        item = _field(uploaded, "item_code", 64)
-        if item is not None and item not in facts.plan:
-            raise Problem(404, "not-found", "Not found", f"item {item!r} is not in the plan")
-        return _file(uploaded, item_code=item, description=_field(uploaded, "description", 1000))
 
+def _evidence_facts(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
+    item = _field(uploaded, "item_code", 64)
+    if item is not None and item not in facts.plan:
+        raise Problem(404, "not-found", "Not found", f"item {item!r} is not in the plan")
+    return _file(uploaded, item_code=item, description=_field(uploaded, "description", 1000))
+
+
+async def store_evidence(
+    request: Request,
+    ctx: AppContext,
+    actor: Actor,
+    request_id: str,
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
+) -> FilePublic:
+    """Stream and record test evidence (the JSON route and the portal's upload form, whose
+    ``before_file`` checks its CSRF field before any byte is stored). The caller has checked
+    ``Permission.EVIDENCE_UPLOAD``."""
     return await _stream_and_record(
-        request, ctx, actor, request_id, UPLOAD_EVIDENCE, can_test, facts_for
+        request, ctx, actor, request_id, UPLOAD_EVIDENCE, can_test, _evidence_facts, before_file
     )
 
 
