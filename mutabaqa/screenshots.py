@@ -61,9 +61,9 @@ class DemoRole:
 #: Each role's main page. Pages added for a role (its own home) go here.
 ROLES = (
     DemoRole("manufacturer", "manufacturer"),
-    DemoRole("technician", "lab_technician"),
-    DemoRole("officer", "compliance_officer"),
-    DemoRole("admin", "admin"),
+    DemoRole("technician", "lab_technician", "/lab"),
+    DemoRole("officer", "compliance_officer", "/officer/queue"),
+    DemoRole("admin", "admin", "/admin/organizations"),
 )
 
 

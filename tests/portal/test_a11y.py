@@ -12,7 +12,8 @@ from playwright.sync_api import Browser, Error, Page, expect
 
 from api.app import create_app
 from tests.api.helpers import PASSWORD
-from tests.api.requests_helpers import Cast, create_request, make_cast
+from tests.api.lab_helpers import to_testing
+from tests.api.requests_helpers import Cast, create_request, make_cast, to_review
 from tests.portal.axe import assert_accessible, axe_source, axe_version, serious_violations
 from tests.portal.conftest import Live
 
@@ -21,9 +22,12 @@ LANGUAGES = ["ar", "fr"]
 
 @pytest.fixture(scope="module")
 def demo(live: Live) -> tuple[Cast, dict[str, Any]]:
+    """A cast with a draft request, one in the officer's queue and one in testing."""
     with TestClient(create_app(live.settings)) as api:
         cast = make_cast(api, live.settings)
         request = create_request(api, cast)
+        to_review(api, cast)
+        to_testing(api, cast)
     return cast, request
 
 
@@ -36,10 +40,10 @@ def page(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def _log_in(page: Page, live: Live, email: str, language: str) -> None:
+def _log_in(page: Page, live: Live, email: str, language: str, password: str = PASSWORD) -> None:
     page.goto(f"{live.url}/?lang={language}")
     page.locator("#email").fill(email)
-    page.locator("#password").fill(PASSWORD)
+    page.locator("#password").fill(password)
     page.locator("form[action='/login'] button[type=submit]").click()
     expect(page.locator("form[action='/logout']")).to_be_visible()
 
@@ -167,3 +171,32 @@ def test_the_request_page_on_a_phone(
         assert_accessible(page)
     finally:
         context.close()
+
+
+#: Each role's main page (as ``mutabaqa screenshots`` pictures them) and who opens it.
+ROLE_PAGES = [("tech", "/lab"), ("officer", "/officer/queue"), ("admin", "/admin/organizations")]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("who", "path"), ROLE_PAGES)
+def test_each_roles_main_page_is_accessible(
+    page: Page, live: Live, demo: tuple[Cast, dict[str, Any]], who: str, path: str, language: str
+) -> None:
+    cast, _ = demo
+    if who == "admin":
+        email, password = live.settings.admin_email, live.settings.admin_password
+        _log_in(page, live, email, language, password.get_secret_value())
+    else:
+        _log_in(page, live, getattr(cast, who)["email"], language)
+    answer = page.goto(f"{live.url}{path}")
+    assert answer is not None and answer.status == 200, path
+    expect(page.locator("main h1")).to_be_visible()
+    assert_accessible(page)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("path", ["/directory", "/verify/MA-NONE-0000-000000"])
+def test_the_public_pages_are_accessible(page: Page, live: Live, path: str, language: str) -> None:
+    page.goto(f"{live.url}{path}?lang={language}")
+    expect(page.locator("h1").first).to_be_visible()
+    assert_accessible(page)
