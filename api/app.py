@@ -20,6 +20,7 @@ from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
 from api.openapi import install_openapi
+from api.portal import maker as portal_maker
 from api.portal import pages as portal_pages
 from api.problems import install_problem_handlers
 from api.routes import (
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(keys.router)
     app.include_router(public.root_router)
+    app.include_router(portal_maker.router)  # before pages: /requests/new is not a request id
     app.include_router(portal_pages.router)
     v1 = APIRouter(prefix=API_PREFIX)
     for module in (
@@ -118,7 +120,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
             compile_path(API_PREFIX + route.path)[0]
             for route in files.router.routes
             if isinstance(route, APIRoute) and route.endpoint in files.UPLOAD_ENDPOINTS
-        ],
+        ]
+        + [compile_path(portal_maker.UPLOAD_PATH)[0]],
         form_paths=[
             API_PREFIX + route.path
             for route in auth.router.routes

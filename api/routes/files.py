@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
@@ -72,6 +72,7 @@ async def _stream_and_record(
     action: str,
     permitted: Callable[[RequestFacts, Actor], bool],
     facts_for: Callable[[UploadedObject, RequestFacts], FileFacts],
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
 ) -> FilePublic:
     facts, workflow_id = await ctx.read(_upload_target, request_id, actor, action, permitted)
     file_id = uuid.uuid4().hex
@@ -85,6 +86,7 @@ async def _stream_and_record(
             key_for=lambda name: f"requests/{request_id}/{folder}/{file_id}/{name}",
             max_bytes=ctx.settings.max_upload_bytes,
             part_size=ctx.settings.upload_part_size,
+            before_file=before_file,
         )
     try:
         file = facts_for(uploaded, facts).model_copy(update={"file_id": file_id})
@@ -174,6 +176,20 @@ async def upload_document(
 ) -> FilePublic:
     """A dossier document (multipart: ``kind`` and ``file``); a new upload of the same kind
     supersedes the previous one, which is kept."""
+    return await record_document(request, ctx, actor, request_id)
+
+
+async def record_document(
+    request: Request,
+    ctx: AppContext,
+    actor: Actor,
+    request_id: str,
+    *,
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
+) -> FilePublic:
+    """Stream a dossier document from ``request``'s multipart body and record it (the JSON
+    route and the portal's form; ``actor`` holds ``documents:upload``). ``before_file``
+    may refuse once the fields sent before the file are in, before any byte is stored."""
 
     def facts_for(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
         kind = _field(uploaded, "kind", 64)
@@ -182,8 +198,9 @@ async def upload_document(
         return _file(uploaded, kind=kind)
 
     return await _stream_and_record(
-        request, ctx, actor, request_id, UPLOAD_DOCUMENT, can_upload_document, facts_for
-    )
+        request, ctx, actor, request_id, UPLOAD_DOCUMENT, can_upload_document, facts_for,
+        before_file,
+    )  # fmt: skip
 
 
 @router.post(
