@@ -43,9 +43,13 @@ def document_slots(
 
 def stage_seconds(items: Sequence[TimelineItem]) -> list[float | None]:
     """For each timeline item, how long the status it entered lasted: the seconds until the
-    next status change; ``None`` for an item that changed no status, and for the current
-    stage (it has not ended)."""
-    changes = [index for index, item in enumerate(items) if item.to_status is not None]
+    next status change; ``None`` for an item that changed no status (an upload in a draft
+    is recorded ``draft → draft``), and for the current stage (it has not ended)."""
+    changes = [
+        index
+        for index, item in enumerate(items)
+        if item.to_status is not None and item.to_status != item.from_status
+    ]
     seconds: list[float | None] = [None] * len(items)
     for this, following in itertools.pairwise(changes):
         seconds[this] = (items[following].at - items[this].at).total_seconds()
