@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,9 +17,12 @@ from fastapi.testclient import TestClient
 from minio import Minio
 
 from api.app import create_app
+from api.portal.maker_view import stage_seconds
 from domain.permissions import Role
+from models.request_api import TimelineItem
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, make_org, make_user
+from tests.api.lab_helpers import FAILING_PARAFFIN as FAILING
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
 from tests.api.requests_helpers import (
     FFP2,
@@ -305,6 +309,55 @@ def test_respond_carries_a_labelled_required_message_and_shows_its_error(
         r'<textarea id="respond-message"[^>]*aria-describedby="respond-error"', refused.text
     )
     assert get(maker, cast.maker_auth, request["id"])["status"] == "info_requested"
+
+
+def test_appeal_carries_a_labelled_required_reason_and_goes_through_the_form(
+    maker: TestClient, cast: Cast, settings: Settings
+) -> None:
+    with TestClient(create_app(settings)) as api:
+        request_id = to_evaluated(api, cast, make_lab(api, cast), {"PEN-PARAFFIN": FAILING})
+        refused = act(api, cast.officer_auth, request_id, "refuse", {"reason": "Too high."})
+        assert refused.status_code == 200, refused.text
+    page = maker.get(f"/requests/{request_id}?lang=en")
+    assert '<label for="appeal-reason">Reason <span class="required">(required)</span>' in (
+        page.text
+    )
+    assert '<textarea id="appeal-reason" name="reason" rows="3" required>' in page.text
+    empty = maker.post(
+        f"/requests/{request_id}/actions/appeal", data={"csrf": csrf_of(page), "reason": " "}
+    )
+    assert empty.status_code == 422 and 'aria-describedby="appeal-error"' in empty.text
+    assert get(maker, cast.maker_auth, request_id)["status"] == "refused"
+    appealed = maker.post(
+        f"/requests/{request_id}/actions/appeal",
+        data={"csrf": csrf_of(page), "reason": "The flow rate was wrong."},
+        follow_redirects=False,
+    )
+    assert appealed.status_code == 303
+    assert get(maker, cast.maker_auth, request_id)["status"] == "under_appeal"
+
+
+def test_stage_durations_count_status_changes_only() -> None:
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def item(minutes: int, before: str | None, after: str | None) -> TimelineItem:
+        return TimelineItem(
+            at=start + timedelta(minutes=minutes),
+            action="x",
+            actor="someone",
+            actor_role="manufacturer",
+            from_status=before,  # type: ignore[arg-type]
+            to_status=after,  # type: ignore[arg-type]
+        )
+
+    items = [
+        item(0, None, "draft"),
+        item(5, "draft", "draft"),  # an upload
+        item(90, "draft", "submitted"),
+        item(91, None, None),  # an event with no status
+        item(150, "submitted", "application_review"),
+    ]
+    assert stage_seconds(items) == [90 * 60, None, 60 * 60, None, None]
 
 
 # --- reach --------------------------------------------------------------------------------------

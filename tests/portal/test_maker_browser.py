@@ -117,6 +117,26 @@ def test_an_empty_file_is_refused_with_its_reason_shown_by_the_script(
     expect(slot).to_contain_text("Not uploaded yet.")
 
 
+def test_without_javascript_the_upload_form_posts_and_comes_back(
+    live: Live, browser: Browser, tmp_path: Path
+) -> None:
+    cast = _cast(live)
+    with TestClient(create_app(live.settings)) as api:
+        request = create_request(api, cast)
+    context = browser.new_context(java_script_enabled=False, locale="en-GB")
+    page = context.new_page()
+    _log_in(page, live, cast.maker["email"])
+    page.goto(f"{live.url}/requests/{request['id']}")
+    dossier = tmp_path / "technical.pdf"
+    dossier.write_bytes(PDF)
+    slot = _slot(page, "technical_file")
+    slot.locator("input[type=file]").set_input_files(dossier)
+    slot.get_by_role("button", name="Upload").click()
+    expect(page).to_have_url(f"{live.url}/requests/{request['id']}#documents")
+    expect(_slot(page, "technical_file")).to_contain_text("technical.pdf")
+    context.close()
+
+
 def test_a_50_mb_file_on_a_throttled_connection_shows_its_progress(
     live: Live, browser: Browser, tmp_path: Path
 ) -> None:
