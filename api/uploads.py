@@ -140,8 +140,8 @@ class _Receiver:
         allowed: Mapping[str, Sniffer],
         before_file: Callable[[Mapping[str, str]], None] | None = None,
     ) -> None:
-        self.before_file = before_file
         self.store = store
+        self.before_file = before_file
         self.bucket = bucket
         self.key_for = key_for
         self.max_bytes = max_bytes
@@ -215,7 +215,7 @@ class _Receiver:
             if self.seen_file:
                 raise _invalid_form("send exactly one file, in the field 'file'")
             self.seen_file = True
-            if self.before_file is not None:  # nothing of the file is read or stored yet
+            if self.before_file is not None:  # e.g. the portal's CSRF field, sent first
                 self.before_file(self.fields)
             raw_name = options.get(b"filename", b"").decode("utf-8", errors="replace")
             self.filename = sanitize_filename(raw_name)
@@ -337,12 +337,11 @@ async def receive_upload(
 
     ``allowed_types`` maps each accepted media type to a check of the file's leading bytes
     (default :data:`DEFAULT_ALLOWED_TYPES`). ``check_fields`` sees the other form fields
-    once the whole body is in, before the object is completed; a :class:`Problem` it raises
-    refuses the upload. ``before_file`` sees the fields sent before the file, when the
-    file's part begins (before any of its bytes is read or stored), and may refuse too.
-    Raises :class:`Problem`: 413 too large, 415 not multipart or type not allowed, 422
-    empty file, missing file or malformed form, 503 the store failed. On any error no
-    object is left in the bucket.
+    once the whole body is in, before the object is completed; ``before_file`` sees the
+    fields sent before the file, when the file part begins and before any of its bytes is
+    stored. A :class:`Problem` either raises refuses the upload. Raises :class:`Problem`:
+    413 too large, 415 not multipart or type not allowed, 422 empty file, missing file or
+    malformed form, 503 the store failed. On any error no object is left in the bucket.
     """
     if max_bytes > part_size * MAX_PARTS:
         raise ValueError(f"a part size of {part_size} bytes cannot store {max_bytes} bytes")

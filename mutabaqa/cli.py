@@ -457,14 +457,9 @@ def outbox_replay(
 
 
 async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
-    import uuid
-
-    from temporalio.common import WorkflowIDConflictPolicy
-
-    from models.outbox import DeliveryInput
     from mutabaqa.clients import connect_temporal
     from mutabaqa.db import create_db_engine
-    from mutabaqa.timing import delivery_policy
+    from mutabaqa.outbox_replay import start_replays
     from records.outbox import reset_dead
 
     engine = create_db_engine(settings.resolved_database_url)
@@ -472,15 +467,4 @@ async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
         reset = reset_dead(engine, ids)
     finally:
         engine.dispose()
-    client = await connect_temporal(settings)
-    policy = delivery_policy(settings)
-    for row_id, kind in reset:
-        # A fresh id: the run that marked the row dead may not have closed yet.
-        await client.start_workflow(
-            "OutboxDelivery",
-            DeliveryInput(row_id=row_id, kind=kind, policy=policy),
-            id=f"outbox-{row_id}-replay-{uuid.uuid4().hex[:12]}",
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-    return [row_id for row_id, _ in reset]
+    return await start_replays(await connect_temporal(settings), settings, reset)

@@ -21,6 +21,7 @@ from api.deps import actor_of, get_context, require
 from api.pagination import PageParams
 from api.passwords import HasherBusy
 from api.portal.maker_view import document_slots, stage_seconds
+from api.portal.refusals import Refused, refused
 from api.portal.render import render
 from api.portal.sessions import (
     CSRF_FIELD,
@@ -155,7 +156,7 @@ def _request_page(
     portal: PortalSession,
     request_id: str,
     *,
-    error: str | None = None,
+    error: Refused | None = None,
     status_code: int = 200,
     upload_error: tuple[str, str] | None = None,
     error_action: str | None = None,
@@ -249,7 +250,7 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
             request,
             portal,
             request_id,
-            error=problem.detail,
+            error=refused(problem),
             status_code=problem.status,
             error_action=action,
         )

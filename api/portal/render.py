@@ -11,11 +11,12 @@ from api.portal.sessions import LANGUAGES, PortalSession, language_of, remember_
 from mutabaqa.i18n import portal_environment
 from mutabaqa.settings import Settings
 
-#: Pages load their style sheet and scripts (files, never inline) from this origin and
-#: nothing else; forms post here only, and so do scripts (the upload progress: XHR).
+#: Pages load their style sheet and scripts (``defer``, never inline) from this origin and
+#: nothing else; forms post here only, and so do the scripts.
 PORTAL_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 

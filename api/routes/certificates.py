@@ -58,7 +58,7 @@ class CertificateView(BaseModel):
     pdf_size: int | None
 
 
-def _view(row: Certificate, actor: Actor | None = None) -> CertificateView:
+def certificate_view(row: Certificate, actor: Actor | None = None) -> CertificateView:
     return CertificateView(
         allowed_actions=(
             lifecycle.allowed_actions(row.status, row.organization_id, row.centre_code, actor)
@@ -122,14 +122,14 @@ def list_certificates(
         session,
         select(Certificate).where(_reach(actor)),
         page,
-        lambda row: _view(row, actor),
+        lambda row: certificate_view(row, actor),
         order=(Certificate.created_at, Certificate.id),
     )
 
 
 @router.get("/{number}", response_model=CertificateView)
 def get_certificate(row: Readable, actor: ReaderActor) -> CertificateView:
-    return _view(row, actor)
+    return certificate_view(row, actor)
 
 
 @router.get("/{number}/timeline", response_model=Timeline)
@@ -187,6 +187,20 @@ async def certificate_action(
     holder), each with a reason; answers the certificate as stored afterwards. A repeat with
     the same ``Idempotency-Key`` answers the certificate as stored, also once the status
     has changed (e.g. after a 503 whose action went through)."""
+    return await perform_certificate_action(ctx, row, action, actor, body, idempotency_key)
+
+
+async def perform_certificate_action(
+    ctx: AppContext,
+    row: Certificate,
+    action: str,
+    actor: Actor,
+    body: CertificateActionBody,
+    idempotency_key: str | None,
+) -> CertificateView:
+    """One certificate action on ``row`` (read within the caller's reach, the role checked
+    by ``check_certificate_role``): the JSON route's and the portal's one path. Refusals
+    are problems and change nothing."""
     digest = action_digest(action, body.model_dump(mode="json"))
     key = client_key(idempotency_key or uuid.uuid4().hex)
     if idempotency_key is not None:
@@ -200,7 +214,7 @@ async def certificate_action(
                     "Idempotency-Key reused",
                     f"this Idempotency-Key was used for {done.action!r} with another body",
                 )
-            return _view(row, actor)
+            return certificate_view(row, actor)
     try:
         lifecycle.check(action, row.status, row.organization_id, row.centre_code, actor)
     except Refusal as refusal:
@@ -239,7 +253,7 @@ async def certificate_action(
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             raise unavailable() from None
         raise
-    return _view(await ctx.read(readable, row.number, actor), actor)
+    return certificate_view(await ctx.read(readable, row.number, actor), actor)
 
 
 @router.get(

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse
+from sqlmodel import Session
 
 from api.context import AppContext
 from api.deps import SessionDep, get_context, not_found, require
@@ -36,11 +37,18 @@ def file_content(
     ctx: Annotated[AppContext, Depends(get_context)],
 ) -> RedirectResponse:
     """Redirect to the stored object's exact version, for callers who may read the request."""
+    url = presigned_file_url(session, ctx, file_id, actor)
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+
+
+def presigned_file_url(session: Session, ctx: AppContext, file_id: str, actor: Actor) -> str:
+    """A short-lived presigned URL of a stored file, for a caller who may read its request
+    (404 otherwise): the JSON route's and the portal's one way to a file's content."""
     stored = session.get(StoredFile, file_id)
     request = session.get(CertificationRequest, stored.request_id) if stored else None
     if stored is None or request is None or not can_see(reach_facts(request), actor):
         raise not_found("file", file_id)
-    url = ctx.presigner.presigned_get_object(
+    return ctx.presigner.presigned_get_object(
         stored.bucket,
         stored.object_key,
         expires=PRESIGNED_FOR,
@@ -51,4 +59,3 @@ def file_content(
             + quote(stored.filename, safe=""),
         },
     )
-    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})

@@ -215,15 +215,28 @@ async def upload_evidence(
     request_id: str, request: Request, actor: EvidenceActor, ctx: ContextDep
 ) -> FilePublic:
     """Test evidence (raw data, photos, lab reports), optionally linked to a test item."""
+    return await store_evidence(request, ctx, actor, request_id)
 
-    def facts_for(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
-        item = _field(uploaded, "item_code", 64)
-        if item is not None and item not in facts.plan:
-            raise Problem(404, "not-found", "Not found", f"item {item!r} is not in the plan")
-        return _file(uploaded, item_code=item, description=_field(uploaded, "description", 1000))
 
+def _evidence_facts(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
+    item = _field(uploaded, "item_code", 64)
+    if item is not None and item not in facts.plan:
+        raise Problem(404, "not-found", "Not found", f"item {item!r} is not in the plan")
+    return _file(uploaded, item_code=item, description=_field(uploaded, "description", 1000))
+
+
+async def store_evidence(
+    request: Request,
+    ctx: AppContext,
+    actor: Actor,
+    request_id: str,
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
+) -> FilePublic:
+    """Stream and record test evidence (the JSON route and the portal's upload form, whose
+    ``before_file`` checks its CSRF field before any byte is stored). The caller has checked
+    ``Permission.EVIDENCE_UPLOAD``."""
     return await _stream_and_record(
-        request, ctx, actor, request_id, UPLOAD_EVIDENCE, can_test, facts_for
+        request, ctx, actor, request_id, UPLOAD_EVIDENCE, can_test, _evidence_facts, before_file
     )
 
 

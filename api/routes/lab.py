@@ -131,6 +131,26 @@ async def record_result(
     """Record a result (a correction is a new revision). With an ``Idempotency-Key``, a
     repeat (e.g. after a 503) answers the revision recorded the first time, never a new one."""
     row, item = plan_item
+    public, created = await save_result(
+        ctx, row, item, body, actor, user.full_name, idempotency_key
+    )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return public
+
+
+async def save_result(
+    ctx: AppContext,
+    row: CertificationRequest,
+    item: TestItem,
+    body: ResultBody,
+    actor: Actor,
+    user_name: str,
+    idempotency_key: str | None,
+) -> tuple[ResultPublic, bool]:
+    """Record ``body`` for ``item`` of ``row`` (found by ``plan_item`` for a technician): the
+    JSON ``PUT`` and the portal's results sheet. Answers the revision and whether it is the
+    round's first for this item."""
     fields = {
         "item_code": item.code,
         "values": [str(v) for v in body.all_values],
@@ -143,9 +163,9 @@ async def record_result(
     if idempotency_key is not None:
         done = await ctx.read(_recorded_result, row.id, key, digest)
         if done is not None:
-            names = {actor.user_id: user.full_name}
+            names = {actor.user_id: user_name}
             done.recorded_by = shown_name(actor, done.recorded_by, "lab_technician", names)
-            return done
+            return done, False
     await ctx.read(_judge_result, row.id, item, body, actor)
     command = ActionInput(action=RECORD_RESULT, actor=actor, key=key, body=fields, body_hash=digest)
     client = await ctx.temporal()
@@ -153,8 +173,6 @@ async def record_result(
         client.get_workflow_handle(row.workflow_id), RECORD_RESULT, command,
         ctx.settings.workflow_answer_seconds, result_type=ResultView,
     )  # fmt: skip
-    if result.revision == 1:
-        response.status_code = status.HTTP_201_CREATED
     public = ResultPublic.model_validate(result.model_dump())
-    public.recorded_by = user.full_name  # the technician who just recorded it
-    return public
+    public.recorded_by = user_name  # the technician who just recorded it
+    return public, result.revision == 1

@@ -1,8 +1,10 @@
 """Public, unauthenticated routes: certificate verification and the public directory.
 
-- ``GET /verify/{number}`` at the root is the QR code's permanent landing page: HTML in
-  Arabic, French and English for browsers, JSON when the ``Accept`` header prefers
-  ``application/json`` over ``text/html`` (q-values compared; a tie gives HTML).
+- ``GET /verify/{number}`` at the root is the QR code's permanent landing page: HTML for
+  browsers, in one language (``?lang=``, then the remembered cookie, then
+  ``Accept-Language``: the portal's rendering, ``api.portal.public``), JSON when the
+  ``Accept`` header prefers ``application/json`` over ``text/html`` (q-values compared; a
+  tie gives HTML).
 - ``GET /api/v1/verify/{number}``: the same facts, always JSON.
 - ``GET /api/v1/directory?q=&status=&limit=&cursor=``: active, suspended, withdrawn and
   expired certificates (never superseded issues nor terminated certificates), newest
@@ -22,21 +24,19 @@ route is rate-limited per client address (``api.ratelimit``).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep
-from api.pagination import Page, PageParamsDep, paginate
+from api.pagination import Page, PageParams, PageParamsDep, paginate
+from api.portal.public import verify_html
 from api.problems import Problem
-from api.public_text import LANGUAGES, STATUS_STYLE
 from api.ratelimit import public_rate_limit
 from models.certificates import (
     DIRECTORY_STATUSES,
@@ -52,28 +52,9 @@ from models.certificates import (
 from models.lab import Certificate, CertificateStatus
 from mutabaqa.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 NO_STORE = {"Cache-Control": "no-store"}
-#: The HTML pages load nothing from anywhere: inline CSS only.
-HTML_HEADERS = NO_STORE | {
-    "Vary": "Accept",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 _MAX_NUMBER_LENGTH = 40  # the column's width: anything longer is unknown
 _MAX_CURSOR_LENGTH = 512
-
-_templates = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 _rate_limited = [Depends(public_rate_limit)]
 root_router = APIRouter(tags=["public"], dependencies=_rate_limited)
@@ -216,17 +197,6 @@ def prefers_json(accept: str | None) -> bool:
     return _media_quality(accept, "application/json") > _media_quality(accept, "text/html")
 
 
-def _render(template: str, status_code: int, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(template).render(
-        languages=LANGUAGES, status_style=STATUS_STYLE, **context
-    )
-    return HTMLResponse(html, status_code=status_code, headers=HTML_HEADERS)
-
-
-def _local_time(at: datetime, settings: Settings) -> str:
-    return at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M")
-
-
 @root_router.get(
     "/verify/{number}",
     response_model=PublicCertificate,
@@ -243,22 +213,14 @@ def verify_page(
     number: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The latest issue of certificate ``number``: its status and public facts, as an HTML
-    page in Arabic, French and English, or as JSON when the client prefers it."""
+    page in the reader's language (``?lang=``, cookie, ``Accept-Language``), or as JSON
+    when the client prefers it."""
     wants_json = prefers_json(request.headers.get("accept"))
     if wants_json:
         public = _find(session, settings, number)
         return JSONResponse(public.model_dump(mode="json"), headers=NO_STORE | {"Vary": "Accept"})
     row = latest_issue(session, number)
-    if row is None:
-        return _render("not_found.html", 404, number=number[:100], settings=settings)
-    public = to_public(row, settings)
-    return _render(
-        "verify.html",
-        200,
-        cert=public,
-        status_since=_local_time(public.status_since, settings),
-        settings=settings,
-    )
+    return verify_html(request, settings, number, None if row is None else to_public(row, settings))
 
 
 @api_router.get("/verify/{number}", response_model=PublicCertificate, responses=_NOT_FOUND_DOC)
@@ -324,6 +286,17 @@ def directory(
     """Certificates that are active, suspended, withdrawn or expired (the latest issue of
     each number), newest first (by issue date, then number)."""
     response.headers.update(NO_STORE)
+    return directory_entries(session, settings, page, q, status)
+
+
+def directory_entries(
+    session: Session,
+    settings: Settings,
+    page: PageParams,
+    q: str | None = None,
+    status: DirectoryStatus | None = None,
+) -> Page[DirectoryEntry]:
+    """The directory's query (``GET /api/v1/directory`` and the portal's ``/directory``)."""
     today = _business_today(settings)
     statement = select(Certificate).where(
         col(Certificate.status).in_(DIRECTORY_STATUSES), _is_latest_issue()

@@ -76,12 +76,13 @@ def test_every_answer_carries_the_security_headers(
         assert response.headers["content-security-policy"] == JSON_POLICY, name
         assert "strict-transport-security" not in response.headers, name  # http here
 
-    # The public HTML page keeps its own policy (its inline style), plus the common headers.
+    # The public HTML page has the portal's policy (its style sheet, no inline style), plus
+    # the common headers.
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     _assert_common_headers(html)
     policy = html.headers["content-security-policy"]
-    assert "default-src 'none'" in policy and "style-src 'unsafe-inline'" in policy
-    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy and "style-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
 
     # The docs load Swagger UI and its start-up script from this origin only.
     assert docs.status_code == 200 and "swagger-ui" in docs.text

@@ -1,0 +1,242 @@
+"""The officers' pages over HTTP: who may reach them, the queue, the review with its
+presigned document links, field errors, decisions, certificate actions, the dashboard.
+
+Every POST without its CSRF token is 403 and changes nothing; every action goes through
+the JSON API's own functions (``perform_action``, ``perform_certificate_action``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from mutabaqa.settings import Settings
+from tests.api.helpers import API
+from tests.api.lab_helpers import Lab, make_lab, to_evaluated
+from tests.api.requests_helpers import Cast, act, get, make_cast, to_review, wait_status
+from tests.conftest import RunningWorker
+from tests.portal.helpers import csrf_of, policy_is_strict, portal_login
+
+OFFICER_PAGES = ("/officer/queue", "/dashboard")
+
+
+@pytest.fixture(scope="module")
+def people(settings: Settings, worker: RunningWorker) -> tuple[Cast, Lab]:
+    with TestClient(create_app(settings)) as client:
+        cast = make_cast(client, settings)
+        return cast, make_lab(client, cast)
+
+
+@pytest.fixture
+def client(settings: Settings, worker: RunningWorker) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _officer(client: TestClient, cast: Cast) -> None:
+    assert portal_login(client, cast.officer["email"]).status_code == 303
+
+
+def _count(page: str, status: str) -> int:
+    found = re.search(rf'data-status="{status}">(\d+)<', page)
+    return int(found.group(1)) if found else 0
+
+
+def test_other_roles_and_visitors_do_not_reach_the_officer_pages(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, _ = people
+    request = to_review(client, cast)
+    pages = (*OFFICER_PAGES, f"/officer/requests/{request['id']}", "/officer/certificates/X")
+    for path in pages:
+        visitor = client.get(path, follow_redirects=False)
+        assert visitor.status_code == 303 and visitor.headers["location"] == "/", path
+    for email in (cast.maker["email"], cast.tech["email"]):
+        assert portal_login(client, email).status_code == 303
+        for path in pages:
+            assert client.get(path).status_code == 404, (email, path)
+        assert "/dashboard" not in client.get("/").text  # no officer links in the header
+        client.cookies.clear()
+    # Nor may they act through the officer's forms (their roles: 404 as out of reach).
+    assert portal_login(client, cast.maker["email"]).status_code == 303
+    token = csrf_of(client.get("/"))
+    answer = client.post(f"/officer/requests/{request['id']}/actions/accept", data={"csrf": token})
+    assert answer.status_code == 404
+    assert get(client, cast.officer_auth, request["id"])["status"] == "application_review"
+
+
+def test_the_queue_lists_waiting_requests_oldest_first(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, _ = people
+    first, second = to_review(client, cast), to_review(client, cast)
+    _officer(client, cast)
+    page = client.get("/officer/queue")
+    assert page.status_code == 200 and policy_is_strict(page)
+    assert "style=" not in page.text and "<script" not in page.text
+    assert 'href="/dashboard"' in page.text and 'href="/officer/queue"' in page.text
+    assert page.text.index(first["number"]) < page.text.index(second["number"])
+    assert f'href="/officer/requests/{first["id"]}"' in page.text
+    # The same reach as the JSON list: every request of the queue is one the API lists.
+    listed = client.get(
+        f"{API}/requests?status=application_review&limit=200", headers=cast.officer_auth
+    )
+    numbers = {item["number"] for item in listed.json()["items"]}
+    assert {first["number"], second["number"]} <= numbers
+
+
+def test_the_review_opens_documents_through_presigned_links_and_accepts(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, _ = people
+    request = to_review(client, cast)
+    _officer(client, cast)
+    page = client.get(f"/officer/requests/{request['id']}")
+    assert page.status_code == 200
+    documents = get(client, cast.officer_auth, request["id"])["documents"]
+    assert len(documents) == 4
+    for document in documents:
+        assert f'href="/officer/files/{document["id"]}"' in page.text
+        assert document["filename"] in page.text
+    link = client.get(f"/officer/files/{documents[0]['id']}", follow_redirects=False)
+    assert link.status_code == 303 and "X-Amz-Signature" in link.headers["location"]
+    content = httpx.get(link.headers["location"])
+    assert content.status_code == 200 and content.content.startswith(b"%PDF")
+    for action in ("accept", "request_info", "decline"):
+        assert f'/actions/{action}"' in page.text
+
+    # A decline without its reason: the server's error next to the field, nothing changed.
+    token = csrf_of(page)
+    refused = client.post(
+        f"/officer/requests/{request['id']}/actions/decline", data={"csrf": token}
+    )
+    assert refused.status_code == 422
+    assert 'id="decline-reason-error"' in refused.text
+    assert 'aria-describedby="decline-reason-error"' in refused.text
+    assert get(client, cast.officer_auth, request["id"])["status"] == "application_review"
+
+    # Without the CSRF token: 403, nothing changed.
+    assert (
+        client.post(f"/officer/requests/{request['id']}/actions/accept", data={}).status_code == 403
+    )
+    assert get(client, cast.officer_auth, request["id"])["status"] == "application_review"
+    accepted = client.post(
+        f"/officer/requests/{request['id']}/actions/accept",
+        data={"csrf": token, "centre_code": "CTTH", "idempotency_key": "k-accept"},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303, accepted.text
+    assert get(client, cast.officer_auth, request["id"])["status"] == "awaiting_sample"
+
+
+def test_the_report_the_grant_and_the_certificate_actions(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, lab = people
+    rid = to_evaluated(client, cast, lab)
+    _officer(client, cast)
+    page = client.get(f"/officer/requests/{rid}")
+    assert page.status_code == 200
+    view = get(client, cast.officer_auth, rid)
+    for result in view["results"]:
+        assert result["item_code"] in page.text
+    assert page.text.count('class="verdict verdict-pass"') == len(view["results"])
+    assert "≤" in page.text  # the limits
+    for action in ("grant", "refuse", "request_retest"):
+        assert f'/actions/{action}"' in page.text
+
+    # A grant without the CSRF token is refused and changes nothing.
+    assert client.post(f"/officer/requests/{rid}/actions/grant", data={}).status_code == 403
+    assert get(client, cast.officer_auth, rid)["status"] == "evaluated"
+    # A refusal needs its reason: the error is next to the field.
+    token = csrf_of(page)
+    refused = client.post(f"/officer/requests/{rid}/actions/refuse", data={"csrf": token})
+    assert refused.status_code == 422 and 'id="refuse-reason-error"' in refused.text
+    granted = client.post(
+        f"/officer/requests/{rid}/actions/grant",
+        data={"csrf": token, "idempotency_key": "k-grant"},
+        follow_redirects=False,
+    )
+    assert granted.status_code == 303, granted.text
+    number = wait_status(client, cast.officer_auth, rid, "certified")["certificate_number"]
+    assert f'href="/officer/certificates/{number}"' in client.get(f"/officer/requests/{rid}").text
+
+    certificate = client.get(f"/officer/certificates/{number}")
+    assert certificate.status_code == 200
+    allowed = client.get(f"{API}/certificates/{number}", headers=cast.officer_auth).json()
+    for action in ("suspend", "restore", "withdraw", "reissue"):
+        shown = f'/actions/{action}"' in certificate.text
+        assert shown == (action in allowed["allowed_actions"]), action
+    path = f"/officer/certificates/{number}/actions/suspend"
+    assert client.post(path, data={"reason": "x"}).status_code == 403
+    missing = client.post(path, data={"csrf": token})
+    assert missing.status_code == 422 and 'id="suspend-reason-error"' in missing.text
+    done = client.post(
+        path, data={"csrf": token, "reason": "Market surveillance finding"}, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    after = client.get(f"{API}/certificates/{number}", headers=cast.officer_auth).json()
+    assert after["status"] == "suspended" and "restore" in after["allowed_actions"]
+    assert '/actions/restore"' in client.get(f"/officer/certificates/{number}").text
+
+
+def test_the_dashboard_counts_the_requests_created(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, _ = people
+    _officer(client, cast)
+    before = client.get("/dashboard")
+    assert before.status_code == 200 and policy_is_strict(before)
+    assert "<svg" in before.text and "style=" not in before.text
+    created = [to_review(client, cast) for _ in range(3)]
+    after = client.get("/dashboard")
+    delta = _count(after.text, "application_review") - _count(before.text, "application_review")
+    assert delta == len(created)
+    assert 'class="visually-hidden"' in after.text and "<title>" in after.text
+    # A range that ends before they were created does not count them.
+    past = client.get("/dashboard?from=2001-01-01&to=2001-12-31")
+    assert past.status_code == 200 and _count(past.text, "application_review") == 0
+    wrong = client.get("/dashboard?from=2026-05-01&to=2026-04-01")
+    assert wrong.status_code == 422 and 'aria-describedby="from-error"' in wrong.text
+
+
+def test_a_refusal_its_appeal_and_the_appeal_decided_by_another_officer(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    cast, lab = people
+    rid = to_evaluated(client, cast, lab)
+    _officer(client, cast)
+    token = csrf_of(client.get(f"/officer/requests/{rid}"))
+    refused = client.post(
+        f"/officer/requests/{rid}/actions/refuse",
+        data={"csrf": token, "reason": "Leakage results disputed"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303, refused.text
+    assert get(client, cast.officer_auth, rid)["status"] == "refused"
+    appeal = act(client, cast.maker_auth, rid, "appeal", {"reason": "The lab misread TIL-IND"})
+    assert appeal.status_code == 200, appeal.text
+
+    # The officer who refused may not decide the appeal: no form for them.
+    page = client.get(f"/officer/requests/{rid}")
+    assert "Leakage results disputed" in page.text and "The lab misread TIL-IND" in page.text
+    assert '/actions/uphold"' not in page.text and '/actions/overturn"' not in page.text
+    client.cookies.clear()
+    assert portal_login(client, lab.officer2["email"]).status_code == 303
+    page = client.get(f"/officer/requests/{rid}")
+    assert '/actions/uphold"' in page.text and '/actions/overturn"' in page.text
+    token = csrf_of(page)
+    missing = client.post(f"/officer/requests/{rid}/actions/overturn", data={"csrf": token})
+    assert missing.status_code == 422 and 'id="overturn-reason-error"' in missing.text
+    upheld = client.post(
+        f"/officer/requests/{rid}/actions/uphold",
+        data={"csrf": token, "reason": "The results stand"},
+        follow_redirects=False,
+    )
+    assert upheld.status_code == 303, upheld.text
+    assert get(client, cast.officer_auth, rid)["status"] == "refused"
