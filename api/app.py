@@ -23,6 +23,7 @@ from api.openapi import install_openapi
 from api.portal import admin as portal_admin
 from api.portal import directory as portal_directory
 from api.portal import lab as portal_lab
+from api.portal import maker as portal_maker
 from api.portal import officer as portal_officer
 from api.portal import pages as portal_pages
 from api.portal import webhook as portal_webhook
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(health.router)
     app.include_router(keys.router)
     app.include_router(public.root_router)
+    app.include_router(portal_maker.router)  # before pages: /requests/new is not a request id
     app.include_router(portal_pages.router)
     app.include_router(portal_directory.router)
     app.include_router(portal_admin.router)
@@ -129,7 +131,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
             for route in files.router.routes
             if isinstance(route, APIRoute) and route.endpoint in files.UPLOAD_ENDPOINTS
         ]
-        + [compile_path(path)[0] for path in portal_lab.UPLOAD_PATHS],
+        + [compile_path(path)[0] for path in portal_lab.UPLOAD_PATHS]
+        + [compile_path(portal_maker.UPLOAD_PATH)[0]],
         form_paths=[
             API_PREFIX + route.path
             for route in auth.router.routes

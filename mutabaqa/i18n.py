@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import gettext
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_timedelta
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -112,8 +112,8 @@ PORTAL_LOCALES = {"ar": "ar_MA", "fr": "fr_MA", "en": "en_GB"}
 @cache
 def portal_environment(language: str) -> Environment:
     """The portal's HTML templates (``mutabaqa/templates/portal``) speaking ``language``:
-    autoescaped, the same ``{% trans %}`` policy as the mail, and a ``when(timezone)``
-    filter formatting a date and time per language."""
+    autoescaped, the same ``{% trans %}`` policy as the mail, a ``when(timezone)`` filter
+    formatting a date and time per language and ``duration`` a number of seconds."""
     locale = PORTAL_LOCALES[language]
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR / "portal"),
@@ -130,7 +130,11 @@ def portal_environment(language: str) -> Environment:
     def when(value: datetime, timezone: str) -> str:
         return format_datetime(value, "medium", tzinfo=ZoneInfo(timezone), locale=locale)
 
+    def duration(seconds: float) -> str:
+        return format_timedelta(timedelta(seconds=seconds), threshold=1.5, locale=locale)
+
     env.filters["when"] = when
+    env.filters["duration"] = duration
     return env
 
 

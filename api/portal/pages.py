@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import PageParams
 from api.passwords import HasherBusy
+from api.portal.maker_view import document_slots, stage_seconds
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
 from api.portal.sessions import (
@@ -35,11 +36,12 @@ from api.portal.sessions import (
 )
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
-from api.request_views import request_view
+from api.request_views import request_view, scheme_info
 from api.routes.auth import authenticate, revoke_tokens
 from api.routes.requests import request_summaries, timeline_of
 from domain.actions import ACTION_BODIES
 from domain.permissions import Actor, Permission
+from domain.request_rules import UPLOAD_DOCUMENT
 from mutabaqa.settings import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -156,23 +158,33 @@ def _request_page(
     *,
     error: Refused | None = None,
     status_code: int = 200,
+    upload_error: tuple[str, str] | None = None,
+    error_action: str | None = None,
 ) -> Response:
     settings = _settings(request)
     actor = _actor(portal)
 
-    def load(session: Session) -> tuple[Any, Any]:
+    def load(session: Session) -> tuple[Any, Any, Any]:
         row = visible_request(session, request_id, actor)
-        return request_view(session, row, actor), timeline_of(session, row, actor)
+        required = scheme_info(session, row.scheme_id).required_documents
+        return request_view(session, row, actor), timeline_of(session, row, actor), required
 
     try:
         with get_context(request).session() as session:
-            view, timeline = load(session)
+            view, timeline, required = load(session)
     except Problem as problem:
         return render(
             request, settings, "not_found.html", session=portal, status_code=problem.status
         )
     forms = [
-        (action, list(ACTION_BODIES[action].model_fields), uuid.uuid4().hex)
+        (
+            action,
+            [
+                (name, field.is_required())
+                for name, field in ACTION_BODIES[action].model_fields.items()
+            ],
+            uuid.uuid4().hex,
+        )
         for action in view.allowed_actions
         if action in ACTION_BODIES
     ]
@@ -186,6 +198,13 @@ def _request_page(
         timeline=timeline.items,
         forms=forms,
         error=error,
+        error_action=error_action,
+        documents=document_slots(required, view.documents, upload_error),
+        can_upload=UPLOAD_DOCUMENT in view.allowed_actions,
+        upload_general=(
+            upload_error[1] if upload_error and upload_error[0] not in required else None
+        ),
+        durations=stage_seconds(timeline.items),
     )
 
 
@@ -228,6 +247,11 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         await perform_action(ctx, request_id, action, actor, _action_body(action, form), key)
     except Problem as problem:
         return _request_page(
-            request, portal, request_id, error=refused(problem), status_code=problem.status
+            request,
+            portal,
+            request_id,
+            error=refused(problem),
+            status_code=problem.status,
+            error_action=action,
         )
     return RedirectResponse(f"/requests/{request_id}", status_code=303)

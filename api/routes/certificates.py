@@ -135,6 +135,11 @@ def get_certificate(row: Readable, actor: ReaderActor) -> CertificateView:
 @router.get("/{number}/timeline", response_model=Timeline)
 def certificate_timeline(row: Readable, actor: ReaderActor, session: SessionDep) -> Timeline:
     """Every recorded event of the certificate (all issues): its own audit chain."""
+    return certificate_timeline_of(session, row, actor)
+
+
+def certificate_timeline_of(session: Session, row: Certificate, actor: Actor) -> Timeline:
+    """The certificate's timeline as ``actor`` may see it (the JSON route and the portal)."""
     events = session.exec(
         select(AuditEvent)
         .where(AuditEvent.chain == certificate_chain(row.number))
@@ -261,6 +266,13 @@ def certificate_pdf(
     row: Readable, ctx: Annotated[AppContext, Depends(get_context)]
 ) -> RedirectResponse:
     """The signed PDF of the latest issue, through a short-lived presigned URL."""
+    return pdf_redirect(ctx, row)
+
+
+def pdf_redirect(ctx: AppContext, row: Certificate) -> RedirectResponse:
+    """The presigned redirect to ``row``'s PDF (read within the caller's reach: ``readable``),
+    or 404 ``certificate-pdf-pending`` while it is being rendered (the JSON route and the
+    portal)."""
     if row.pdf_key is None:  # rendered and signed just after the grant, in the background
         raise Problem(
             404,

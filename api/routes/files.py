@@ -176,6 +176,20 @@ async def upload_document(
 ) -> FilePublic:
     """A dossier document (multipart: ``kind`` and ``file``); a new upload of the same kind
     supersedes the previous one, which is kept."""
+    return await record_document(request, ctx, actor, request_id)
+
+
+async def record_document(
+    request: Request,
+    ctx: AppContext,
+    actor: Actor,
+    request_id: str,
+    *,
+    before_file: Callable[[Mapping[str, str]], None] | None = None,
+) -> FilePublic:
+    """Stream a dossier document from ``request``'s multipart body and record it (the JSON
+    route and the portal's form; ``actor`` holds ``documents:upload``). ``before_file``
+    may refuse once the fields sent before the file are in, before any byte is stored."""
 
     def facts_for(uploaded: UploadedObject, facts: RequestFacts) -> FileFacts:
         kind = _field(uploaded, "kind", 64)
@@ -184,8 +198,9 @@ async def upload_document(
         return _file(uploaded, kind=kind)
 
     return await _stream_and_record(
-        request, ctx, actor, request_id, UPLOAD_DOCUMENT, can_upload_document, facts_for
-    )
+        request, ctx, actor, request_id, UPLOAD_DOCUMENT, can_upload_document, facts_for,
+        before_file,
+    )  # fmt: skip
 
 
 @router.post(

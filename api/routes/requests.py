@@ -322,6 +322,18 @@ async def create_request(
     ctx: ContextDep,
     idempotency_key: IdempotencyKey = None,
 ) -> RequestPublic:
+    view, new = await create_request_as(ctx, actor, data, idempotency_key)
+    if not new:
+        response.status_code = status.HTTP_200_OK
+    return view
+
+
+async def create_request_as(
+    ctx: AppContext, actor: Actor, data: RequestCreate, idempotency_key: str | None
+) -> tuple[RequestPublic, bool]:
+    """Create a request for ``actor`` (who holds ``requests:create``; the JSON route and
+    the portal's form): the request as stored, and whether this call created it (False: a
+    repeat of the same ``idempotency_key``)."""
     if data.kind not in CLIENT_REQUEST_KINDS:
         raise Problem(
             403,
@@ -339,8 +351,7 @@ async def create_request(
         _prepare_create, data, actor, idempotency_key, digest, timing_of(ctx.settings)
     )
     if isinstance(prepared, RequestPublic):
-        response.status_code = status.HTTP_200_OK
-        return prepared
+        return prepared, False
     params = prepared
     client = await ctx.temporal()
     workflow_id = workflow_id_for(actor.organization_id, idempotency_key, params.request_id)
@@ -376,9 +387,8 @@ async def create_request(
             raise unavailable() from None
         raise
     view, new = await ctx.read(_created_view, created_id, actor, idempotency_key, digest)
-    if not new or view.id != params.request_id:  # another call with this key created it
-        response.status_code = status.HTTP_200_OK
-    return view
+    # not new, or another id: another call with this key created it
+    return view, new and view.id == params.request_id
 
 
 # --- actions (api/request_actions.py holds their logic, shared with the portal) ----------

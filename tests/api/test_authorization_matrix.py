@@ -491,6 +491,13 @@ OUTSIDE_THE_MATRIX = {
     "/logout",
     "/requests/{request_id}",
     "/requests/{request_id}/actions/{action}",
+    # the manufacturer's pages (tests/portal/test_maker*.py)
+    "/products",
+    "/requests/new",
+    "/requests/{request_id}/documents",
+    "/certificates",
+    "/certificates/{number}",
+    "/certificates/{number}/pdf",
     # admin, webhook and public pages (tests/portal/test_admin*.py, test_public*.py)
     "/admin",
     "/admin/organizations",
