@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -21,6 +22,12 @@ PORTAL_POLICY = (
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 
 
+def switch_url(request: Request, language: str) -> str:
+    """This page in ``language``: its path and query (a search, a page...) with ``lang``."""
+    kept = [(name, value) for name, value in request.query_params.multi_items() if name != "lang"]
+    return f"{request.url.path}?{urlencode([*kept, ('lang', language)])}"
+
+
 def render(
     request: Request,
     settings: Settings,
@@ -36,7 +43,7 @@ def render(
     html = page.render(
         lang=language,
         dir="rtl" if language == "ar" else "ltr",
-        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        languages=[(code, LANGUAGE_NAMES[code], switch_url(request, code)) for code in LANGUAGES],
         path=request.url.path,
         session=session,
         csrf=session.csrf(settings) if session else None,

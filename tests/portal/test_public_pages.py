@@ -6,6 +6,7 @@ twin unchanged; the public directory with its search."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -115,6 +116,12 @@ def test_the_directory_searches_like_the_api(client: TestClient, engine: Engine)
     api = client.get(f"{API}/directory", params={"q": found.tag}).json()
     assert [item["number"] for item in api["items"]] == [found.number]
     assert 'id="q"' in page.text and f'value="{found.tag}"' in page.text
+    # The language switcher keeps the search: the same results, in Arabic.
+    switch = re.search(r'<a lang="ar" hreflang="ar" href="([^"]+)"', page.text)
+    assert switch, page.text
+    arabic = client.get(html.unescape(switch.group(1)))
+    assert '<html lang="ar" dir="rtl">' in arabic.text
+    assert f'href="/verify/{found.number}"' in arabic.text
     none = client.get("/directory?q=no-such-holder-anywhere&lang=ar")
     assert none.status_code == 200 and "لا توجد شهادة مطابقة." in none.text
     bad = client.get("/directory?cursor=not-a-cursor")
