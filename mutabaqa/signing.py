@@ -363,6 +363,11 @@ class KeyRing(PublicKeySet):
         """Sign with the active key (its ``kid`` is inserted into the payload)."""
         return sign_payload(self._active, payload)
 
+    def sign_bytes(self, data: bytes) -> bytes:
+        """The active key's raw Ed25519 signature of ``data``: Data Integrity proofs sign
+        their own hash data (``mutabaqa/data_integrity.py``), not a payload."""
+        return self._active.sign(data)
+
     def verify(self, payload: Mapping[str, Any], signature_b64url: str) -> bool:
         """True when the payload was signed by one of the ring's keys (the one its ``kid``
         names)."""
