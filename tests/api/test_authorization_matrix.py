@@ -45,6 +45,7 @@ PUBLIC_OK = {
     "/api/v1/verify/{number}",
     "/api/v1/directory",
     "/.well-known/mutabaqa-keys.json",
+    "/.well-known/did.json",
 }
 
 
@@ -152,6 +153,7 @@ CASES = [
         _get("/.well-known/mutabaqa-keys.json"),
         everyone(200),
     ),
+    Case("get", "/.well-known/did.json", "", _get("/.well-known/did.json"), everyone(200)),
     Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h), everyone(200)),
     Case("get", "/api/v1/organizations", "", _get(f"{API}/organizations"), only("admin", 200)),
     Case(
