@@ -73,10 +73,11 @@ def did_web_from_base_url(base_url: str) -> str:
     if segments and segments[-1] == "":
         segments = segments[:-1]  # a trailing slash names the same place
     for segment in segments:
-        if not _SEGMENT.fullmatch(segment):
+        if not _SEGMENT.fullmatch(segment) or segment in (".", ".."):
             raise ValueError(f"path segment {segment!r} of {base_url!r} cannot be in a did:web")
-    # A colon inside a segment would read as a separator: it is already percent-encoded
-    # above (":" is not allowed by _SEGMENT), so the parts join as they are.
+    # A DID has no "~" (DID Core idchar): it is percent-encoded, which names the same URL
+    # path (RFC 3986 section 6.2.2.2). A colon would read as a separator: refused above.
+    segments = [segment.replace("~", "%7E") for segment in segments]
     return DID_WEB_PREFIX + ":".join([authority, *segments])
 
 

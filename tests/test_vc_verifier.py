@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.status_list import StatusBitstring
 from mutabaqa.did_document import did_document, issue_proof
@@ -98,3 +100,26 @@ def test_status_bits_read_from_the_projects_lists() -> None:
     assert vc_verifier.status_bit(w3c_empty, 94_567) == 0
     with pytest.raises(VerificationFailed):
         vc_verifier.status_bit(encoded, 131_072)
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_RING = KeyRing(Ed25519PrivateKey.generate())
+_DOCUMENT = did_document(DID, PublicKeySet(_RING.public_key()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "proof"), _JSON, max_size=5))
+def test_the_verifier_accepts_any_document_the_project_signs(body: dict[str, Any]) -> None:
+    document = {"@context": ["https://www.w3.org/ns/credentials/v2"], **body}
+    signed = issue_proof(document, _RING, DID, datetime(2026, 6, 1, tzinfo=UTC))
+    vc_verifier.verify_with_did_document(signed, _DOCUMENT)

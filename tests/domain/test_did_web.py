@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.did_web import did_web_document_url, did_web_from_base_url
 
@@ -18,6 +20,7 @@ from domain.did_web import did_web_document_url, did_web_from_base_url
         ("https://x.ma/a/b", "did:web:x.ma:a:b"),
         ("https://x.ma/a/b/", "did:web:x.ma:a:b"),
         ("https://x.ma:8443/certificates", "did:web:x.ma%3A8443:certificates"),
+        ("https://x.ma/~cert/%C3%A9", "did:web:x.ma:%7Ecert:%C3%A9"),
     ],
 )
 def test_the_did_of_a_base_url(base_url: str, did: str) -> None:
@@ -56,6 +59,7 @@ def test_the_round_trip_of_a_base_url_with_a_path() -> None:
         "https://cert.example.ma/#top",
         "https://cert.example.ma/a//b",
         "https://cert.example.ma/a:b",
+        "https://cert.example.ma/a/../b",  # dot segments name another place once normalised
         "https://مطابقة.ma",  # IDNs in punycode
         "cert.example.ma",
     ],
@@ -80,3 +84,28 @@ def test_base_urls_without_a_did_web_are_refused(base_url: str) -> None:
 def test_what_is_not_a_did_web_has_no_document_url(did: str) -> None:
     with pytest.raises(ValueError):
         did_web_document_url(did)
+
+
+_LABEL = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+_SEGMENT = st.from_regex(r"[A-Za-z0-9._-]{1,8}", fullmatch=True).filter(
+    lambda segment: segment not in (".", "..")
+)
+
+
+@given(
+    labels=st.lists(_LABEL, min_size=1, max_size=4).filter(
+        lambda labels: not all(label.isdigit() for label in labels)  # not an IP address
+    ),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+    path=st.lists(_SEGMENT, max_size=3),
+)
+def test_any_https_base_url_resolves_back_to_itself(
+    labels: list[str], port: int | None, path: list[str]
+) -> None:
+    host = ".".join(labels)
+    authority = host if port is None else f"{host}:{port}"
+    base = f"https://{authority}" + "".join(f"/{segment}" for segment in path)
+    did = did_web_from_base_url(base)
+    assert ":" not in did.removeprefix("did:web:").split(":")[0].replace("%3A", "")
+    where = "/.well-known/did.json" if not path else "/did.json"
+    assert did_web_document_url(did) == base + where
