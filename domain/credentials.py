@@ -23,6 +23,8 @@ What a verifier may rely on:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -142,7 +144,7 @@ class CredentialInput(_Frozen):
     public_base_url: str
     accreditation: Accreditation
     conformity_topic: ConformityTopic
-    pdf_digest_multibase: str
+    pdf_digest_multibase: str = Field(pattern=r"^u[A-Za-z0-9_-]+$")
     pdf_url: str | None = None
     timezone: str
 
@@ -178,6 +180,14 @@ def day_end(day: date, timezone: str) -> datetime:
 def instant(value: datetime) -> str:
     """An XML Schema dateTime in UTC with ``Z``, whole seconds."""
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def digest_multibase(data: bytes) -> str:
+    """``digestMultibase`` of ``data`` (VC Data Integrity, resource integrity): multibase
+    base64url without padding (prefix ``u``) of the SHA-256 multihash (``0x12 0x20`` +
+    digest)."""
+    multihash = b"\x12\x20" + hashlib.sha256(data).digest()
+    return "u" + base64.urlsafe_b64encode(multihash).rstrip(b"=").decode("ascii")
 
 
 def rec20_unit(unit: str) -> str:

@@ -4,7 +4,9 @@ every term in an explicitly defined vocabulary, and no measured value anywhere."
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from domain.credentials import (
     CredentialInput,
     build_credential,
     day_end,
+    digest_multibase,
     plan_items,
 )
 from mutabaqa import jsonld
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VECTOR = json.loads((ROOT / "tests" / "vectors" / "certificate-v1.json").read_text("utf-8"))
 REFERENCE = json.loads((ROOT / "mutabaqa" / "reference.json").read_text("utf-8"))
 BASE = "https://certification.example.ma"
+PDF = b"%PDF-1.7 stand-in for the certificate's PDF"
 
 #: The test results behind the vector's certificate (FFP2 plan, every item passing under
 #: the guarded rule): specimen values and expanded uncertainties U. None of these may
@@ -79,7 +83,7 @@ def make_input(scheme_code: str = "FFP2-NM-EN-149", **changes: Any) -> Credentia
             id="https://vocabulary.uncefact.org/untp/ConformityTopic#safety",
             name="Product safety",
         ),
-        "pdf_digest_multibase": "uEiDd0pQm5b2LqGk0sYbKq1lqk9M7wP3a7Xr8h2yF8XzM1A",
+        "pdf_digest_multibase": digest_multibase(PDF),
         "timezone": "Africa/Casablanca",
     }
     fields.update(changes)
@@ -197,6 +201,19 @@ def test_units_without_a_rec20_code_fall_back_to_zz() -> None:
     assert "Pa/cm²" in dp["description"]
 
 
+def test_pdf_digest_is_a_sha256_multihash_in_base64url_multibase(
+    credential: dict[str, Any],
+) -> None:
+    value = credential["credentialSubject"]["conformityCertificate"]["digestMultibase"]
+    raw = base64.urlsafe_b64decode(value[1:] + "=" * (-len(value[1:]) % 4))
+    assert value[0] == "u" and raw[:2] == b"\x12\x20"
+    assert raw[2:] == hashlib.sha256(PDF).digest()
+    # SHA-256 of the empty string, 0x1220 prefixed, base64url without padding.
+    assert digest_multibase(b"") == "uEiDjsMRCmPwcFJr79MiZb7kkJ65B5GSbk0yklZkbeFK4VQ"
+    with pytest.raises(ValueError):
+        make_input(pdf_digest_multibase="sha256:" + hashlib.sha256(PDF).hexdigest())
+
+
 def walk_ids(node: Any) -> Iterator[str]:
     if isinstance(node, list):
         for item in node:
@@ -236,13 +253,24 @@ def test_validates_against_the_shipped_dcc_schema(scheme_code: str) -> None:
     assert error_paths(jsonld.load_json(jsonld.DCC_SCHEMA), made) == set()
 
 
+def test_the_schema_formats_are_checked() -> None:
+    # "uri" and "date-time" need jsonschema's format extras; without them they pass silently.
+    checker = jsonschema.FormatChecker()
+    assert not checker.conforms("not a uri", "uri")
+    assert not checker.conforms("2029-11-28 23:00", "date-time")
+
+
 def test_schema_validation_can_fail(credential: dict[str, Any]) -> None:
     broken = copy.deepcopy(credential)
     broken["credentialSubject"]["assessorLevel"] = "third-party"
+    broken["validUntil"] = "2029-11-28"
+    broken["credentialSubject"]["issuedToParty"]["id"] = "001234567000089 MA"
     del broken["credentialSubject"]["conformityAssessment"][0]["assessedPerformance"][0]["score"][
         "code"
     ]
     assert error_paths(jsonld.load_json(jsonld.DCC_SCHEMA), broken) == {
+        ("validUntil",),
+        ("credentialSubject", "issuedToParty", "id"),
         ("credentialSubject", "assessorLevel"),
         ("credentialSubject", "conformityAssessment", 0, "assessedPerformance", 0, "score"),
     }
