@@ -145,7 +145,8 @@ class CredentialInput(_Frozen):
     accreditation: Accreditation
     conformity_topic: ConformityTopic
     pdf_digest_multibase: str = Field(pattern=r"^u[A-Za-z0-9_-]+$")
-    pdf_url: str | None = None
+    #: The public, rate-limited link to this issue's PDF (the bytes the digest is of).
+    pdf_url: str = Field(pattern=r"^https?://")
     timezone: str
 
     @field_validator("issuer_did")
@@ -377,7 +378,6 @@ def build_credential(data: CredentialInput) -> dict[str, Any]:
         ],
         "conformance": True,
     }
-    pdf_url = data.pdf_url or f"{base}/certificates/{_segment(number)}/pdf"
     subject = {
         "type": ["ConformityAttestation"],
         "id": f"{cred_id}#attestation",
@@ -394,7 +394,7 @@ def build_credential(data: CredentialInput) -> dict[str, Any]:
             "name": f"{data.scheme_name} ({scheme['code']}, version {scheme['version']})",
         },
         "conformityCertificate": {
-            "linkURL": pdf_url,
+            "linkURL": data.pdf_url,
             "linkName": f"Certificate {number} (PDF)",
             "mediaType": "application/pdf",
             "digestMultibase": data.pdf_digest_multibase,
