@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
@@ -28,7 +29,14 @@ from api.portal.lab_results import UPLOAD_PATHS, results_page
 from api.portal.lab_results import router as results_router
 from api.portal.pages import _action_body
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, language_of
+from api.portal.sessions import (
+    CSRF_FIELD,
+    PortalSession,
+    csrf_ok,
+    current_session,
+    language_of,
+    portal_session,
+)
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
 from api.request_views import request_view
@@ -63,8 +71,14 @@ def _settings(request: Request) -> Settings:
 def technician(request: Request) -> tuple[PortalSession, Actor] | Response:
     """The technician's session and actor; the login page when there is no session, 403
     (the JSON API's own permission check) for a role that records no results."""
+    return technician_of(request, current_session(request, _settings(request)))
+
+
+def technician_of(
+    request: Request, portal: PortalSession | None
+) -> tuple[PortalSession, Actor] | Response:
+    """:func:`technician` for a session already found (no database work)."""
     settings = _settings(request)
-    portal = current_session(request, settings)
     if portal is None:
         return RedirectResponse("/", status_code=303)
     actor = actor_of(portal.user)
@@ -210,10 +224,10 @@ def _field_errors(action: str, body: dict[str, Any]) -> dict[str, str]:
 async def lab_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return render(request, settings, "refused.html", status_code=403)
-    found = technician(request)
+    found = technician_of(request, portal)
     if isinstance(found, Response):
         return found
     portal, actor = found
@@ -222,16 +236,18 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     body = _action_body(action, form)
     on_sample = action in SAMPLE_ACTIONS
 
-    def again(status_code: int, **values: Any) -> Response:
+    async def again(status_code: int, **values: Any) -> Response:
         if on_sample:
-            return sample_page(
-                request, portal, actor, request_id, status_code=status_code, **values
+            return await run_in_threadpool(
+                sample_page, request, portal, actor, request_id, status_code=status_code, **values
             )
-        return results_page(request, portal, actor, request_id, status_code=status_code, **values)
+        return await run_in_threadpool(
+            results_page, request, portal, actor, request_id, status_code=status_code, **values
+        )
 
     invalid = _field_errors(action, body)
     if invalid:
-        return again(422, field_errors={action: invalid}, form=body)
+        return await again(422, field_errors={action: invalid}, form=body)
     key = str(form.get("idempotency_key", "")).strip()[:200] or None
     ctx = get_context(request)
     try:
@@ -241,7 +257,7 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     except Problem as problem:
         if problem.status == 404:
             return render(request, settings, "not_found.html", session=portal, status_code=404)
-        return again(problem.status, error=problem.detail, kind=problem.kind, form=body)
+        return await again(problem.status, error=problem.detail, kind=problem.kind, form=body)
     if action == "reject_sample":
         return RedirectResponse("/lab", status_code=303)
     return RedirectResponse(f"/lab/requests/{request_id}/results", status_code=303)

@@ -22,10 +22,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session
+from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
 from api.problems import Problem
 from api.request_actions import visible_request
 from api.request_views import request_view
@@ -153,7 +154,7 @@ def result_body(form: Mapping[str, Any]) -> dict[str, Any]:
 async def save_item(request_id: str, item_code: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return render(request, settings, "refused.html", status_code=403)
     actor = actor_of(portal.user)
@@ -173,19 +174,31 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
     try:
         body = ResultBody.model_validate(raw)
     except ValidationError:
-        return results_page(
-            request, portal, actor, request_id, status_code=422, typed=typed,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=422,
+            typed=typed,
             item_errors={item_code: "unreadable"},
-        )  # fmt: skip
+        )
     try:
         await save_result(ctx, row, item, body, actor, portal.user.full_name, key)
     except Problem as problem:
         if problem.status == 503 and key:
             typed[item_code][KEY_FIELD] = key
-        return results_page(
-            request, portal, actor, request_id, status_code=problem.status, typed=typed,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=problem.status,
+            typed=typed,
             item_errors={item_code: problem.detail or problem.kind},
-        )  # fmt: skip
+        )
     return RedirectResponse(f"/lab/requests/{request_id}/results#item-{item.code}", status_code=303)
 
 
@@ -193,7 +206,7 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
 async def upload(request_id: str, request: Request) -> Response:
     """Test evidence from the portal's form; 303 to the results sheet once recorded."""
     settings = _settings(request)
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     expected = portal.csrf(settings) if portal else None
     header = request.headers.get(CSRF_HEADER)
     if portal is None or (header is not None and not csrf_ok(expected, header)):
@@ -215,8 +228,13 @@ async def upload(request_id: str, request: Request) -> Response:
             return render(
                 request, settings, "not_found.html", session=portal, status_code=problem.status
             )
-        return results_page(
-            request, portal, actor, request_id, status_code=problem.status,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=problem.status,
             upload_error=problem.detail or problem.kind,
-        )  # fmt: skip
+        )
     return RedirectResponse(f"/lab/requests/{request_id}/results#evidence", status_code=303)

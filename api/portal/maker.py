@@ -25,7 +25,14 @@ from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal import maker_uploads
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, language_of
+from api.portal.sessions import (
+    CSRF_FIELD,
+    PortalSession,
+    csrf_ok,
+    current_session,
+    language_of,
+    portal_session,
+)
 from api.problems import Problem
 from api.routes.certificates import (
     certificate_timeline_of,
@@ -91,7 +98,7 @@ async def _posted(request: Request) -> tuple[PortalSession | None, FormData]:
     """The session of a POST whose CSRF token is right, else ``None`` (refuse it)."""
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return None, form
     return portal, form
@@ -145,8 +152,13 @@ async def add_product(request: Request) -> Response:
     try:
         body = ProductCreate.model_validate({k: v for k, v in values.items() if v})
     except ValidationError as error:
-        return _products_page(
-            request, portal, values=values, errors=_field_errors(error), status_code=422
+        return await run_in_threadpool(
+            _products_page,
+            request,
+            portal,
+            values=values,
+            errors=_field_errors(error),
+            status_code=422,
         )
 
     def create() -> None:
@@ -156,8 +168,13 @@ async def add_product(request: Request) -> Response:
     try:
         await run_in_threadpool(create)
     except Problem as problem:
-        return _products_page(
-            request, portal, values=values, errors={"": problem.kind}, status_code=problem.status
+        return await run_in_threadpool(
+            _products_page,
+            request,
+            portal,
+            values=values,
+            errors={"": problem.kind},
+            status_code=problem.status,
         )
     return RedirectResponse("/products", status_code=303)
 
@@ -230,8 +247,13 @@ async def create_request_page(request: Request) -> Response:
             {k: v for k, v in values.items() if v and k in REQUEST_FIELDS}
         )
     except ValidationError as error:
-        return _new_request_page(
-            request, portal, values=values, errors=_field_errors(error), status_code=422
+        return await run_in_threadpool(
+            _new_request_page,
+            request,
+            portal,
+            values=values,
+            errors=_field_errors(error),
+            status_code=422,
         )
     try:
         view, _new = await create_request_as(
@@ -242,8 +264,13 @@ async def create_request_page(request: Request) -> Response:
         if problem.status == 404:
             field = "product_id" if "product" in (problem.detail or "") else "scheme_code"
         errors = {field: "invalid" if field else problem.kind}
-        return _new_request_page(
-            request, portal, values=values, errors=errors, status_code=problem.status
+        return await run_in_threadpool(
+            _new_request_page,
+            request,
+            portal,
+            values=values,
+            errors=errors,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/requests/{view.id}", status_code=303)
 

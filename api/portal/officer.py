@@ -20,12 +20,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session
+from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
 from api.request_views import request_view
@@ -93,7 +94,7 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
     before anything is read or changed)."""
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return None, form, _refused(request)
     if not actor_of(portal.user).has(Role.COMPLIANCE_OFFICER):
@@ -249,8 +250,14 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         fields = list(ACTION_BODIES[action].model_fields) if action in ACTION_BODIES else []
         failed = (action, field_of(problem, fields), problem.detail or problem.title)
         values = {name: form.getlist(name) for name in fields}
-        return _request_page(
-            request, portal, request_id, failed=failed, values=values, status_code=problem.status
+        return await run_in_threadpool(
+            _request_page,
+            request,
+            portal,
+            request_id,
+            failed=failed,
+            values=values,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/officer/requests/{request_id}", status_code=303)
 
@@ -343,8 +350,14 @@ async def certificate_action(number: str, action: str, request: Request) -> Resp
     except Problem as problem:
         failed = (action, field_of(problem, fields), problem.detail or problem.title)
         values = {name: [value] for name, value in raw.items()}
-        return _certificate_page(
-            request, portal, number, failed=failed, values=values, status_code=problem.status
+        return await run_in_threadpool(
+            _certificate_page,
+            request,
+            portal,
+            number,
+            failed=failed,
+            values=values,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/officer/certificates/{number}", status_code=303)
 

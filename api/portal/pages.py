@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
@@ -32,6 +33,7 @@ from api.portal.sessions import (
     end_session,
     login_binding,
     new_login_binding,
+    portal_session,
     start_session,
 )
 from api.problems import Problem
@@ -139,7 +141,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return _csrf_refused(request, settings)
     await get_context(request).write(revoke_tokens, portal.user.id)
@@ -235,7 +237,7 @@ def _action_body(action: str, form: FormData) -> dict[str, Any]:
 async def take_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return _csrf_refused(request, settings)
     actor = _actor(portal)
@@ -246,7 +248,8 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         await ctx.read(visible_request, request_id, actor)
         await perform_action(ctx, request_id, action, actor, _action_body(action, form), key)
     except Problem as problem:
-        return _request_page(
+        return await run_in_threadpool(
+            _request_page,
             request,
             portal,
             request_id,
