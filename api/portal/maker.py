@@ -24,6 +24,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal import maker_uploads
+from api.portal.admin_forms import in_write_session
 from api.portal.render import render
 from api.portal.sessions import (
     CSRF_FIELD,
@@ -161,12 +162,8 @@ async def add_product(request: Request) -> Response:
             status_code=422,
         )
 
-    def create() -> None:
-        with get_context(request).session() as session:
-            create_product(actor, body, session)
-
-    try:
-        await run_in_threadpool(create)
+    try:  # in a write session, as POST /api/v1/products (it commits)
+        await in_write_session(request, lambda session: create_product(actor, body, session))
     except Problem as problem:
         return await run_in_threadpool(
             _products_page,
