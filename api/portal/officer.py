@@ -12,7 +12,7 @@ certificate through ``readable`` + ``certificate_view`` + ``perform_certificate_
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -366,12 +366,18 @@ async def certificate_action(number: str, action: str, request: Request) -> Resp
 
 
 def _day(value: str | None, default: date) -> tuple[date, bool]:
+    """The day a field names, and whether it is readable and within the years a range
+    can be computed in (a day before or after it must exist: 0001-01-01 or 9999-12-31
+    would overflow)."""
     if not value:
         return default, True
     try:
-        return date.fromisoformat(value), True
+        day = date.fromisoformat(value)
     except ValueError:
         return default, False
+    if not MINYEAR < day.year < MAXYEAR:
+        return default, False
+    return day, True
 
 
 def stage_targets(settings: Settings) -> dict[str, float]:

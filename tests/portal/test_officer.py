@@ -205,6 +205,27 @@ def test_the_dashboard_counts_the_requests_created(
     assert wrong.status_code == 422 and 'aria-describedby="from-error"' in wrong.text
 
 
+def test_dates_at_the_ends_of_the_calendar_are_refused_next_to_their_field(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    """A range needs the day after its end and before its start: 9999-12-31 and
+    0001-01-01 are refused (422, the error next to the field), not a server error."""
+    cast, _ = people
+    _officer(client, cast)
+    for query, field in (
+        ("to=9999-12-31", "to"),
+        ("from=0001-01-01", "from"),
+        ("from=0001-01-01&to=9999-12-31", "to"),
+    ):
+        page = client.get(f"/dashboard?{query}")
+        assert page.status_code == 422, query
+        assert (
+            f'aria-describedby="{field}-error"' in page.text and f'id="{field}-error"' in page.text
+        )
+    widest = client.get("/dashboard?from=0002-01-01&to=9998-12-31")
+    assert widest.status_code == 200 and "aria-invalid" not in widest.text
+
+
 def test_a_refusal_its_appeal_and_the_appeal_decided_by_another_officer(
     client: TestClient, people: tuple[Cast, Lab]
 ) -> None:
