@@ -236,14 +236,25 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     body = _action_body(action, form)
     on_sample = action in SAMPLE_ACTIONS
 
-    async def again(status_code: int, **values: Any) -> Response:
+    async def again(
+        status_code: int,
+        *,
+        error: str | None = None,
+        kind: str | None = None,
+        field_errors: dict[str, dict[str, str]] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> Response:
+        """The page the action's form is on, again, with what was refused."""
         if on_sample:
             return await run_in_threadpool(
-                sample_page, request, portal, actor, request_id, status_code=status_code, **values
-            )
+                sample_page, request, portal, actor, request_id, status_code=status_code,
+                error=error, kind=kind, field_errors=field_errors, form=form,
+            )  # fmt: skip
+        # The results page's actions have no fields to fill in again: only the errors.
         return await run_in_threadpool(
-            results_page, request, portal, actor, request_id, status_code=status_code, **values
-        )
+            results_page, request, portal, actor, request_id, status_code=status_code,
+            error=error, kind=kind, field_errors=field_errors,
+        )  # fmt: skip
 
     invalid = _field_errors(action, body)
     if invalid:

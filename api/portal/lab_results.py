@@ -72,10 +72,11 @@ def results_page(
     item_errors: dict[str, str] | None = None,
     upload_error: str | None = None,
     typed: dict[str, dict[str, str]] | None = None,
+    field_errors: dict[str, dict[str, str]] | None = None,
     status_code: int = 200,
-    **_ignored: Any,
 ) -> Response:
-    """The results sheet; ``typed`` keeps what was typed in an item's refused form."""
+    """The results sheet; ``typed`` keeps what was typed in an item's refused form,
+    ``field_errors`` what a refused action's form (submit, verify) had wrong, by field."""
     settings = _settings(request)
     try:
         with get_context(request).session() as session:
@@ -106,6 +107,7 @@ def results_page(
         item_errors=item_errors or {},
         upload_error=upload_error,
         typed=typed or {},
+        field_errors=field_errors or {},
         can_record="record_result" in view.allowed_actions,
         can_upload="upload_evidence" in view.allowed_actions,
         can_submit="submit_results" in view.allowed_actions,

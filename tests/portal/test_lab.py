@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from domain.actions import ACTION_BODIES, ReasonBody
 from domain.permissions import Role
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, make_user
@@ -197,3 +198,21 @@ def test_the_recorder_cannot_verify_and_a_colleague_can(
     verified = client.post(f"/lab/requests/{rid}/actions/verify_results", data=_form({}, sheet))
     assert verified.status_code == 200
     assert get(client, cast.tech_auth, rid)["status"] == "evaluated"
+
+
+def test_a_refused_submit_shows_its_field_errors_next_to_its_form(
+    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The results page's actions take no fields today; were their body to need one (here
+    a reason, patched in), the refusal shows next to the form instead of being dropped."""
+    cast, _lab, _stranger = people
+    rid = to_testing(client, cast)
+    monkeypatch.setitem(ACTION_BODIES, "submit_results", ReasonBody)
+    assert portal_login(client, cast.tech["email"]).status_code == 303
+    sheet = client.get(f"/lab/requests/{rid}/results?lang=en")
+    refused = client.post(f"/lab/requests/{rid}/actions/submit_results", data=_form({}, sheet))
+    assert refused.status_code == 422
+    assert 'id="submit_results-reason-error"' in refused.text
+    assert 'aria-describedby="submit_results-reason-error"' in refused.text
+    assert "This field is required." in refused.text
+    assert get(client, cast.tech_auth, rid)["status"] == "testing"
