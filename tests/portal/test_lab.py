@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from minio import Minio
 
 from api.app import create_app
 from domain.actions import ACTION_BODIES, ReasonBody
@@ -136,7 +137,10 @@ def test_results_need_the_token_and_a_value_outside_the_limits_fails(
 
 
 def test_evidence_is_refused_without_the_token_and_stored_with_it(
-    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]]
+    client: TestClient,
+    people: tuple[Cast, Lab, dict[str, Any]],
+    settings: Settings,
+    store: Minio,
 ) -> None:
     cast, _lab, _stranger = people
     rid = to_testing(client, cast)
@@ -158,6 +162,10 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     )
     assert late.status_code == 403
     assert get(client, cast.tech_auth, rid)["evidence"] == []
+    stored_objects = store.list_objects(
+        settings.s3_evidence_bucket, prefix=f"requests/{rid}/", recursive=True
+    )
+    assert [item.object_name for item in stored_objects] == []  # nor any byte in the store
 
     stored = client.post(url, files=files, data={"csrf": token, "item_code": "CO2"})
     assert stored.status_code == 200 and "report.pdf" in stored.text

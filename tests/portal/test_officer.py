@@ -18,7 +18,15 @@ from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
-from tests.api.requests_helpers import Cast, act, get, make_cast, to_review, wait_status
+from tests.api.requests_helpers import (
+    Cast,
+    act,
+    create_request,
+    get,
+    make_cast,
+    to_review,
+    wait_status,
+)
 from tests.conftest import RunningWorker
 from tests.portal.helpers import csrf_of, policy_is_strict, portal_login
 
@@ -44,7 +52,24 @@ def _officer(client: TestClient, cast: Cast) -> None:
 
 def _count(page: str, status: str) -> int:
     found = re.search(rf'data-status="{status}">(\d+)<', page)
-    return int(found.group(1)) if found else 0
+    assert found, f"no cell for {status}"
+    return int(found.group(1))
+
+
+def _queue_numbers(page: str) -> list[str]:
+    return re.findall(r'href="/officer/requests/[^"]+">([^<]+)</a>', page)
+
+
+def _listed_numbers(client: TestClient, headers: dict[str, str]) -> set[str]:
+    """Every request the JSON list shows this caller, page after page."""
+    numbers: set[str] = set()
+    cursor = ""
+    while True:
+        page = client.get(f"{API}/requests?limit=200{cursor}", headers=headers).json()
+        numbers |= {item["number"] for item in page["items"]}
+        if not page["next_cursor"]:
+            return numbers
+        cursor = f"&cursor={page['next_cursor']}"
 
 
 def test_other_roles_and_visitors_do_not_reach_the_officer_pages(
@@ -82,12 +107,13 @@ def test_the_queue_lists_waiting_requests_oldest_first(
     assert 'href="/dashboard"' in page.text and 'href="/officer/queue"' in page.text
     assert page.text.index(first["number"]) < page.text.index(second["number"])
     assert f'href="/officer/requests/{first["id"]}"' in page.text
-    # The same reach as the JSON list: every request of the queue is one the API lists.
-    listed = client.get(
-        f"{API}/requests?status=application_review&limit=200", headers=cast.officer_auth
-    )
-    numbers = {item["number"] for item in listed.json()["items"]}
-    assert {first["number"], second["number"]} <= numbers
+    # The same reach as the JSON list: every request of the queue is one the API lists
+    # this officer, and a draft (never submitted) is not in it.
+    draft = create_request(client, cast)
+    queue = _queue_numbers(client.get("/officer/queue").text)
+    assert {first["number"], second["number"]} <= set(queue)
+    assert draft["number"] not in queue
+    assert set(queue) <= _listed_numbers(client, cast.officer_auth)
 
 
 def test_the_review_opens_documents_through_presigned_links_and_accepts(
