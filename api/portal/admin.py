@@ -86,6 +86,7 @@ def _organizations_page(
         portal,
         "admin_organizations.html",
         status_code,
+        here="/admin/organizations",
         section="organizations",
         organizations=page.items,
         next_cursor=page.next_cursor,
@@ -172,6 +173,7 @@ def _users_page(
         portal,
         "admin_users.html",
         status_code,
+        here="/admin/users",
         section="users",
         users=page.items,
         next_cursor=page.next_cursor,
@@ -276,7 +278,9 @@ async def outbox(request: Request) -> Response:
     except Problem as problem:
         return refusal_page(request, portal, problem)
     rows = await run_in_threadpool(listing, get_context(request).engine, OutboxStatus.DEAD)
-    return _show(request, portal, "admin_outbox.html", section="outbox", rows=rows)
+    return _show(
+        request, portal, "admin_outbox.html", here="/admin/outbox", section="outbox", rows=rows
+    )
 
 
 @router.post("/admin/outbox/{row_id}/replay")

@@ -192,6 +192,7 @@ def sample_page(
         request,
         settings,
         "lab_sample.html",
+        here=f"/lab/requests/{request_id}/sample",
         session=portal,
         status_code=status_code,
         request_=view,

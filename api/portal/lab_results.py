@@ -95,6 +95,7 @@ def results_page(
         request,
         settings,
         "lab_results.html",
+        here=f"/lab/requests/{request_id}/results",
         session=portal,
         status_code=status_code,
         request_=view,

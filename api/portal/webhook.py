@@ -70,6 +70,7 @@ def _webhook_page(
         request,
         settings,
         "admin_webhook.html",
+        here="/webhook",
         session=portal,
         status_code=status_code,
         webhook=webhook,
