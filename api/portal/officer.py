@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
+from api.portal.refusals import Refused, refused
 from api.portal.render import render
 from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
 from api.problems import Problem
@@ -164,7 +165,7 @@ def _request_page(
     portal: PortalSession,
     request_id: str,
     *,
-    failed: tuple[str, str | None, str] | None = None,
+    failed: tuple[str, str | None, Refused] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -249,7 +250,7 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         await perform_action(ctx, request_id, action, actor, body, key)
     except Problem as problem:
         fields = list(ACTION_BODIES[action].model_fields) if action in ACTION_BODIES else []
-        failed = (action, field_of(problem, fields), problem.detail or problem.title)
+        failed = (action, field_of(problem, fields), refused(problem))
         values = {name: form.getlist(name) for name in fields}
         return await run_in_threadpool(
             _request_page,
@@ -288,7 +289,7 @@ def _certificate_page(
     portal: PortalSession,
     number: str,
     *,
-    failed: tuple[str, str | None, str] | None = None,
+    failed: tuple[str, str | None, Refused] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -350,7 +351,7 @@ async def certificate_action(number: str, action: str, request: Request) -> Resp
             raise Problem(422, "invalid-body", "Invalid request", f"{where}: required") from None
         await perform_certificate_action(ctx, row, action, actor, body, key)
     except Problem as problem:
-        failed = (action, field_of(problem, fields), problem.detail or problem.title)
+        failed = (action, field_of(problem, fields), refused(problem))
         values = {name: [value] for name, value in raw.items()}
         return await run_in_threadpool(
             _certificate_page,
