@@ -51,6 +51,14 @@ def _form(values: dict[str, str], page: Any) -> dict[str, str]:
     return values | {"csrf": csrf_of(page), "idempotency_key": key.group(1)}
 
 
+def _evidence_objects(store: Minio, settings: Settings, rid: str) -> list[str]:
+    """The request's evidence objects in the bucket (its dossier is under documents/)."""
+    found = store.list_objects(
+        settings.s3_evidence_bucket, prefix=f"requests/{rid}/evidence/", recursive=True
+    )
+    return [str(item.object_name) for item in found]
+
+
 BOUNDARY = "lab-portal-test-boundary"
 
 
@@ -162,10 +170,7 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     )
     assert late.status_code == 403
     assert get(client, cast.tech_auth, rid)["evidence"] == []
-    stored_objects = store.list_objects(
-        settings.s3_evidence_bucket, prefix=f"requests/{rid}/", recursive=True
-    )
-    assert [item.object_name for item in stored_objects] == []  # nor any byte in the store
+    assert _evidence_objects(store, settings, rid) == []  # nor any byte in the store
 
     stored = client.post(url, files=files, data={"csrf": token, "item_code": "CO2"})
     assert stored.status_code == 200 and "report.pdf" in stored.text
@@ -175,6 +180,7 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     assert by_header.status_code == 200
     evidence = get(client, cast.tech_auth, rid)["evidence"]
     assert sorted(e["filename"] for e in evidence) == ["raw.pdf", "report.pdf"]
+    assert len(_evidence_objects(store, settings, rid)) == 2  # where the check above looked
 
 
 def test_the_recorder_cannot_verify_and_a_colleague_can(
