@@ -62,6 +62,8 @@ LAB_STATUSES = (
 #: The actions taken from the lab's pages, and the page each is taken from.
 SAMPLE_ACTIONS = ("receive_sample", "reject_sample")
 RESULTS_ACTIONS = ("submit_results", "verify_results")
+#: At most this many requests per status in the work list (the longest unchanged first).
+LAB_LIMIT = 500
 
 
 def _settings(request: Request) -> Settings:
@@ -114,17 +116,33 @@ def status_entered(session: Session, rows: Iterable[RequestSummary]) -> dict[str
 
 def work_list(
     session: Session, actor: Actor, statuses: Iterable[RequestStatus]
-) -> list[tuple[RequestSummary, datetime]]:
-    """The centre's requests in ``statuses`` with when each entered it, oldest first."""
+) -> tuple[list[tuple[RequestSummary, datetime]], bool]:
+    """The centre's requests in ``statuses`` with when each entered it, oldest first: the
+    JSON list's query, longest unchanged first, page after page up to ``LAB_LIMIT`` per
+    status; and whether some (the most recently changed) were left out."""
     rows: list[RequestSummary] = []
+    more = False
     for status_ in statuses:
-        page = request_summaries(
-            session, actor, PageParams(limit=MAX_LIMIT), status_, centre=actor.centre_code
-        )
-        rows += page.items
+        cursor: str | None = None
+        taken = 0
+        while taken < LAB_LIMIT:
+            page = request_summaries(
+                session,
+                actor,
+                PageParams(min(MAX_LIMIT, LAB_LIMIT - taken), cursor),
+                status_,
+                centre=actor.centre_code,
+                longest_unchanged_first=True,
+            )
+            rows += page.items
+            taken += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        more = more or cursor is not None
     entered = status_entered(session, rows)
     listed = [(row, entered.get(row.id, row.updated_at)) for row in rows]
-    return sorted(listed, key=lambda pair: (pair[1], pair[0].number))
+    return sorted(listed, key=lambda pair: (pair[1], pair[0].number)), more
 
 
 @router.get("/lab")
@@ -135,7 +153,7 @@ def lab_home(request: Request, status: str | None = None) -> Response:
     portal, actor = found
     chosen = [s for s in LAB_STATUSES if s.value == status] or list(LAB_STATUSES)
     with get_context(request).session() as session:
-        listed = work_list(session, actor, chosen)
+        listed, more = work_list(session, actor, chosen)
     now = datetime.now(UTC)
     locale = PORTAL_LOCALES[language_of(request)[0]]
     groups = [
@@ -157,6 +175,8 @@ def lab_home(request: Request, status: str | None = None) -> Response:
         groups=groups,
         statuses=[s.value for s in LAB_STATUSES],
         chosen=status if len(chosen) == 1 else None,
+        more=more,
+        cap=LAB_LIMIT,
     )
 
 

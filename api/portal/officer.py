@@ -115,21 +115,25 @@ def _not_found(request: Request, portal: PortalSession, status: int = 404) -> Re
 # --- the queue ---------------------------------------------------------------------------------
 
 
-def queue_of(session: Session, actor: Actor) -> list[RequestSummary]:
+def queue_of(session: Session, actor: Actor) -> tuple[list[RequestSummary], bool]:
     """Requests waiting for an officer, oldest change first: the JSON list's query
-    (``request_summaries``, filtered by status), page after page."""
+    (``request_summaries``, filtered by status, longest unchanged first), page after page
+    up to ``QUEUE_LIMIT`` per status; and whether some (the most recent) were left out."""
     waiting: list[RequestSummary] = []
+    more = False
     for status in QUEUE_STATUSES:
         cursor: str | None = None
         taken = 0
         while taken < QUEUE_LIMIT:
-            page = request_summaries(session, actor, PageParams(MAX_LIMIT, cursor), status)
+            params = PageParams(min(MAX_LIMIT, QUEUE_LIMIT - taken), cursor)
+            page = request_summaries(session, actor, params, status, longest_unchanged_first=True)
             waiting.extend(page.items)
             taken += len(page.items)
             cursor = page.next_cursor
             if cursor is None:
                 break
-    return sorted(waiting, key=lambda item: (item.updated_at, item.id))
+        more = more or cursor is not None
+    return sorted(waiting, key=lambda item: (item.updated_at, item.id)), more
 
 
 @router.get("/officer/queue")
@@ -138,10 +142,18 @@ def queue_page(request: Request) -> Response:
     if portal is None:
         return denied  # type: ignore[return-value]
     with get_context(request).session() as session:
-        items = queue_of(session, actor_of(portal.user))
+        items, more = queue_of(session, actor_of(portal.user))
     now = datetime.now(UTC)
     rows = [(item, (now - item.updated_at).total_seconds()) for item in items]
-    return render(request, _settings(request), "officer_queue.html", session=portal, rows=rows)
+    return render(
+        request,
+        _settings(request),
+        "officer_queue.html",
+        session=portal,
+        rows=rows,
+        more=more,
+        cap=QUEUE_LIMIT,
+    )
 
 
 # --- a request's review ------------------------------------------------------------------------

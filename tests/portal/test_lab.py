@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
 
+import api.portal.lab as lab_pages
 from api.app import create_app
 from domain.actions import ACTION_BODIES, ReasonBody
 from domain.permissions import Role
@@ -109,6 +110,22 @@ def test_the_work_list_is_the_centres_and_another_centre_gets_404(
     )
     assert refused.status_code == 404
     assert get(client, cast.tech_auth, waiting)["status"] == "awaiting_sample"
+
+
+def test_past_the_cap_the_work_list_keeps_the_longest_waiting_and_says_so(
+    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast, _lab, _stranger = people
+    to_testing(client, cast), to_testing(client, cast)
+    monkeypatch.setattr(lab_pages, "LAB_LIMIT", 1)
+    assert portal_login(client, cast.tech["email"]).status_code == 303
+    page = client.get("/lab?status=testing&lang=en")
+    assert page.status_code == 200 and 'class="list-capped"' in page.text
+    listed = client.get(f"{API}/requests?status=testing&limit=200", headers=cast.tech_auth).json()
+    assert listed["next_cursor"] is None
+    oldest = min(listed["items"], key=lambda item: (item["updated_at"], item["id"]))
+    shown = re.findall(r'href="/lab/requests/([^/"]+)/results"', page.text)
+    assert shown == [oldest["id"]]  # the one unchanged the longest, not the newest
 
 
 def test_results_need_the_token_and_a_value_outside_the_limits_fails(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import api.portal.officer as officer_pages
 from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
@@ -62,6 +64,22 @@ def _count(page: str, status: str, *, shown: bool = True) -> int:
 
 def _queue_numbers(page: str) -> list[str]:
     return re.findall(r'href="/officer/requests/[^"]+">([^<]+)</a>', page)
+
+
+def _in_review(client: TestClient, cast: Cast) -> dict[str, datetime]:
+    """The numbers of the requests in application review the officer's JSON list shows,
+    with when each last changed."""
+    found: dict[str, datetime] = {}
+    cursor = ""
+    while True:
+        page = client.get(
+            f"{API}/requests?status=application_review&limit=200{cursor}",
+            headers=cast.officer_auth,
+        ).json()
+        found |= {i["number"]: datetime.fromisoformat(i["updated_at"]) for i in page["items"]}
+        if not page["next_cursor"]:
+            return found
+        cursor = f"&cursor={page['next_cursor']}"
 
 
 def _listed_numbers(client: TestClient, headers: dict[str, str]) -> set[str]:
@@ -118,6 +136,21 @@ def test_the_queue_lists_waiting_requests_oldest_first(
     assert {first["number"], second["number"]} <= set(queue)
     assert draft["number"] not in queue
     assert set(queue) <= _listed_numbers(client, cast.officer_auth)
+
+
+def test_past_the_cap_the_queue_keeps_the_longest_waiting_and_says_so(
+    client: TestClient, people: tuple[Cast, Lab], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast, _ = people
+    to_review(client, cast), to_review(client, cast)
+    monkeypatch.setattr(officer_pages, "QUEUE_LIMIT", 1)
+    _officer(client, cast)
+    page = client.get("/officer/queue?lang=en")
+    assert page.status_code == 200
+    shown = [n for n in _queue_numbers(page.text) if n in _in_review(client, cast)]
+    waiting = sorted(_in_review(client, cast).items(), key=lambda pair: pair[1])
+    assert shown == [waiting[0][0]]  # the one unchanged the longest, not the newest
+    assert 'class="list-capped"' in page.text
 
 
 def test_the_review_opens_documents_through_presigned_links_and_accepts(
