@@ -237,5 +237,5 @@ def test_language_links_of_a_page_answering_a_post_go_to_its_get_page(
         data={"csrf": csrf_of(page), "idempotency_key": "k-" + draft["id"]},
     )
     assert refused.status_code == 409, refused.status_code
-    assert f'href="/requests/{draft["id"]}?lang=ar"' in refused.text
+    assert f'href="/requests/{draft["id"]}?lang=fr"' in refused.text  # (in Arabic now)
     assert "/actions/submit?lang=" not in refused.text
