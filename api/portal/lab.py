@@ -27,7 +27,7 @@ from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.lab_results import UPLOAD_PATHS, results_page
 from api.portal.lab_results import router as results_router
-from api.portal.pages import _action_body
+from api.portal.pages import action_body
 from api.portal.render import render
 from api.portal.sessions import (
     CSRF_FIELD,
@@ -254,7 +254,7 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     portal, actor = found
     if action not in SAMPLE_ACTIONS + RESULTS_ACTIONS:
         return render(request, settings, "not_found.html", session=portal, status_code=404)
-    body = _action_body(action, form)
+    body = action_body(action, form)
     on_sample = action in SAMPLE_ACTIONS
 
     async def again(

@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
-from api.portal.pages import _request_page
+from api.portal.pages import show_request_page
 from api.portal.render import render
 from api.portal.sessions import CSRF_FIELD, csrf_ok, portal_session
 from api.problems import Problem
@@ -70,7 +70,7 @@ async def upload_document_page(request_id: str, request: Request) -> Response:
             return render(request, settings, "refused.html", session=portal, status_code=403)
         kind = sent.get("kind", "")
         return await run_in_threadpool(
-            _request_page,
+            show_request_page,
             request,
             portal,
             request_id,

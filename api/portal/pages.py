@@ -154,7 +154,7 @@ async def logout(request: Request) -> Response:
 # --- a request -----------------------------------------------------------------------------------
 
 
-def _request_page(
+def show_request_page(
     request: Request,
     portal: PortalSession,
     request_id: str,
@@ -217,10 +217,10 @@ def request_page(request_id: str, request: Request) -> Response:
     portal = current_session(request, _settings(request))
     if portal is None:
         return _home()
-    return _request_page(request, portal, request_id)
+    return show_request_page(request, portal, request_id)
 
 
-def _action_body(action: str, form: FormData) -> dict[str, Any]:
+def action_body(action: str, form: FormData) -> dict[str, Any]:
     """The action's body from the form: its model's fields that were filled in (a list
     field takes one item per line or comma)."""
     body: dict[str, Any] = {}
@@ -248,10 +248,10 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
     try:
         check_action_role(action, actor)
         await ctx.read(visible_request, request_id, actor)
-        await perform_action(ctx, request_id, action, actor, _action_body(action, form), key)
+        await perform_action(ctx, request_id, action, actor, action_body(action, form), key)
     except Problem as problem:
         return await run_in_threadpool(
-            _request_page,
+            show_request_page,
             request,
             portal,
             request_id,

@@ -62,6 +62,7 @@ def test_the_blocking_list_knows_the_portal_helpers() -> None:
         "signed_in",
         "technician",
         "_request_page",
+        "show_request_page",
         "results_page",
         "sample_page",
         "_users_page",
