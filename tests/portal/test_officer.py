@@ -142,14 +142,17 @@ def test_past_the_cap_the_queue_keeps_the_longest_waiting_and_says_so(
     client: TestClient, people: tuple[Cast, Lab], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cast, _ = people
-    to_review(client, cast), to_review(client, cast)
-    monkeypatch.setattr(officer_pages, "QUEUE_LIMIT", 1)
+    for _ in range(3):
+        to_review(client, cast)
+    # A cap of 2, read one row per page (the ascending cursor is followed).
+    monkeypatch.setattr(officer_pages, "QUEUE_LIMIT", 2)
+    monkeypatch.setattr(officer_pages, "MAX_LIMIT", 1)
     _officer(client, cast)
     page = client.get("/officer/queue?lang=en")
     assert page.status_code == 200
     shown = [n for n in _queue_numbers(page.text) if n in _in_review(client, cast)]
     waiting = sorted(_in_review(client, cast).items(), key=lambda pair: pair[1])
-    assert shown == [waiting[0][0]]  # the one unchanged the longest, not the newest
+    assert shown == [waiting[0][0], waiting[1][0]]  # the longest unchanged, not the newest
     assert 'class="list-capped"' in page.text
 
 
