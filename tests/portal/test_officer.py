@@ -191,6 +191,16 @@ def test_the_review_opens_documents_through_presigned_links_and_accepts(
         client.post(f"/officer/requests/{request['id']}/actions/accept", data={}).status_code == 403
     )
     assert get(client, cast.officer_auth, request["id"])["status"] == "application_review"
+    # A refusal shows beside its form in the reader's language (French here), the
+    # server's own words below it, marked English.
+    unknown = client.post(
+        f"/officer/requests/{request['id']}/actions/accept?lang=fr",
+        data={"csrf": token, "centre_code": "NOPE", "idempotency_key": "k-nope"},
+    )
+    assert unknown.status_code == 404
+    assert 'id="accept-error"><div class="error refusal" role="alert">' in unknown.text
+    assert "Introuvable, ou hors de votre périmètre." in unknown.text
+    assert '<p class="detail" lang="en" dir="ltr">no technical centre' in unknown.text
     accepted = client.post(
         f"/officer/requests/{request['id']}/actions/accept",
         data={"csrf": token, "centre_code": "CTTH", "idempotency_key": "k-accept"},
