@@ -135,20 +135,24 @@ def page_of(
     statement: SelectOfScalar[Row],
     params: PageParams,
     order: Sequence[Any],
+    *,
+    ascending: bool = False,
 ) -> tuple[list[Row], str | None]:
-    """Apply keyset ordering by the columns ``order`` (all descending; the last one unique,
-    e.g. ``(created_at, id)``), ``params.cursor`` and ``params.limit`` to ``statement`` (a
-    ``select(model)`` with any filters) and run it: the page's rows and the next cursor.
-    The only pagination of the API: every list uses it, through ``paginate`` when each
-    row converts on its own."""
+    """Apply keyset ordering by the columns ``order`` (all descending, or all ascending
+    with ``ascending``; the last one unique, e.g. ``(created_at, id)``), ``params.cursor``
+    and ``params.limit`` to ``statement`` (a ``select(model)`` with any filters) and run
+    it: the page's rows and the next cursor. The only pagination of the API: every list
+    uses it, through ``paginate`` when each row converts on its own."""
     columns: list[Any] = [col(column) for column in order]
     if params.cursor is not None:
         after = decode_cursor(params.cursor, len(columns))
-        statement = statement.where(
-            sa.tuple_(*columns)
-            < sa.tuple_(*(sa.literal(v, type_=c.type) for c, v in zip(columns, after, strict=True)))
+        keys = sa.tuple_(*columns)
+        last = sa.tuple_(
+            *(sa.literal(v, type_=c.type) for c, v in zip(columns, after, strict=True))
         )
-    statement = statement.order_by(*(c.desc() for c in columns)).limit(params.limit + 1)
+        statement = statement.where(keys > last if ascending else keys < last)
+    ordered = [c.asc() if ascending else c.desc() for c in columns]
+    statement = statement.order_by(*ordered).limit(params.limit + 1)
     rows = list(session.exec(statement).all())
     if len(rows) <= params.limit:
         return rows, None

@@ -35,7 +35,7 @@ from api.portal.admin_forms import (
 )
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import PortalSession, current_session
+from api.portal.sessions import PortalSession, portal_session
 from api.problems import Problem
 from api.routes.organizations import create_organization, list_organizations
 from api.routes.users import create_user, get_user, list_users, update_user
@@ -86,6 +86,7 @@ def _organizations_page(
         portal,
         "admin_organizations.html",
         status_code,
+        here="/admin/organizations",
         section="organizations",
         organizations=page.items,
         next_cursor=page.next_cursor,
@@ -112,7 +113,7 @@ def organizations(request: Request, cursor: str = "") -> Response:
 @router.post("/admin/organizations")
 async def organization_create(request: Request) -> Response:
     form = await request.form()
-    portal = current_session(request, get_context(request).settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     values = {
@@ -126,14 +127,24 @@ async def organization_create(request: Request) -> Response:
         )
         await in_write_session(request, lambda s: create_organization(actor, body, s))
     except ValidationError as error:
-        return _organizations_page(
-            request, portal, errors=field_errors(error), values=values, status_code=422
+        return await run_in_threadpool(
+            _organizations_page,
+            request,
+            portal,
+            errors=field_errors(error),
+            values=values,
+            status_code=422,
         )
     except Problem as problem:
         if problem.status == 403:
             return refusal_page(request, portal, problem)
-        return _organizations_page(
-            request, portal, values=values, refusal=refused(problem), status_code=problem.status
+        return await run_in_threadpool(
+            _organizations_page,
+            request,
+            portal,
+            values=values,
+            refusal=refused(problem),
+            status_code=problem.status,
         )
     return RedirectResponse("/admin/organizations", status_code=303)
 
@@ -162,6 +173,7 @@ def _users_page(
         portal,
         "admin_users.html",
         status_code,
+        here="/admin/users",
         section="users",
         users=page.items,
         next_cursor=page.next_cursor,
@@ -184,7 +196,7 @@ def users(request: Request, cursor: str = "") -> Response:
 @router.post("/admin/users")
 async def user_create(request: Request) -> Response:
     form = await request.form()
-    portal = current_session(request, get_context(request).settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     values: dict[str, Any] = {
@@ -203,14 +215,19 @@ async def user_create(request: Request) -> Response:
         )
         await create_user(actor, body, get_context(request))
     except ValidationError as error:
-        return _users_page(
-            request, portal, errors=field_errors(error), values=values, status_code=422
+        return await run_in_threadpool(
+            _users_page, request, portal, errors=field_errors(error), values=values, status_code=422
         )
     except Problem as problem:
         if problem.status == 403:
             return refusal_page(request, portal, problem)
-        return _users_page(
-            request, portal, values=values, refusal=refused(problem), status_code=problem.status
+        return await run_in_threadpool(
+            _users_page,
+            request,
+            portal,
+            values=values,
+            refusal=refused(problem),
+            status_code=problem.status,
         )
     return RedirectResponse("/admin/users", status_code=303)
 
@@ -219,7 +236,7 @@ async def user_create(request: Request) -> Response:
 async def user_update(user_id: str, request: Request) -> Response:
     """Change a user's roles and whether the account is disabled (the PATCH's function)."""
     form = await request.form()
-    portal = current_session(request, get_context(request).settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     ctx = get_context(request)
@@ -227,15 +244,19 @@ async def user_update(user_id: str, request: Request) -> Response:
     try:
         actor = allowed(portal, Permission.USERS_MANAGE)
         body = UserUpdate.model_validate({"roles": roles, "disabled": form.get("disabled") == "on"})
-        target = get_user(user_id, actor, ctx)
+        target = await run_in_threadpool(get_user, user_id, actor, ctx)
         await update_user(target, actor, body, ctx)
     except ValidationError as error:
         problem = Problem(422, "invalid-body", "Invalid request", str(error.errors()[0]["msg"]))
-        return _users_page(request, portal, refusal=refused(problem), status_code=422)
+        return await run_in_threadpool(
+            _users_page, request, portal, refusal=refused(problem), status_code=422
+        )
     except Problem as problem:
         if problem.status == 403:
             return refusal_page(request, portal, problem)
-        return _users_page(request, portal, refusal=refused(problem), status_code=problem.status)
+        return await run_in_threadpool(
+            _users_page, request, portal, refusal=refused(problem), status_code=problem.status
+        )
     return RedirectResponse("/admin/users", status_code=303)
 
 
@@ -249,21 +270,23 @@ def _admin_only(portal: PortalSession) -> None:
 
 @router.get("/admin/outbox")
 async def outbox(request: Request) -> Response:
-    try:
-        portal = signed_in(request)
-        _admin_only(portal)
-    except NotSignedIn:
+    portal = await portal_session(request)
+    if portal is None:
         return login_redirect()
+    try:
+        _admin_only(portal)
     except Problem as problem:
         return refusal_page(request, portal, problem)
     rows = await run_in_threadpool(listing, get_context(request).engine, OutboxStatus.DEAD)
-    return _show(request, portal, "admin_outbox.html", section="outbox", rows=rows)
+    return _show(
+        request, portal, "admin_outbox.html", here="/admin/outbox", section="outbox", rows=rows
+    )
 
 
 @router.post("/admin/outbox/{row_id}/replay")
 async def outbox_replay(row_id: str, request: Request) -> Response:
     form = await request.form()
-    portal = current_session(request, get_context(request).settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     ctx = get_context(request)

@@ -32,7 +32,9 @@ def directory_page(request: Request, q: str = "", cursor: str = "") -> HTMLRespo
             page = directory_entries(session, settings, params, q or None)
         except Problem as problem:  # a cursor that is not ours: the first page
             error = problem.kind
-            page = directory_entries(session, settings, PageParams(limit=DIRECTORY_LIMIT), q)
+            page = directory_entries(
+                session, settings, PageParams(limit=DIRECTORY_LIMIT), q or None
+            )
     return render(
         request,
         settings,

@@ -21,14 +21,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.lab_results import UPLOAD_PATHS, results_page
 from api.portal.lab_results import router as results_router
-from api.portal.pages import _action_body
+from api.portal.pages import action_body
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, language_of
+from api.portal.sessions import (
+    CSRF_FIELD,
+    PortalSession,
+    csrf_ok,
+    current_session,
+    language_of,
+    portal_session,
+)
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
 from api.request_views import request_view
@@ -54,6 +62,8 @@ LAB_STATUSES = (
 #: The actions taken from the lab's pages, and the page each is taken from.
 SAMPLE_ACTIONS = ("receive_sample", "reject_sample")
 RESULTS_ACTIONS = ("submit_results", "verify_results")
+#: At most this many requests per status in the work list (the longest unchanged first).
+LAB_LIMIT = 500
 
 
 def _settings(request: Request) -> Settings:
@@ -63,8 +73,14 @@ def _settings(request: Request) -> Settings:
 def technician(request: Request) -> tuple[PortalSession, Actor] | Response:
     """The technician's session and actor; the login page when there is no session, 403
     (the JSON API's own permission check) for a role that records no results."""
+    return technician_of(request, current_session(request, _settings(request)))
+
+
+def technician_of(
+    request: Request, portal: PortalSession | None
+) -> tuple[PortalSession, Actor] | Response:
+    """:func:`technician` for a session already found (no database work)."""
     settings = _settings(request)
-    portal = current_session(request, settings)
     if portal is None:
         return RedirectResponse("/", status_code=303)
     actor = actor_of(portal.user)
@@ -100,17 +116,33 @@ def status_entered(session: Session, rows: Iterable[RequestSummary]) -> dict[str
 
 def work_list(
     session: Session, actor: Actor, statuses: Iterable[RequestStatus]
-) -> list[tuple[RequestSummary, datetime]]:
-    """The centre's requests in ``statuses`` with when each entered it, oldest first."""
+) -> tuple[list[tuple[RequestSummary, datetime]], bool]:
+    """The centre's requests in ``statuses`` with when each entered it, oldest first: the
+    JSON list's query, longest unchanged first, page after page up to ``LAB_LIMIT`` per
+    status; and whether some (the most recently changed) were left out."""
     rows: list[RequestSummary] = []
+    more = False
     for status_ in statuses:
-        page = request_summaries(
-            session, actor, PageParams(limit=MAX_LIMIT), status_, centre=actor.centre_code
-        )
-        rows += page.items
+        cursor: str | None = None
+        taken = 0
+        while taken < LAB_LIMIT:
+            page = request_summaries(
+                session,
+                actor,
+                PageParams(min(MAX_LIMIT, LAB_LIMIT - taken), cursor),
+                status_,
+                centre=actor.centre_code,
+                longest_unchanged_first=True,
+            )
+            rows += page.items
+            taken += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        more = more or cursor is not None
     entered = status_entered(session, rows)
     listed = [(row, entered.get(row.id, row.updated_at)) for row in rows]
-    return sorted(listed, key=lambda pair: (pair[1], pair[0].number))
+    return sorted(listed, key=lambda pair: (pair[1], pair[0].number)), more
 
 
 @router.get("/lab")
@@ -121,7 +153,7 @@ def lab_home(request: Request, status: str | None = None) -> Response:
     portal, actor = found
     chosen = [s for s in LAB_STATUSES if s.value == status] or list(LAB_STATUSES)
     with get_context(request).session() as session:
-        listed = work_list(session, actor, chosen)
+        listed, more = work_list(session, actor, chosen)
     now = datetime.now(UTC)
     locale = PORTAL_LOCALES[language_of(request)[0]]
     groups = [
@@ -143,6 +175,8 @@ def lab_home(request: Request, status: str | None = None) -> Response:
         groups=groups,
         statuses=[s.value for s in LAB_STATUSES],
         chosen=status if len(chosen) == 1 else None,
+        more=more,
+        cap=LAB_LIMIT,
     )
 
 
@@ -178,6 +212,7 @@ def sample_page(
         request,
         settings,
         "lab_sample.html",
+        here=f"/lab/requests/{request_id}/sample",
         session=portal,
         status_code=status_code,
         request_=view,
@@ -210,28 +245,41 @@ def _field_errors(action: str, body: dict[str, Any]) -> dict[str, str]:
 async def lab_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return render(request, settings, "refused.html", status_code=403)
-    found = technician(request)
+    found = technician_of(request, portal)
     if isinstance(found, Response):
         return found
     portal, actor = found
     if action not in SAMPLE_ACTIONS + RESULTS_ACTIONS:
         return render(request, settings, "not_found.html", session=portal, status_code=404)
-    body = _action_body(action, form)
+    body = action_body(action, form)
     on_sample = action in SAMPLE_ACTIONS
 
-    def again(status_code: int, **values: Any) -> Response:
+    async def again(
+        status_code: int,
+        *,
+        error: str | None = None,
+        kind: str | None = None,
+        field_errors: dict[str, dict[str, str]] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> Response:
+        """The page the action's form is on, again, with what was refused."""
         if on_sample:
-            return sample_page(
-                request, portal, actor, request_id, status_code=status_code, **values
-            )
-        return results_page(request, portal, actor, request_id, status_code=status_code, **values)
+            return await run_in_threadpool(
+                sample_page, request, portal, actor, request_id, status_code=status_code,
+                error=error, kind=kind, field_errors=field_errors, form=form,
+            )  # fmt: skip
+        # The results page's actions have no fields to fill in again: only the errors.
+        return await run_in_threadpool(
+            results_page, request, portal, actor, request_id, status_code=status_code,
+            error=error, kind=kind, field_errors=field_errors,
+        )  # fmt: skip
 
     invalid = _field_errors(action, body)
     if invalid:
-        return again(422, field_errors={action: invalid}, form=body)
+        return await again(422, field_errors={action: invalid}, form=body)
     key = str(form.get("idempotency_key", "")).strip()[:200] or None
     ctx = get_context(request)
     try:
@@ -241,7 +289,7 @@ async def lab_action(request_id: str, action: str, request: Request) -> Response
     except Problem as problem:
         if problem.status == 404:
             return render(request, settings, "not_found.html", session=portal, status_code=404)
-        return again(problem.status, error=problem.detail, kind=problem.kind, form=body)
+        return await again(problem.status, error=problem.detail, kind=problem.kind, form=body)
     if action == "reject_sample":
         return RedirectResponse("/lab", status_code=303)
     return RedirectResponse(f"/lab/requests/{request_id}/results", status_code=303)

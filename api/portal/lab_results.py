@@ -22,10 +22,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session
+from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
 from api.problems import Problem
 from api.request_actions import visible_request
 from api.request_views import request_view
@@ -71,10 +72,11 @@ def results_page(
     item_errors: dict[str, str] | None = None,
     upload_error: str | None = None,
     typed: dict[str, dict[str, str]] | None = None,
+    field_errors: dict[str, dict[str, str]] | None = None,
     status_code: int = 200,
-    **_ignored: Any,
 ) -> Response:
-    """The results sheet; ``typed`` keeps what was typed in an item's refused form."""
+    """The results sheet; ``typed`` keeps what was typed in an item's refused form,
+    ``field_errors`` what a refused action's form (submit, verify) had wrong, by field."""
     settings = _settings(request)
     try:
         with get_context(request).session() as session:
@@ -93,6 +95,7 @@ def results_page(
         request,
         settings,
         "lab_results.html",
+        here=f"/lab/requests/{request_id}/results",
         session=portal,
         status_code=status_code,
         request_=view,
@@ -105,6 +108,7 @@ def results_page(
         item_errors=item_errors or {},
         upload_error=upload_error,
         typed=typed or {},
+        field_errors=field_errors or {},
         can_record="record_result" in view.allowed_actions,
         can_upload="upload_evidence" in view.allowed_actions,
         can_submit="submit_results" in view.allowed_actions,
@@ -153,7 +157,7 @@ def result_body(form: Mapping[str, Any]) -> dict[str, Any]:
 async def save_item(request_id: str, item_code: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return render(request, settings, "refused.html", status_code=403)
     actor = actor_of(portal.user)
@@ -173,19 +177,31 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
     try:
         body = ResultBody.model_validate(raw)
     except ValidationError:
-        return results_page(
-            request, portal, actor, request_id, status_code=422, typed=typed,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=422,
+            typed=typed,
             item_errors={item_code: "unreadable"},
-        )  # fmt: skip
+        )
     try:
         await save_result(ctx, row, item, body, actor, portal.user.full_name, key)
     except Problem as problem:
         if problem.status == 503 and key:
             typed[item_code][KEY_FIELD] = key
-        return results_page(
-            request, portal, actor, request_id, status_code=problem.status, typed=typed,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=problem.status,
+            typed=typed,
             item_errors={item_code: problem.detail or problem.kind},
-        )  # fmt: skip
+        )
     return RedirectResponse(f"/lab/requests/{request_id}/results#item-{item.code}", status_code=303)
 
 
@@ -193,7 +209,7 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
 async def upload(request_id: str, request: Request) -> Response:
     """Test evidence from the portal's form; 303 to the results sheet once recorded."""
     settings = _settings(request)
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     expected = portal.csrf(settings) if portal else None
     header = request.headers.get(CSRF_HEADER)
     if portal is None or (header is not None and not csrf_ok(expected, header)):
@@ -215,8 +231,13 @@ async def upload(request_id: str, request: Request) -> Response:
             return render(
                 request, settings, "not_found.html", session=portal, status_code=problem.status
             )
-        return results_page(
-            request, portal, actor, request_id, status_code=problem.status,
+        return await run_in_threadpool(
+            results_page,
+            request,
+            portal,
+            actor,
+            request_id,
+            status_code=problem.status,
             upload_error=problem.detail or problem.kind,
-        )  # fmt: skip
+        )
     return RedirectResponse(f"/lab/requests/{request_id}/results#evidence", status_code=303)

@@ -24,8 +24,16 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal import maker_uploads
+from api.portal.admin_forms import in_write_session
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, language_of
+from api.portal.sessions import (
+    CSRF_FIELD,
+    PortalSession,
+    csrf_ok,
+    current_session,
+    language_of,
+    portal_session,
+)
 from api.problems import Problem
 from api.routes.certificates import (
     certificate_timeline_of,
@@ -91,7 +99,7 @@ async def _posted(request: Request) -> tuple[PortalSession | None, FormData]:
     """The session of a POST whose CSRF token is right, else ``None`` (refuse it)."""
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return None, form
     return portal, form
@@ -115,6 +123,7 @@ def _products_page(
         request,
         _settings(request),
         "maker_products.html",
+        here="/products",
         session=portal,
         status_code=status_code,
         products=products,
@@ -145,19 +154,25 @@ async def add_product(request: Request) -> Response:
     try:
         body = ProductCreate.model_validate({k: v for k, v in values.items() if v})
     except ValidationError as error:
-        return _products_page(
-            request, portal, values=values, errors=_field_errors(error), status_code=422
+        return await run_in_threadpool(
+            _products_page,
+            request,
+            portal,
+            values=values,
+            errors=_field_errors(error),
+            status_code=422,
         )
 
-    def create() -> None:
-        with get_context(request).session() as session:
-            create_product(actor, body, session)
-
-    try:
-        await run_in_threadpool(create)
+    try:  # in a write session, as POST /api/v1/products (it commits)
+        await in_write_session(request, lambda session: create_product(actor, body, session))
     except Problem as problem:
-        return _products_page(
-            request, portal, values=values, errors={"": problem.kind}, status_code=problem.status
+        return await run_in_threadpool(
+            _products_page,
+            request,
+            portal,
+            values=values,
+            errors={"": problem.kind},
+            status_code=problem.status,
         )
     return RedirectResponse("/products", status_code=303)
 
@@ -191,6 +206,7 @@ def _new_request_page(
         request,
         _settings(request),
         "maker_new_request.html",
+        here="/requests/new",
         session=portal,
         status_code=status_code,
         values=values,
@@ -230,8 +246,13 @@ async def create_request_page(request: Request) -> Response:
             {k: v for k, v in values.items() if v and k in REQUEST_FIELDS}
         )
     except ValidationError as error:
-        return _new_request_page(
-            request, portal, values=values, errors=_field_errors(error), status_code=422
+        return await run_in_threadpool(
+            _new_request_page,
+            request,
+            portal,
+            values=values,
+            errors=_field_errors(error),
+            status_code=422,
         )
     try:
         view, _new = await create_request_as(
@@ -242,8 +263,13 @@ async def create_request_page(request: Request) -> Response:
         if problem.status == 404:
             field = "product_id" if "product" in (problem.detail or "") else "scheme_code"
         errors = {field: "invalid" if field else problem.kind}
-        return _new_request_page(
-            request, portal, values=values, errors=errors, status_code=problem.status
+        return await run_in_threadpool(
+            _new_request_page,
+            request,
+            portal,
+            values=values,
+            errors=errors,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/requests/{view.id}", status_code=303)
 

@@ -24,11 +24,12 @@ from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
-from api.portal.pages import _request_page
+from api.portal.pages import show_request_page
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, csrf_ok, current_session
+from api.portal.sessions import CSRF_FIELD, csrf_ok, portal_session
 from api.problems import Problem
 from api.routes.files import record_document
 from domain.permissions import Permission
@@ -45,7 +46,7 @@ _CSRF_KIND = "portal-csrf"
 @router.post(UPLOAD_PATH)
 async def upload_document_page(request_id: str, request: Request) -> Response:
     settings = get_context(request).settings
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     header = request.headers.get(CSRF_HEADER)
     if portal is None or (header is not None and not csrf_ok(portal.csrf(settings), header)):
         return render(request, settings, "refused.html", status_code=403)
@@ -68,7 +69,8 @@ async def upload_document_page(request_id: str, request: Request) -> Response:
         if problem.kind == _CSRF_KIND:
             return render(request, settings, "refused.html", session=portal, status_code=403)
         kind = sent.get("kind", "")
-        return _request_page(
+        return await run_in_threadpool(
+            show_request_page,
             request,
             portal,
             request_id,

@@ -12,7 +12,7 @@ certificate through ``readable`` + ``certificate_view`` + ``perform_certificate_
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,12 +20,14 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
+from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session
+from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
 from api.request_views import request_view
@@ -93,7 +95,7 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
     before anything is read or changed)."""
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return None, form, _refused(request)
     if not actor_of(portal.user).has(Role.COMPLIANCE_OFFICER):
@@ -113,21 +115,25 @@ def _not_found(request: Request, portal: PortalSession, status: int = 404) -> Re
 # --- the queue ---------------------------------------------------------------------------------
 
 
-def queue_of(session: Session, actor: Actor) -> list[RequestSummary]:
+def queue_of(session: Session, actor: Actor) -> tuple[list[RequestSummary], bool]:
     """Requests waiting for an officer, oldest change first: the JSON list's query
-    (``request_summaries``, filtered by status), page after page."""
+    (``request_summaries``, filtered by status, longest unchanged first), page after page
+    up to ``QUEUE_LIMIT`` per status; and whether some (the most recent) were left out."""
     waiting: list[RequestSummary] = []
+    more = False
     for status in QUEUE_STATUSES:
         cursor: str | None = None
         taken = 0
         while taken < QUEUE_LIMIT:
-            page = request_summaries(session, actor, PageParams(MAX_LIMIT, cursor), status)
+            params = PageParams(min(MAX_LIMIT, QUEUE_LIMIT - taken), cursor)
+            page = request_summaries(session, actor, params, status, longest_unchanged_first=True)
             waiting.extend(page.items)
             taken += len(page.items)
             cursor = page.next_cursor
             if cursor is None:
                 break
-    return sorted(waiting, key=lambda item: (item.updated_at, item.id))
+        more = more or cursor is not None
+    return sorted(waiting, key=lambda item: (item.updated_at, item.id)), more
 
 
 @router.get("/officer/queue")
@@ -136,10 +142,18 @@ def queue_page(request: Request) -> Response:
     if portal is None:
         return denied  # type: ignore[return-value]
     with get_context(request).session() as session:
-        items = queue_of(session, actor_of(portal.user))
+        items, more = queue_of(session, actor_of(portal.user))
     now = datetime.now(UTC)
     rows = [(item, (now - item.updated_at).total_seconds()) for item in items]
-    return render(request, _settings(request), "officer_queue.html", session=portal, rows=rows)
+    return render(
+        request,
+        _settings(request),
+        "officer_queue.html",
+        session=portal,
+        rows=rows,
+        more=more,
+        cap=QUEUE_LIMIT,
+    )
 
 
 # --- a request's review ------------------------------------------------------------------------
@@ -163,7 +177,7 @@ def _request_page(
     portal: PortalSession,
     request_id: str,
     *,
-    failed: tuple[str, str | None, str] | None = None,
+    failed: tuple[str, str | None, Refused] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -187,6 +201,7 @@ def _request_page(
         request,
         _settings(request),
         "officer_request.html",
+        here=f"/officer/requests/{request_id}",
         session=portal,
         status_code=status_code,
         request_=view,
@@ -247,10 +262,16 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         await perform_action(ctx, request_id, action, actor, body, key)
     except Problem as problem:
         fields = list(ACTION_BODIES[action].model_fields) if action in ACTION_BODIES else []
-        failed = (action, field_of(problem, fields), problem.detail or problem.title)
+        failed = (action, field_of(problem, fields), refused(problem))
         values = {name: form.getlist(name) for name in fields}
-        return _request_page(
-            request, portal, request_id, failed=failed, values=values, status_code=problem.status
+        return await run_in_threadpool(
+            _request_page,
+            request,
+            portal,
+            request_id,
+            failed=failed,
+            values=values,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/officer/requests/{request_id}", status_code=303)
 
@@ -280,7 +301,7 @@ def _certificate_page(
     portal: PortalSession,
     number: str,
     *,
-    failed: tuple[str, str | None, str] | None = None,
+    failed: tuple[str, str | None, Refused] | None = None,
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -302,6 +323,7 @@ def _certificate_page(
         request,
         _settings(request),
         "officer_certificate.html",
+        here=f"/officer/certificates/{number}",
         session=portal,
         status_code=status_code,
         certificate=view,
@@ -341,10 +363,16 @@ async def certificate_action(number: str, action: str, request: Request) -> Resp
             raise Problem(422, "invalid-body", "Invalid request", f"{where}: required") from None
         await perform_certificate_action(ctx, row, action, actor, body, key)
     except Problem as problem:
-        failed = (action, field_of(problem, fields), problem.detail or problem.title)
+        failed = (action, field_of(problem, fields), refused(problem))
         values = {name: [value] for name, value in raw.items()}
-        return _certificate_page(
-            request, portal, number, failed=failed, values=values, status_code=problem.status
+        return await run_in_threadpool(
+            _certificate_page,
+            request,
+            portal,
+            number,
+            failed=failed,
+            values=values,
+            status_code=problem.status,
         )
     return RedirectResponse(f"/officer/certificates/{number}", status_code=303)
 
@@ -353,12 +381,18 @@ async def certificate_action(number: str, action: str, request: Request) -> Resp
 
 
 def _day(value: str | None, default: date) -> tuple[date, bool]:
+    """The day a field names, and whether it is readable and within the years a range
+    can be computed in (a day before or after it must exist: 0001-01-01 or 9999-12-31
+    would overflow)."""
     if not value:
         return default, True
     try:
-        return date.fromisoformat(value), True
+        day = date.fromisoformat(value)
     except ValueError:
         return default, False
+    if not MINYEAR < day.year < MAXYEAR:
+        return default, False
+    return day, True
 
 
 def stage_targets(settings: Settings) -> dict[str, float]:

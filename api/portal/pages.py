@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
@@ -32,6 +33,7 @@ from api.portal.sessions import (
     end_session,
     login_binding,
     new_login_binding,
+    portal_session,
     start_session,
 )
 from api.problems import Problem
@@ -79,6 +81,7 @@ def _login_page(
         request,
         settings,
         "login.html",
+        here="/",
         status_code=status_code,
         error=error,
         login_csrf=csrf_token(settings, "login", binding),
@@ -139,7 +142,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return _csrf_refused(request, settings)
     await get_context(request).write(revoke_tokens, portal.user.id)
@@ -151,7 +154,7 @@ async def logout(request: Request) -> Response:
 # --- a request -----------------------------------------------------------------------------------
 
 
-def _request_page(
+def show_request_page(
     request: Request,
     portal: PortalSession,
     request_id: str,
@@ -192,6 +195,7 @@ def _request_page(
         request,
         settings,
         "request.html",
+        here=f"/requests/{request_id}",
         session=portal,
         status_code=status_code,
         request_=view,
@@ -213,10 +217,10 @@ def request_page(request_id: str, request: Request) -> Response:
     portal = current_session(request, _settings(request))
     if portal is None:
         return _home()
-    return _request_page(request, portal, request_id)
+    return show_request_page(request, portal, request_id)
 
 
-def _action_body(action: str, form: FormData) -> dict[str, Any]:
+def action_body(action: str, form: FormData) -> dict[str, Any]:
     """The action's body from the form: its model's fields that were filled in (a list
     field takes one item per line or comma)."""
     body: dict[str, Any] = {}
@@ -235,7 +239,7 @@ def _action_body(action: str, form: FormData) -> dict[str, Any]:
 async def take_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
-    portal = current_session(request, settings)
+    portal = await portal_session(request)
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
         return _csrf_refused(request, settings)
     actor = _actor(portal)
@@ -244,9 +248,10 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
     try:
         check_action_role(action, actor)
         await ctx.read(visible_request, request_id, actor)
-        await perform_action(ctx, request_id, action, actor, _action_body(action, form), key)
+        await perform_action(ctx, request_id, action, actor, action_body(action, form), key)
     except Problem as problem:
-        return _request_page(
+        return await run_in_threadpool(
+            show_request_page,
             request,
             portal,
             request_id,

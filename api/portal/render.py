@@ -22,10 +22,22 @@ PORTAL_POLICY = (
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 
 
-def switch_url(request: Request, language: str) -> str:
-    """This page in ``language``: its path and query (a search, a page...) with ``lang``."""
+def page_path(request: Request, here: str | None = None) -> str:
+    """The path of the page shown: the request's for a GET; for a page answering a POST
+    (a refused form, a failed login) the page's own GET path ``here``, else ``/`` (a
+    link to the POST's path would answer 405)."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path
+    return here or "/"
+
+
+def switch_url(request: Request, language: str, here: str | None = None) -> str:
+    """This page in ``language``: its path and query (a search, a page...) with ``lang``;
+    for a page answering a POST, ``here`` (or ``/``) without the POST's query."""
     kept = [(name, value) for name, value in request.query_params.multi_items() if name != "lang"]
-    return f"{request.url.path}?{urlencode([*kept, ('lang', language)])}"
+    if request.method not in ("GET", "HEAD"):
+        kept = []
+    return f"{page_path(request, here)}?{urlencode([*kept, ('lang', language)])}"
 
 
 def render(
@@ -36,15 +48,20 @@ def render(
     session: PortalSession | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    here: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
+    """``template`` in the reader's language; ``here`` is the page's GET path, used for
+    the language links and the header's current page when the page answers a POST."""
     language, chosen = language_of(request)
     page = portal_environment(language).get_template(template)
     html = page.render(
         lang=language,
         dir="rtl" if language == "ar" else "ltr",
-        languages=[(code, LANGUAGE_NAMES[code], switch_url(request, code)) for code in LANGUAGES],
-        path=request.url.path,
+        languages=[
+            (code, LANGUAGE_NAMES[code], switch_url(request, code, here)) for code in LANGUAGES
+        ],
+        path=page_path(request, here),
         session=session,
         csrf=session.csrf(settings) if session else None,
         timezone=settings.timezone,

@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_context
 from api.security import create_access_token, decode_access_token
@@ -91,6 +92,12 @@ def current_session(request: Request, settings: Settings) -> PortalSession | Non
     if user is None or user.disabled or claims["ver"] != user.token_version:
         return None
     return PortalSession(user, session_id)
+
+
+async def portal_session(request: Request) -> PortalSession | None:
+    """:func:`current_session` for an async route: in the thread pool (it reads the user
+    from the database), so the event loop never blocks on the database."""
+    return await run_in_threadpool(current_session, request, get_context(request).settings)
 
 
 # --- CSRF --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_context
 from api.pagination import PageParams
@@ -31,7 +32,7 @@ from api.portal.admin_forms import (
 )
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import PortalSession, current_session
+from api.portal.sessions import PortalSession, portal_session
 from api.problems import Problem
 from api.routes.webhooks import deactivate_webhook, get_webhook, list_deliveries, put_webhook
 from domain.permissions import Permission
@@ -69,6 +70,7 @@ def _webhook_page(
         request,
         settings,
         "admin_webhook.html",
+        here="/webhook",
         session=portal,
         status_code=status_code,
         webhook=webhook,
@@ -93,7 +95,7 @@ def webhook(request: Request) -> Response:
 async def webhook_set(request: Request) -> Response:
     form = await request.form()
     ctx = get_context(request)
-    portal = current_session(request, ctx.settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     url = text(form, "url")
@@ -106,22 +108,29 @@ async def webhook_set(request: Request) -> Response:
 
         answer = await in_write_session(request, put)
     except ValidationError as error:
-        return _webhook_page(request, portal, errors=field_errors(error), url=url, status_code=422)
+        return await run_in_threadpool(
+            _webhook_page, request, portal, errors=field_errors(error), url=url, status_code=422
+        )
     except Problem as problem:
         if problem.status == 403:
             return refusal_page(request, portal, problem)
-        return _webhook_page(
-            request, portal, url=url, refusal=refused(problem), status_code=problem.status
+        return await run_in_threadpool(
+            _webhook_page,
+            request,
+            portal,
+            url=url,
+            refusal=refused(problem),
+            status_code=problem.status,
         )
     if answer.secret:  # shown this once: answer with the page, not a redirect
-        return _webhook_page(request, portal, secret=answer.secret)
+        return await run_in_threadpool(_webhook_page, request, portal, secret=answer.secret)
     return RedirectResponse("/webhook", status_code=303)
 
 
 @router.post("/webhook/delete")
 async def webhook_delete(request: Request) -> Response:
     form = await request.form()
-    portal = current_session(request, get_context(request).settings)
+    portal = await portal_session(request)
     if not csrf_valid(request, portal, form) or portal is None:
         return csrf_refused(request)
     try:
@@ -130,5 +139,7 @@ async def webhook_delete(request: Request) -> Response:
     except Problem as problem:
         if problem.status == 403:
             return refusal_page(request, portal, problem)
-        return _webhook_page(request, portal, refusal=refused(problem), status_code=problem.status)
+        return await run_in_threadpool(
+            _webhook_page, request, portal, refusal=refused(problem), status_code=problem.status
+        )
     return RedirectResponse("/webhook", status_code=303)

@@ -124,9 +124,12 @@ def request_summaries(
     centre: str | None = None,
     scheme: str | None = None,
     q: str | None = None,
+    *,
+    longest_unchanged_first: bool = False,
 ) -> Page[RequestSummary]:
     """One page of the requests within ``actor``'s reach (the JSON list and the portal's
-    home page)."""
+    home page): newest first, or with ``longest_unchanged_first`` by their last change,
+    oldest first (the portal's work lists: a cap never drops the longest waiting)."""
     reach = []
     if actor.has(Role.MANUFACTURER) and actor.organization_id:
         reach.append(CertificationRequest.organization_id == actor.organization_id)
@@ -150,9 +153,11 @@ def request_summaries(
                 col(CertificationRequest.product_id).in_(product_ids),
             )
         )
-    rows, next_cursor = page_of(
-        session, statement, page, order=(CertificationRequest.created_at, CertificationRequest.id)
-    )
+    if longest_unchanged_first:
+        order = (CertificationRequest.updated_at, CertificationRequest.id)
+    else:
+        order = (CertificationRequest.created_at, CertificationRequest.id)
+    rows, next_cursor = page_of(session, statement, page, order, ascending=longest_unchanged_first)
     # Product names of the page in one query (not one per row).
     ids = {row.product_id for row in rows}
     names = (

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from minio import Minio
 
+import api.portal.lab as lab_pages
 from api.app import create_app
+from domain.actions import ACTION_BODIES, ReasonBody
 from domain.permissions import Role
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, make_user
@@ -47,6 +50,14 @@ def _form(values: dict[str, str], page: Any) -> dict[str, str]:
     key = re.search(r'name="idempotency_key" value="([0-9a-f]+)"', page.text)
     assert key
     return values | {"csrf": csrf_of(page), "idempotency_key": key.group(1)}
+
+
+def _evidence_objects(store: Minio, settings: Settings, rid: str) -> list[str]:
+    """The request's evidence objects in the bucket (its dossier is under documents/)."""
+    found = store.list_objects(
+        settings.s3_evidence_bucket, prefix=f"requests/{rid}/evidence/", recursive=True
+    )
+    return [str(item.object_name) for item in found]
 
 
 BOUNDARY = "lab-portal-test-boundary"
@@ -101,6 +112,22 @@ def test_the_work_list_is_the_centres_and_another_centre_gets_404(
     assert get(client, cast.tech_auth, waiting)["status"] == "awaiting_sample"
 
 
+def test_past_the_cap_the_work_list_keeps_the_longest_waiting_and_says_so(
+    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast, _lab, _stranger = people
+    to_testing(client, cast), to_testing(client, cast)
+    monkeypatch.setattr(lab_pages, "LAB_LIMIT", 1)
+    assert portal_login(client, cast.tech["email"]).status_code == 303
+    page = client.get("/lab?status=testing&lang=en")
+    assert page.status_code == 200 and 'class="list-capped"' in page.text
+    listed = client.get(f"{API}/requests?status=testing&limit=200", headers=cast.tech_auth).json()
+    assert listed["next_cursor"] is None
+    oldest = min(listed["items"], key=lambda item: (item["updated_at"], item["id"]))
+    shown = re.findall(r'href="/lab/requests/([^/"]+)/results"', page.text)
+    assert shown == [oldest["id"]]  # the one unchanged the longest, not the newest
+
+
 def test_results_need_the_token_and_a_value_outside_the_limits_fails(
     client: TestClient, people: tuple[Cast, Lab, dict[str, Any]]
 ) -> None:
@@ -135,7 +162,10 @@ def test_results_need_the_token_and_a_value_outside_the_limits_fails(
 
 
 def test_evidence_is_refused_without_the_token_and_stored_with_it(
-    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]]
+    client: TestClient,
+    people: tuple[Cast, Lab, dict[str, Any]],
+    settings: Settings,
+    store: Minio,
 ) -> None:
     cast, _lab, _stranger = people
     rid = to_testing(client, cast)
@@ -157,6 +187,7 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     )
     assert late.status_code == 403
     assert get(client, cast.tech_auth, rid)["evidence"] == []
+    assert _evidence_objects(store, settings, rid) == []  # nor any byte in the store
 
     stored = client.post(url, files=files, data={"csrf": token, "item_code": "CO2"})
     assert stored.status_code == 200 and "report.pdf" in stored.text
@@ -166,6 +197,7 @@ def test_evidence_is_refused_without_the_token_and_stored_with_it(
     assert by_header.status_code == 200
     evidence = get(client, cast.tech_auth, rid)["evidence"]
     assert sorted(e["filename"] for e in evidence) == ["raw.pdf", "report.pdf"]
+    assert len(_evidence_objects(store, settings, rid)) == 2  # where the check above looked
 
 
 def test_the_recorder_cannot_verify_and_a_colleague_can(
@@ -197,3 +229,21 @@ def test_the_recorder_cannot_verify_and_a_colleague_can(
     verified = client.post(f"/lab/requests/{rid}/actions/verify_results", data=_form({}, sheet))
     assert verified.status_code == 200
     assert get(client, cast.tech_auth, rid)["status"] == "evaluated"
+
+
+def test_a_refused_submit_shows_its_field_errors_next_to_its_form(
+    client: TestClient, people: tuple[Cast, Lab, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The results page's actions take no fields today; were their body to need one (here
+    a reason, patched in), the refusal shows next to the form instead of being dropped."""
+    cast, _lab, _stranger = people
+    rid = to_testing(client, cast)
+    monkeypatch.setitem(ACTION_BODIES, "submit_results", ReasonBody)
+    assert portal_login(client, cast.tech["email"]).status_code == 303
+    sheet = client.get(f"/lab/requests/{rid}/results?lang=en")
+    refused = client.post(f"/lab/requests/{rid}/actions/submit_results", data=_form({}, sheet))
+    assert refused.status_code == 422
+    assert 'id="submit_results-reason-error"' in refused.text
+    assert 'aria-describedby="submit_results-reason-error"' in refused.text
+    assert "This field is required." in refused.text
+    assert get(client, cast.tech_auth, rid)["status"] == "testing"

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import api.portal.officer as officer_pages
 from api.app import create_app
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
-from tests.api.requests_helpers import Cast, act, get, make_cast, to_review, wait_status
+from tests.api.requests_helpers import (
+    Cast,
+    act,
+    create_request,
+    get,
+    make_cast,
+    to_review,
+    wait_status,
+)
 from tests.conftest import RunningWorker
 from tests.portal.helpers import csrf_of, policy_is_strict, portal_login
 
@@ -42,9 +52,46 @@ def _officer(client: TestClient, cast: Cast) -> None:
     assert portal_login(client, cast.officer["email"]).status_code == 303
 
 
-def _count(page: str, status: str) -> int:
+def _count(page: str, status: str, *, shown: bool = True) -> int:
+    """The dashboard's count of ``status``: its cell must be there (``shown``), or, for a
+    status with no request in the range, the table must be there without its row."""
+    assert 'aria-labelledby="counts"' in page, "no table of counts"
     found = re.search(rf'data-status="{status}">(\d+)<', page)
+    if shown:
+        assert found, f"no cell for {status}"
     return int(found.group(1)) if found else 0
+
+
+def _queue_numbers(page: str) -> list[str]:
+    return re.findall(r'href="/officer/requests/[^"]+">([^<]+)</a>', page)
+
+
+def _in_review(client: TestClient, cast: Cast) -> dict[str, datetime]:
+    """The numbers of the requests in application review the officer's JSON list shows,
+    with when each last changed."""
+    found: dict[str, datetime] = {}
+    cursor = ""
+    while True:
+        page = client.get(
+            f"{API}/requests?status=application_review&limit=200{cursor}",
+            headers=cast.officer_auth,
+        ).json()
+        found |= {i["number"]: datetime.fromisoformat(i["updated_at"]) for i in page["items"]}
+        if not page["next_cursor"]:
+            return found
+        cursor = f"&cursor={page['next_cursor']}"
+
+
+def _listed_numbers(client: TestClient, headers: dict[str, str]) -> set[str]:
+    """Every request the JSON list shows this caller, page after page."""
+    numbers: set[str] = set()
+    cursor = ""
+    while True:
+        page = client.get(f"{API}/requests?limit=200{cursor}", headers=headers).json()
+        numbers |= {item["number"] for item in page["items"]}
+        if not page["next_cursor"]:
+            return numbers
+        cursor = f"&cursor={page['next_cursor']}"
 
 
 def test_other_roles_and_visitors_do_not_reach_the_officer_pages(
@@ -82,12 +129,31 @@ def test_the_queue_lists_waiting_requests_oldest_first(
     assert 'href="/dashboard"' in page.text and 'href="/officer/queue"' in page.text
     assert page.text.index(first["number"]) < page.text.index(second["number"])
     assert f'href="/officer/requests/{first["id"]}"' in page.text
-    # The same reach as the JSON list: every request of the queue is one the API lists.
-    listed = client.get(
-        f"{API}/requests?status=application_review&limit=200", headers=cast.officer_auth
-    )
-    numbers = {item["number"] for item in listed.json()["items"]}
-    assert {first["number"], second["number"]} <= numbers
+    # The same reach as the JSON list: every request of the queue is one the API lists
+    # this officer, and a draft (never submitted) is not in it.
+    draft = create_request(client, cast)
+    queue = _queue_numbers(client.get("/officer/queue").text)
+    assert {first["number"], second["number"]} <= set(queue)
+    assert draft["number"] not in queue
+    assert set(queue) <= _listed_numbers(client, cast.officer_auth)
+
+
+def test_past_the_cap_the_queue_keeps_the_longest_waiting_and_says_so(
+    client: TestClient, people: tuple[Cast, Lab], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast, _ = people
+    for _ in range(3):
+        to_review(client, cast)
+    # A cap of 2, read one row per page (the ascending cursor is followed).
+    monkeypatch.setattr(officer_pages, "QUEUE_LIMIT", 2)
+    monkeypatch.setattr(officer_pages, "MAX_LIMIT", 1)
+    _officer(client, cast)
+    page = client.get("/officer/queue?lang=en")
+    assert page.status_code == 200
+    shown = [n for n in _queue_numbers(page.text) if n in _in_review(client, cast)]
+    waiting = sorted(_in_review(client, cast).items(), key=lambda pair: pair[1])
+    assert shown == [waiting[0][0], waiting[1][0]]  # the longest unchanged, not the newest
+    assert 'class="list-capped"' in page.text
 
 
 def test_the_review_opens_documents_through_presigned_links_and_accepts(
@@ -125,6 +191,16 @@ def test_the_review_opens_documents_through_presigned_links_and_accepts(
         client.post(f"/officer/requests/{request['id']}/actions/accept", data={}).status_code == 403
     )
     assert get(client, cast.officer_auth, request["id"])["status"] == "application_review"
+    # A refusal shows beside its form in the reader's language (French here), the
+    # server's own words below it, marked English.
+    unknown = client.post(
+        f"/officer/requests/{request['id']}/actions/accept?lang=fr",
+        data={"csrf": token, "centre_code": "NOPE", "idempotency_key": "k-nope"},
+    )
+    assert unknown.status_code == 404
+    assert 'id="accept-error"><div class="error refusal" role="alert">' in unknown.text
+    assert "Introuvable, ou hors de votre périmètre." in unknown.text
+    assert '<p class="detail" lang="en" dir="ltr">no technical centre' in unknown.text
     accepted = client.post(
         f"/officer/requests/{request['id']}/actions/accept",
         data={"csrf": token, "centre_code": "CTTH", "idempotency_key": "k-accept"},
@@ -195,14 +271,37 @@ def test_the_dashboard_counts_the_requests_created(
     assert "<svg" in before.text and "style=" not in before.text
     created = [to_review(client, cast) for _ in range(3)]
     after = client.get("/dashboard")
-    delta = _count(after.text, "application_review") - _count(before.text, "application_review")
+    before_count = _count(before.text, "application_review", shown=False)
+    delta = _count(after.text, "application_review") - before_count
     assert delta == len(created)
     assert 'class="visually-hidden"' in after.text and "<title>" in after.text
     # A range that ends before they were created does not count them.
     past = client.get("/dashboard?from=2001-01-01&to=2001-12-31")
-    assert past.status_code == 200 and _count(past.text, "application_review") == 0
+    assert past.status_code == 200
+    assert _count(past.text, "application_review", shown=False) == 0
     wrong = client.get("/dashboard?from=2026-05-01&to=2026-04-01")
     assert wrong.status_code == 422 and 'aria-describedby="from-error"' in wrong.text
+
+
+def test_dates_at_the_ends_of_the_calendar_are_refused_next_to_their_field(
+    client: TestClient, people: tuple[Cast, Lab]
+) -> None:
+    """A range needs the day after its end and before its start: 9999-12-31 and
+    0001-01-01 are refused (422, the error next to the field), not a server error."""
+    cast, _ = people
+    _officer(client, cast)
+    for query, field in (
+        ("to=9999-12-31", "to"),
+        ("from=0001-01-01", "from"),
+        ("from=0001-01-01&to=9999-12-31", "to"),
+    ):
+        page = client.get(f"/dashboard?{query}")
+        assert page.status_code == 422, query
+        assert (
+            f'aria-describedby="{field}-error"' in page.text and f'id="{field}-error"' in page.text
+        )
+    widest = client.get("/dashboard?from=0002-01-01&to=9998-12-31")
+    assert widest.status_code == 200 and "aria-invalid" not in widest.text
 
 
 def test_a_refusal_its_appeal_and_the_appeal_decided_by_another_officer(

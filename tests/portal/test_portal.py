@@ -216,3 +216,26 @@ def test_actions_run_through_the_portal_and_a_post_without_token_changes_nothing
 
 def _escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;")
+
+
+def test_language_links_of_a_page_answering_a_post_go_to_its_get_page(
+    client: TestClient, app_settings: Settings, cast: Cast
+) -> None:
+    """Not to the POST's path (which answers a GET with 405)."""
+    user, _ = _new_maker(app_settings, cast)
+    failed = portal_login(client, user["email"], "wrong password!")
+    assert failed.status_code == 401
+    assert 'href="/?lang=ar"' in failed.text and 'href="/login?' not in failed.text
+    assert client.get("/?lang=ar").status_code == 200
+
+    assert portal_login(client, cast.maker["email"]).status_code == 303
+    draft = create_request(client, cast)
+    page = client.get(f"/requests/{draft['id']}")
+    # Submitting without the documents is refused: the request's page, linked as itself.
+    refused = client.post(
+        f"/requests/{draft['id']}/actions/submit",
+        data={"csrf": csrf_of(page), "idempotency_key": "k-" + draft["id"]},
+    )
+    assert refused.status_code == 409, refused.status_code
+    assert f'href="/requests/{draft["id"]}?lang=fr"' in refused.text  # (in Arabic now)
+    assert "/actions/submit?lang=" not in refused.text
