@@ -24,7 +24,6 @@ from api.portal.admin_forms import (
     NotSignedIn,
     allowed,
     csrf_refused,
-    csrf_valid,
     field_errors,
     in_write_session,
     login_redirect,
@@ -35,7 +34,7 @@ from api.portal.admin_forms import (
 )
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import PortalSession, portal_session
+from api.portal.sessions import PortalSession, portal_session, posted_form
 from api.problems import Problem
 from api.routes.organizations import create_organization, list_organizations
 from api.routes.users import create_user, get_user, list_users, update_user
@@ -112,9 +111,8 @@ def organizations(request: Request, cursor: str = "") -> Response:
 
 @router.post("/admin/organizations")
 async def organization_create(request: Request) -> Response:
-    form = await request.form()
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     values = {
         name: text(form, name)
@@ -195,9 +193,8 @@ def users(request: Request, cursor: str = "") -> Response:
 
 @router.post("/admin/users")
 async def user_create(request: Request) -> Response:
-    form = await request.form()
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     values: dict[str, Any] = {
         name: text(form, name) for name in ("email", "full_name", "organization_id", "centre_code")
@@ -235,9 +232,8 @@ async def user_create(request: Request) -> Response:
 @router.post("/admin/users/{user_id}")
 async def user_update(user_id: str, request: Request) -> Response:
     """Change a user's roles and whether the account is disabled (the PATCH's function)."""
-    form = await request.form()
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     ctx = get_context(request)
     roles = [role for role in form.getlist("roles") if isinstance(role, str)]
@@ -285,9 +281,8 @@ async def outbox(request: Request) -> Response:
 
 @router.post("/admin/outbox/{row_id}/replay")
 async def outbox_replay(row_id: str, request: Request) -> Response:
-    form = await request.form()
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, _form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     ctx = get_context(request)
     try:

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.portal.refusals import refused
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session
+from api.portal.sessions import PortalSession, current_session
 from api.problems import Problem
 from domain.permissions import Actor, Permission
 from mutabaqa.db import write_session
@@ -40,11 +40,6 @@ def allowed(portal: PortalSession, permission: Permission) -> Actor:
     actor = actor_of(portal.user)
     require(permission)(actor)
     return actor
-
-
-def csrf_valid(request: Request, portal: PortalSession | None, form: FormData) -> bool:
-    settings = get_context(request).settings
-    return portal is not None and csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD))
 
 
 def login_redirect() -> RedirectResponse:

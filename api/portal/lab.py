@@ -30,12 +30,10 @@ from api.portal.lab_results import router as results_router
 from api.portal.pages import action_body
 from api.portal.render import render
 from api.portal.sessions import (
-    CSRF_FIELD,
     PortalSession,
-    csrf_ok,
     current_session,
     language_of,
-    portal_session,
+    posted_form,
 )
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
@@ -244,9 +242,8 @@ def _field_errors(action: str, body: dict[str, Any]) -> dict[str, str]:
 @router.post("/lab/requests/{request_id}/actions/{action}")
 async def lab_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+    portal, form = await posted_form(request)
+    if portal is None:
         return render(request, settings, "refused.html", status_code=403)
     found = technician_of(request, portal)
     if isinstance(found, Response):

@@ -26,7 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor_of, get_context, require
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
+from api.portal.sessions import (
+    CSRF_FIELD,
+    UPLOAD_CSRF_KIND,
+    PortalSession,
+    current_session,
+    posted_form,
+    upload_session,
+)
 from api.problems import Problem
 from api.request_actions import visible_request
 from api.request_views import request_view
@@ -40,7 +47,6 @@ from mutabaqa.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 
-CSRF_HEADER = "X-CSRF-Token"
 KEY_FIELD = "idempotency_key"
 #: Upload routes: ``api/app.py`` gives them the upload body limit.
 UPLOAD_PATHS = ("/lab/requests/{request_id}/evidence",)
@@ -156,9 +162,8 @@ def result_body(form: Mapping[str, Any]) -> dict[str, Any]:
 @router.post("/lab/requests/{request_id}/results/{item_code}")
 async def save_item(request_id: str, item_code: str, request: Request) -> Response:
     settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+    portal, form = await posted_form(request)
+    if portal is None:
         return render(request, settings, "refused.html", status_code=403)
     actor = actor_of(portal.user)
     ctx = get_context(request)
@@ -209,23 +214,16 @@ async def save_item(request_id: str, item_code: str, request: Request) -> Respon
 async def upload(request_id: str, request: Request) -> Response:
     """Test evidence from the portal's form; 303 to the results sheet once recorded."""
     settings = _settings(request)
-    portal = await portal_session(request)
-    expected = portal.csrf(settings) if portal else None
-    header = request.headers.get(CSRF_HEADER)
-    if portal is None or (header is not None and not csrf_ok(expected, header)):
+    portal, before_file = await upload_session(request)
+    if portal is None:
         return render(request, settings, "refused.html", status_code=403)
-    from_header = header is not None
-
-    def before_file(fields: Mapping[str, str]) -> None:
-        if not from_header and not csrf_ok(expected, fields.get(CSRF_FIELD)):
-            raise Problem(403, "csrf", "Form expired", "the form's token is missing or wrong")
 
     actor = actor_of(portal.user)
     try:
         require(Permission.EVIDENCE_UPLOAD)(actor)
         await store_evidence(request, get_context(request), actor, request_id, before_file)
     except Problem as problem:
-        if problem.kind == "csrf":
+        if problem.kind == UPLOAD_CSRF_KIND:
             return render(request, settings, "refused.html", status_code=403)
         if problem.status in (403, 404):
             return render(

@@ -19,7 +19,6 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
@@ -27,12 +26,10 @@ from api.portal import maker_uploads
 from api.portal.admin_forms import in_write_session
 from api.portal.render import render
 from api.portal.sessions import (
-    CSRF_FIELD,
     PortalSession,
-    csrf_ok,
     current_session,
     language_of,
-    portal_session,
+    posted_form,
 )
 from api.problems import Problem
 from api.routes.certificates import (
@@ -95,16 +92,6 @@ def _field_errors(error: ValidationError) -> dict[str, str]:
     return errors
 
 
-async def _posted(request: Request) -> tuple[PortalSession | None, FormData]:
-    """The session of a POST whose CSRF token is right, else ``None`` (refuse it)."""
-    settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
-        return None, form
-    return portal, form
-
-
 # --- products ----------------------------------------------------------------------------------
 
 
@@ -144,7 +131,7 @@ def products_page(request: Request) -> Response:
 
 @router.post("/products")
 async def add_product(request: Request) -> Response:
-    portal, form = await _posted(request)
+    portal, form = await posted_form(request)
     if portal is None:
         return _refused(request, _settings(request))
     actor = actor_of(portal.user)
@@ -233,7 +220,7 @@ def new_request_page(request: Request) -> Response:
 
 @router.post("/requests/new")
 async def create_request_page(request: Request) -> Response:
-    portal, form = await _posted(request)
+    portal, form = await posted_form(request)
     if portal is None:
         return _refused(request, _settings(request))
     actor = actor_of(portal.user)

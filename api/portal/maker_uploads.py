@@ -29,35 +29,32 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import actor_of, get_context, require
 from api.portal.pages import show_request_page
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, csrf_ok, portal_session
+from api.portal.sessions import (
+    UPLOAD_CSRF_KIND,
+    upload_session,
+)
 from api.problems import Problem
 from api.routes.files import record_document
 from domain.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
 
-#: The header the page's script sends the CSRF token in.
-CSRF_HEADER = "X-CSRF-Token"
 #: The portal's upload route (the API's body limits give it the upload limit).
 UPLOAD_PATH = "/requests/{request_id}/documents"
-_CSRF_KIND = "portal-csrf"
 
 
 @router.post(UPLOAD_PATH)
 async def upload_document_page(request_id: str, request: Request) -> Response:
     settings = get_context(request).settings
-    portal = await portal_session(request)
-    header = request.headers.get(CSRF_HEADER)
-    if portal is None or (header is not None and not csrf_ok(portal.csrf(settings), header)):
+    portal, check_token = await upload_session(request)
+    if portal is None:
         return render(request, settings, "refused.html", status_code=403)
-    expected = portal.csrf(settings)
     sent: dict[str, str] = {}
 
     def before_file(fields: Mapping[str, str]) -> None:
-        """The fields before the file are in: the token (unless the header carried it)."""
+        """The fields before the file are in: kept for the page, then the token checked."""
         sent.update(fields)
-        if header is None and not csrf_ok(expected, fields.get(CSRF_FIELD)):
-            raise Problem(403, _CSRF_KIND, "Form expired", "the form's token is missing or wrong")
+        check_token(fields)
 
     actor = actor_of(portal.user)
     try:
@@ -66,7 +63,7 @@ async def upload_document_page(request_id: str, request: Request) -> Response:
             request, get_context(request), actor, request_id, before_file=before_file
         )
     except Problem as problem:
-        if problem.kind == _CSRF_KIND:
+        if problem.kind == UPLOAD_CSRF_KIND:
             return render(request, settings, "refused.html", session=portal, status_code=403)
         kind = sent.get("kind", "")
         return await run_in_threadpool(

@@ -27,7 +27,7 @@ from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import CSRF_FIELD, PortalSession, csrf_ok, current_session, portal_session
+from api.portal.sessions import PortalSession, current_session, posted_form
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
 from api.request_views import request_view
@@ -93,10 +93,8 @@ def _refused(request: Request) -> Response:
 async def _checked_form(request: Request) -> tuple[PortalSession | None, FormData, Response | None]:
     """The form of a POST and its officer's session once the CSRF token is right (checked
     before anything is read or changed)."""
-    settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+    portal, form = await posted_form(request)
+    if portal is None:
         return None, form, _refused(request)
     if not actor_of(portal.user).has(Role.COMPLIANCE_OFFICER):
         return None, form, _not_found(request, portal)

@@ -33,7 +33,7 @@ from api.portal.sessions import (
     end_session,
     login_binding,
     new_login_binding,
-    portal_session,
+    posted_form,
     start_session,
 )
 from api.problems import Problem
@@ -141,9 +141,8 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+    portal, _form = await posted_form(request)
+    if portal is None:
         return _csrf_refused(request, settings)
     await get_context(request).write(revoke_tokens, portal.user.id)
     response = _home()
@@ -238,9 +237,8 @@ def action_body(action: str, form: FormData) -> dict[str, Any]:
 @router.post("/requests/{request_id}/actions/{action}")
 async def take_action(request_id: str, action: str, request: Request) -> Response:
     settings = _settings(request)
-    form = await request.form()
-    portal = await portal_session(request)
-    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+    portal, form = await posted_form(request)
+    if portal is None:
         return _csrf_refused(request, settings)
     actor = _actor(portal)
     ctx = get_context(request)

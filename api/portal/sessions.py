@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from api.deps import get_context
+from api.problems import Problem
 from api.security import create_access_token, decode_access_token
 from models.accounts import User
 from mutabaqa.settings import Settings
@@ -98,6 +101,48 @@ async def portal_session(request: Request) -> PortalSession | None:
     """:func:`current_session` for an async route: in the thread pool (it reads the user
     from the database), so the event loop never blocks on the database."""
     return await run_in_threadpool(current_session, request, get_context(request).settings)
+
+
+async def posted_form(request: Request) -> tuple[PortalSession | None, FormData]:
+    """A portal POST's form, and its session if the form's CSRF token is the session's;
+    ``None`` otherwise (the caller refuses with 403 before reading or changing anything)."""
+    form = await request.form()
+    portal = await portal_session(request)
+    settings = get_context(request).settings
+    if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):
+        return None, form
+    return portal, form
+
+
+#: The header the portal's upload script sends the CSRF token in.
+CSRF_HEADER = "X-CSRF-Token"
+#: The problem kind an upload's ``before_file`` hook raises for a missing or wrong token.
+UPLOAD_CSRF_KIND = "portal-csrf"
+
+
+async def upload_session(
+    request: Request,
+) -> tuple[PortalSession | None, Callable[[Mapping[str, str]], None]]:
+    """A portal upload's session, and the hook that checks its token before the file.
+
+    With the script, the token is the ``X-CSRF-Token`` header, checked here (a wrong one:
+    ``None``, refuse with 403). Without it, the token is the form's first field: the hook,
+    called when the file part begins, raises a 403 ``Problem`` of kind
+    ``UPLOAD_CSRF_KIND`` then — before any byte of the file is stored."""
+    settings = get_context(request).settings
+    portal = await portal_session(request)
+    expected = portal.csrf(settings) if portal else None
+    header = request.headers.get(CSRF_HEADER)
+
+    def before_file(fields: Mapping[str, str]) -> None:
+        if header is None and not csrf_ok(expected, fields.get(CSRF_FIELD)):
+            raise Problem(
+                403, UPLOAD_CSRF_KIND, "Form expired", "the form's token is missing or wrong"
+            )
+
+    if portal is None or (header is not None and not csrf_ok(expected, header)):
+        return None, before_file
+    return portal, before_file
 
 
 # --- CSRF --------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from api.portal.admin_forms import (
     NotSignedIn,
     allowed,
     csrf_refused,
-    csrf_valid,
     field_errors,
     in_write_session,
     login_redirect,
@@ -32,7 +31,7 @@ from api.portal.admin_forms import (
 )
 from api.portal.refusals import Refused, refused
 from api.portal.render import render
-from api.portal.sessions import PortalSession, portal_session
+from api.portal.sessions import PortalSession, posted_form
 from api.problems import Problem
 from api.routes.webhooks import deactivate_webhook, get_webhook, list_deliveries, put_webhook
 from domain.permissions import Permission
@@ -93,10 +92,9 @@ def webhook(request: Request) -> Response:
 
 @router.post("/webhook")
 async def webhook_set(request: Request) -> Response:
-    form = await request.form()
     ctx = get_context(request)
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     url = text(form, "url")
     try:
@@ -129,9 +127,8 @@ async def webhook_set(request: Request) -> Response:
 
 @router.post("/webhook/delete")
 async def webhook_delete(request: Request) -> Response:
-    form = await request.form()
-    portal = await portal_session(request)
-    if not csrf_valid(request, portal, form) or portal is None:
+    portal, _form = await posted_form(request)
+    if portal is None:
         return csrf_refused(request)
     try:
         actor = allowed(portal, Permission.WEBHOOKS_MANAGE)
