@@ -103,6 +103,17 @@ def _title(status: int) -> str:
 R = TypeVar("R")
 
 
+def try_again_later(error: RPCError) -> bool:
+    """Whether Temporal's refusal is passing: the server is unreachable or slow, or the
+    workflow cannot take an Update right now (``WorkflowNotReadyFailure``: its current
+    workflow task failed or is being retried, e.g. around a continue-as-new)."""
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return True
+    return error.status is RPCStatusCode.FAILED_PRECONDITION and (
+        b"WorkflowNotReadyFailure" in (error.raw_grpc_status or b"")
+    )
+
+
 async def send_action(
     handle: WorkflowHandle[Any, Any],
     name: str,
@@ -129,6 +140,6 @@ async def send_action(
             raise Problem(
                 409, "request-finished", "Not allowed now", "the request's workflow has ended"
             ) from None
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        if try_again_later(exc):
             raise unavailable() from None
         raise

@@ -14,14 +14,14 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from sqlmodel import Session, col, or_, select
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.context import AppContext
 from api.deps import CurrentActor, SessionDep, get_context, not_found, require
 from api.masking import shown_name
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
-from api.workflow_calls import problem_from_failure, unavailable
+from api.workflow_calls import problem_from_failure, try_again_later, unavailable
 from domain import certificate_lifecycle as lifecycle
 from domain.keys import client_key, update_id
 from domain.permissions import Actor, Permission, Role
@@ -250,7 +250,7 @@ async def perform_certificate_action(
         problem.extra.setdefault("certificate_status", row.status.value)
         raise problem from None
     except RPCError as exc:
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        if try_again_later(exc):
             raise unavailable() from None
         raise
     return certificate_view(await ctx.read(readable, row.number, actor), actor)
