@@ -31,6 +31,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from domain.keys import client_key
@@ -101,8 +102,15 @@ async def _activity_runs(settings: Settings, workflow_id: str, name: str) -> lis
 
 
 async def _workflow_status(settings: Settings, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The workflow's status, or None while it has not been started (the outbox starts a
+    certificate's workflow after the grant is committed, so it may still be on its way)."""
     client = await connect_temporal(settings)
-    return (await client.get_workflow_handle(workflow_id).describe()).status
+    try:
+        return (await client.get_workflow_handle(workflow_id).describe()).status
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 async def _polling(settings: Settings, pid: int) -> bool:
@@ -189,8 +197,14 @@ def test_worker_killed_after_the_suspension_commit_suspends_once(
         number = granted.json()["certificate_number"]
         request_number = granted.json()["number"]
     workflow_id = certificate_workflow_id(number)
-    assert asyncio.run(_workflow_status(crash_settings, workflow_id)) is (
-        WorkflowExecutionStatus.RUNNING
+    assert (
+        wait_for(
+            "certificate workflow started by the outbox",
+            lambda: asyncio.run(_workflow_status(crash_settings, workflow_id)),
+            60,
+            log,
+        )
+        is WorkflowExecutionStatus.RUNNING
     )
     mailbox.wait_for(  # the grant's own notification is out: nothing is left in flight
         lambda mails: any(
