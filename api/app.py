@@ -31,6 +31,7 @@ from api.problems import install_problem_handlers
 from api.routes import (
     auth,
     certificates,
+    credentials,
     evidence,
     files,
     keys,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)
+    app.include_router(credentials.router)
     app.include_router(public.root_router)
     app.include_router(portal_maker.router)  # before pages: /requests/new is not a request id
     app.include_router(portal_pages.router)
