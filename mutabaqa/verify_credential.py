@@ -222,7 +222,6 @@ def _check_entry(
     purpose = str(entry.get("statusPurpose", "?"))
     url = entry.get("statusListCredential")
     index = entry.get("statusListIndex")
-    finding = StatusFinding(purpose, str(url), str(index))
 
     def fail(problem: str) -> StatusFinding:
         return StatusFinding(purpose, str(url), str(index), problem=problem)
@@ -272,7 +271,7 @@ def _check_entry(
         bit = StatusBitstring.decode(subject.get("encodedList", "")).get(int(index))
     except StatusListError as exc:
         return fail(f"{exc.code}: {exc}")
-    return StatusFinding(finding.purpose, finding.list_url, finding.index, bit=bit)
+    return StatusFinding(purpose, url, index, bit=bit)
 
 
 # --- The verdict ---------------------------------------------------------------------------

@@ -92,7 +92,7 @@ class IssuerServer:
             "id": url,
             "type": ["VerifiableCredential", "BitstringStatusListCredential"],
             "issuer": self.did,
-            "validFrom": "2026-11-29T09:00:00Z",
+            "validFrom": "2020-01-01T00:00:00Z",
             "credentialSubject": {
                 "id": f"{url}#list",
                 "type": "BitstringStatusList",
@@ -320,7 +320,7 @@ def tampered(issuer: IssuerServer, purpose: str) -> dict[str, Any]:
         ),
         (
             "suspension",
-            lambda i, p: i.status_list(p, validUntil="2026-11-30T09:00:00Z"),
+            lambda i, p: i.status_list(p, validUntil="2021-01-01T00:00:00Z"),
             "it is stale",
         ),
         ("suspension", lambda i, p: None, "HTTP 404"),
@@ -348,6 +348,23 @@ def test_a_status_list_that_cannot_be_trusted_leaves_the_status_unknown(
     assert f"{purpose} list {issuer.list_url(purpose)}, index" in out
     assert problem in out
     assert "revoked" not in out.replace("not revoked", "")
+
+
+def test_keys_by_url_are_online(
+    tmp_path: Path, issuer: IssuerServer, credential: dict[str, Any]
+) -> None:
+    """A key set served elsewhere (here the same host) replaces the did:web resolution;
+    the status lists are still read, and verified with those keys."""
+    issuer.serve("/.well-known/mutabaqa-keys.json", RING.jwks())
+    issuer.serve(
+        issuer.list_url("suspension"), issuer.status_list("suspension", (SUSPENSION_INDEX,))
+    )
+    keys = f"{issuer.base}/.well-known/mutabaqa-keys.json"
+    result = run_verify(str(write(tmp_path, credential)), "--keys", keys)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"(keys: {keys})" in result.stdout
+    assert "NOT IN FORCE: suspended." in result.stdout
+    assert "/.well-known/did.json" not in issuer.requested
 
 
 def test_an_unresolvable_issuer_is_unreadable(
