@@ -292,7 +292,7 @@ def verify_credential(
     if not method.startswith(issuer + "#"):
         return CredentialOutcome(
             Verdict.NOT_GENUINE,
-            f"the proof was made by {method}, not by the issuer {issuer}",
+            f"the proof names the key {method}, which is not the issuer {issuer}'s",
             credential,
             method,
         )
@@ -399,7 +399,9 @@ def status_lines(outcome: CredentialOutcome) -> list[str]:
         return []
     read = [f for f in outcome.statuses if f.bit is not None and f.purpose in PURPOSES]
     not_in_force = [PURPOSES[f.purpose] for f in read if f.bit] + list(outcome.validity)
-    details = [f"  {_entry_line(finding)}" for finding in outcome.statuses]
+    details = [f"  {_entry_line(finding)}" for finding in outcome.statuses] or [
+        "  the credential names no status list"
+    ]
     if not outcome.status_checked:
         entries = _as_list(outcome.credential.get("credentialStatus", []))
         lists = [f"{_text(e, 'statusPurpose')} {_text(e, 'statusListCredential')}" for e in entries]

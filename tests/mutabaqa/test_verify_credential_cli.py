@@ -253,7 +253,7 @@ def test_a_proof_by_another_did_is_not_the_issuers(
     claimed["issuer"]["id"] = "did:web:certification.example.ma"
     result = run_verify(str(write(tmp_path, claimed)))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "not by the issuer did:web:certification.example.ma" in result.stdout
+    assert "which is not the issuer did:web:certification.example.ma's" in result.stdout
     assert issuer.requested == []  # refused before anything is fetched
 
 
@@ -348,6 +348,17 @@ def test_a_status_list_that_cannot_be_trusted_leaves_the_status_unknown(
     assert f"{purpose} list {issuer.list_url(purpose)}, index" in out
     assert problem in out
     assert "revoked" not in out.replace("not revoked", "")
+
+
+def test_a_credential_without_status_entries_has_an_unknown_status(
+    tmp_path: Path, issuer: IssuerServer
+) -> None:
+    bare = build_credential(make_input(issuer_did=issuer.did, public_base_url=issuer.base))
+    signed = issue_proof(bare, RING, issuer.did, SIGNED_AT)
+    result = run_verify(str(write(tmp_path, signed)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "STATUS UNKNOWN: suspension not read; revocation not read." in result.stdout
+    assert "the credential names no status list" in result.stdout
 
 
 def test_keys_by_url_are_online(
