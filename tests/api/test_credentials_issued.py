@@ -123,6 +123,10 @@ def test_a_granted_certificate_gets_a_credential_any_verifier_can_check(
     assert credential["type"] == ["VerifiableCredential", "DigitalConformityCredential"]
     assert credential["id"].endswith(f"/credentials/{number}/0")
     assert client.get(f"/credentials/{number}/0").json() == credential
+    # The QR's landing page links to it, in the reader's language.
+    page = client.get(f"/verify/{number}", params={"lang": "fr"}, headers={"Accept": "text/html"})
+    assert f'href="/credentials/{number}" type="application/vc"' in page.text
+    assert "L’attestation vérifiable (W3C)" in page.text
 
     # UNTP 0.7.0: the DCC schema (W3C's two status entries aside, docs/credentials.md) and
     # no term outside the contexts' explicit definitions; the contexts load offline.
