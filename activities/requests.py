@@ -29,6 +29,7 @@ from activities.errors import (
     present,
 )
 from activities.lab import freeze_report
+from models.accounts import Product
 from models.audit import request_chain
 from models.lab import Appeal
 from models.reference import TechnicalCentre
@@ -115,6 +116,8 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
     row.updated_at = t.at
     session.add(row)
     _related_rows(session, t, row)
+    if t.change.confirmed_gtin is not None:
+        _confirm_gtin(session, t, row)
     session.add(
         ActionRecord(
             request_id=t.request_id,
@@ -142,6 +145,18 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
     return RequestRef(
         request_id=row.id, number=row.number, status=row.status, outbox_ids=outbox_ids
     )
+
+
+def _confirm_gtin(session: Session, t: Transition, row: CertificationRequest) -> None:
+    """An officer confirmed the product's GTIN at ``accept``: record who and when (the
+    first confirmation stands; a later one only adds its audit event)."""
+    product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+    invariant(product.gtin == t.change.confirmed_gtin, "the confirmed GTIN is the product's")
+    invariant(t.actor is not None, "a GTIN is confirmed by a person")
+    if product.gtin_confirmed_at is None:
+        product.gtin_confirmed_at = t.at
+        product.gtin_confirmed_by = t.actor.user_id if t.actor else None
+        session.add(product)
 
 
 def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:

@@ -49,6 +49,8 @@ def plan(
     if action == "accept":
         change.centre_code = body.get("centre_code") or facts.proposed_centre_code
         change.scope = body.get("scope")
+        if body.get("confirm_gtin") is True:
+            change.confirmed_gtin = facts.product_gtin
     elif action == "request_info":
         change.info_due_at = now + timedelta(seconds=info_response)
     elif action in ("respond", "withdraw"):
@@ -84,6 +86,8 @@ def audit_detail(change: RecordChange) -> dict[str, Any]:
         detail["round"] = change.round
     if change.appeal_until is not None:
         detail["appeal_until"] = change.appeal_until.isoformat()
+    if change.confirmed_gtin is not None:
+        detail["gtin_confirmed"] = change.confirmed_gtin
     return detail
 
 
