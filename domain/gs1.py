@@ -97,3 +97,39 @@ def gtin_path(gtin: str, lot: str | None = None) -> str:
 def digital_link(base: str, gtin: str, lot: str | None = None) -> str:
     """The GS1 Digital Link URI of ``gtin`` (and ``lot``) under ``base``."""
     return base.rstrip("/") + gtin_path(gtin, lot)
+
+
+# --- the resolver's answer: an RFC 9264 linkset ---------------------------------------------
+
+LINKSET_MEDIA_TYPE = "application/linkset+json"
+#: The GS1 Web Vocabulary's link type for certification information.
+CERTIFICATION_INFO = "https://gs1.org/voc/certificationInfo"
+CREDENTIAL_MEDIA_TYPE = "application/vc"
+#: The verification page's languages, in the order the linkset lists them.
+PAGE_LANGUAGES = ("ar", "fr", "en")
+
+
+def certification_links(base: str, number: str) -> list[dict[str, object]]:
+    """One certificate's targets: its verifiable credential, then its verification page in
+    each language."""
+    root = base.rstrip("/")
+    links: list[dict[str, object]] = [
+        {"href": f"{root}/credentials/{number}", "type": CREDENTIAL_MEDIA_TYPE, "title": number}
+    ]
+    links += [
+        {"href": f"{root}/verify/{number}?lang={lang}", "type": "text/html", "hreflang": [lang]}
+        for lang in PAGE_LANGUAGES
+    ]
+    return links
+
+
+def linkset(anchor: str, base: str, numbers: list[str]) -> dict[str, object]:
+    """The RFC 9264 JSON linkset of ``anchor`` (a Digital Link URI) naming the
+    certificates ``numbers`` (in that order) under ``certificationInfo``."""
+    targets = [link for number in numbers for link in certification_links(base, number)]
+    return {"linkset": [{"anchor": anchor, CERTIFICATION_INFO: targets}]}
+
+
+def linkset_header(anchor: str) -> str:
+    """The ``Link`` header that points a client at the linkset of ``anchor``."""
+    return f'<{anchor}?linkType=all>; rel="linkset"; type="{LINKSET_MEDIA_TYPE}"'

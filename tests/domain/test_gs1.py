@@ -13,6 +13,8 @@ from domain.gs1 import (
     digital_link,
     encode_lot,
     is_gtin14,
+    linkset,
+    linkset_header,
     normalize_gtin,
     validate_lot,
 )
@@ -115,3 +117,39 @@ def test_a_lot_survives_encoding(lot: str) -> None:
     encoded = encode_lot(lot)
     assert "/" not in encoded and "?" not in encoded and "#" not in encoded
     assert decode_lot(encoded) == lot
+
+
+def test_the_linkset_names_each_certificates_credential_and_pages() -> None:
+    base = "https://certs.example.ma"
+    anchor = f"{base}/01/04006381333931"
+
+    def page(number: str, lang: str) -> dict[str, object]:
+        return {
+            "href": f"{base}/verify/{number}?lang={lang}",
+            "type": "text/html",
+            "hreflang": [lang],
+        }
+
+    def credential(number: str) -> dict[str, object]:
+        return {"href": f"{base}/credentials/{number}", "type": "application/vc", "title": number}
+
+    assert linkset(anchor, base + "/", ["MA-1", "MA-2"]) == {
+        "linkset": [
+            {
+                "anchor": anchor,
+                "https://gs1.org/voc/certificationInfo": [
+                    credential("MA-1"),
+                    page("MA-1", "ar"),
+                    page("MA-1", "fr"),
+                    page("MA-1", "en"),
+                    credential("MA-2"),
+                    page("MA-2", "ar"),
+                    page("MA-2", "fr"),
+                    page("MA-2", "en"),
+                ],
+            }
+        ]
+    }
+    assert linkset_header(anchor) == (
+        f'<{anchor}?linkType=all>; rel="linkset"; type="application/linkset+json"'
+    )
