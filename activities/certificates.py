@@ -210,7 +210,6 @@ class CertificateActivities:
             organization_id=certificate.organization_id,
             product_id=product.id,
             product_name=product.name,
-            product_gtin=product.gtin,
             scheme=SchemeSnapshot(
                 id=scheme.id,
                 code=scheme.code,

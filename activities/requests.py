@@ -116,8 +116,9 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
     row.updated_at = t.at
     session.add(row)
     _related_rows(session, t, row)
-    if t.change.confirmed_gtin is not None:
-        _confirm_gtin(session, t, row)
+    detail = t.detail
+    if t.change.confirm_gtin:
+        detail = detail | {"gtin_confirmed": _confirm_gtin(session, t, row)}
     session.add(
         ActionRecord(
             request_id=t.request_id,
@@ -138,7 +139,7 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
         object_id=t.request_id,
         from_status=t.from_status.value if t.from_status else None,
         to_status=t.to_status.value if t.to_status else None,
-        detail=t.detail,
+        detail=detail,
         at=t.at,
     )
     outbox_ids = add_effects(session, t.effects, t.at)
@@ -147,16 +148,19 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
     )
 
 
-def _confirm_gtin(session: Session, t: Transition, row: CertificationRequest) -> None:
+def _confirm_gtin(session: Session, t: Transition, row: CertificationRequest) -> str:
     """An officer confirmed the product's GTIN at ``accept``: record who and when (the
-    first confirmation stands; a later one only adds its audit event)."""
+    first confirmation stands; a later one only adds its audit event). The GTIN, for the
+    audit event. (The API refused ``confirm_gtin`` for a product without one; a product's
+    GTIN never changes.)"""
     product = present(session.get(Product, row.product_id), f"product {row.product_id}")
-    invariant(product.gtin == t.change.confirmed_gtin, "the confirmed GTIN is the product's")
+    invariant(product.gtin is not None, "confirm_gtin for a product without a GTIN")
     invariant(t.actor is not None, "a GTIN is confirmed by a person")
     if product.gtin_confirmed_at is None:
         product.gtin_confirmed_at = t.at
         product.gtin_confirmed_by = t.actor.user_id if t.actor else None
         session.add(product)
+    return str(product.gtin)
 
 
 def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:

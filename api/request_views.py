@@ -91,8 +91,6 @@ class RequestRecord:
     scheme: SchemeInfo
     files: list[StoredFile]
     results: list[TestResult]
-    #: The product's GTIN (14 digits), if it has one.
-    product_gtin: str | None = None
 
     @classmethod
     def load(cls, session: Session, row: CertificationRequest) -> RequestRecord:
@@ -102,8 +100,7 @@ class RequestRecord:
             .order_by(col(StoredFile.uploaded_at))
         ).all()
         results = session.exec(select(TestResult).where(TestResult.request_id == row.id)).all()
-        gtin = session.exec(select(Product.gtin).where(Product.id == row.product_id)).first()
-        return cls(row, scheme_info(session, row.scheme_id), list(files), list(results), gtin)
+        return cls(row, scheme_info(session, row.scheme_id), list(files), list(results))
 
     def facts(self) -> RequestFacts:
         """The rules' view of the request (the workflow keeps the same facts)."""
@@ -142,7 +139,6 @@ class RequestRecord:
             info_due_at=row.info_due_at,
             appeal_until=row.appeal_until,
             appeal_filed=bool(row.appeal_filed),
-            product_gtin=self.product_gtin,
         )
 
 

@@ -44,8 +44,8 @@ class MessageBody(_Body):
 class AcceptBody(_Body):
     centre_code: ShortText | None = None
     scope: Text | None = Field(default=None, description="The officer may amend the scope.")
-    confirm_gtin: bool = Field(
-        default=False,
+    confirm_gtin: bool | None = Field(
+        default=None,
         description="The officer has checked the product's GTIN (against the label, the "
         "GS1 registry): it is recorded as confirmed, and only a confirmed GTIN is published "
         "(GS1 Digital Link). 409 `no-gtin` when the product has none.",
@@ -106,9 +106,9 @@ class RecordChange(BaseModel):
     cleared: list[str] = Field(default_factory=list)
     #: Not a column: who verified the results (kept on the results and the report).
     verified_by: str | None = None
-    #: Not a column: the product's GTIN the officer confirmed at ``accept`` (written to the
+    #: Not a column: the officer confirmed the product's GTIN at ``accept`` (written to the
     #: product in the same transaction).
-    confirmed_gtin: str | None = None
+    confirm_gtin: bool | None = None
 
     def columns(self) -> dict[str, Any]:
         """The record's columns this change sets, and their new values."""
@@ -124,7 +124,7 @@ class RecordChange(BaseModel):
 RECORD_COLUMNS = tuple(
     name
     for name in RecordChange.model_fields
-    if name not in ("cleared", "verified_by", "confirmed_gtin")
+    if name not in ("cleared", "verified_by", "confirm_gtin")
 )
 
 

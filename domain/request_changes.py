@@ -50,7 +50,7 @@ def plan(
         change.centre_code = body.get("centre_code") or facts.proposed_centre_code
         change.scope = body.get("scope")
         if body.get("confirm_gtin") is True:
-            change.confirmed_gtin = facts.product_gtin
+            change.confirm_gtin = True
     elif action == "request_info":
         change.info_due_at = now + timedelta(seconds=info_response)
     elif action in ("respond", "withdraw"):
@@ -86,8 +86,6 @@ def audit_detail(change: RecordChange) -> dict[str, Any]:
         detail["round"] = change.round
     if change.appeal_until is not None:
         detail["appeal_until"] = change.appeal_until.isoformat()
-    if change.confirmed_gtin is not None:
-        detail["gtin_confirmed"] = change.confirmed_gtin
     return detail
 
 

@@ -101,8 +101,6 @@ class RequestFacts:
     info_due_at: datetime | None = None
     appeal_until: datetime | None = None
     appeal_filed: bool = False
-    #: The product's GTIN (14 digits), if it has one (a product's GTIN never changes).
-    product_gtin: str | None = None
 
     @property
     def items_this_round(self) -> frozenset[str]:
@@ -231,17 +229,10 @@ def check_state(action: str, facts: RequestFacts, actor: Actor, body: Mapping[st
             raise Refusal(
                 409, "missing-documents", "documents still to upload: " + ", ".join(missing)
             )
-    elif action == "accept":
-        if not (body.get("centre_code") or facts.proposed_centre_code):
-            raise Refusal(
-                409, "no-centre", "no technical centre was proposed: give centre_code to accept"
-            )
-        if body.get("confirm_gtin") is True and facts.product_gtin is None:
-            raise Refusal(
-                409,
-                "no-gtin",
-                "the request's product has no GTIN to confirm: accept without confirm_gtin",
-            )
+    elif action == "accept" and not (body.get("centre_code") or facts.proposed_centre_code):
+        raise Refusal(
+            409, "no-centre", "no technical centre was proposed: give centre_code to accept"
+        )
     elif action == "submit_results":
         due = [
             code

@@ -57,8 +57,6 @@ class RequestWorkflowInput(BaseModel):
     organization_id: str
     product_id: str
     product_name: str
-    #: The product's GTIN (14 digits), for ``accept``'s ``confirm_gtin``.
-    product_gtin: str | None = None
     scheme: SchemeSnapshot
     kind: RequestKind
     scope: str

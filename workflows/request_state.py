@@ -154,7 +154,6 @@ class RequestState:
             info_due_at=self.info_due,
             appeal_until=self.appeal_until,
             appeal_filed=self.appeal_filed,
-            product_gtin=self.params.product_gtin,
         )
 
     def _adopt(self, facts: RequestFacts, now: datetime) -> None:

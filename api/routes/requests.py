@@ -268,7 +268,6 @@ def _prepare_create(
         organization_id=actor.organization_id,
         product_id=product.id,
         product_name=product.name,
-        product_gtin=product.gtin,
         scheme=SchemeSnapshot(
             id=scheme.id,
             code=scheme.code,
