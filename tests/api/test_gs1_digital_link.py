@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,13 @@ from sqlmodel import Session, select
 from api.app import create_app
 from domain.gs1 import check_digit
 from models.audit import AuditEvent
+from models.lab import CertificateStatus
+from models.requests import CertificationRequest
 from mutabaqa.settings import Settings
 from tests.activities.test_certificate_pdf import page_png, qr_codes
 from tests.api.helpers import API, assert_problem, make_manufacturer, make_product
 from tests.api.lab_helpers import Lab, make_lab, record_all
+from tests.api.public_helpers import insert_certificate
 from tests.api.requests_helpers import Cast, act, make_cast, to_review, wait_pdf_link
 from tests.conftest import RunningWorker
 
@@ -257,3 +261,54 @@ def test_a_gtin_names_one_product_across_organisations(
         response = client.post(f"{API}/products", json=body | {"gtin": bad}, headers=rival)
         assert_problem(response, 422)
     assert client.get(f"{API}/products", headers=rival).json()["items"] == []
+
+
+def test_several_certificates_of_one_product(
+    client: TestClient, engine: Engine, settings: Settings
+) -> None:
+    """Every public certificate is listed, newest first; a browser goes to the newest
+    active one; terminated certificates and superseded issues are not listed."""
+    gtin = "0" + new_gtin13()
+    older_active = insert_certificate(engine, gtin=gtin, issued_on=date(2026, 1, 5))
+    newer_suspended = insert_certificate(
+        engine, statuses=[CertificateStatus.SUSPENDED], issued_on=date(2026, 4, 1)
+    )
+    newest_reissued = insert_certificate(
+        engine,
+        statuses=[CertificateStatus.SUPERSEDED, CertificateStatus.WITHDRAWN],
+        issued_on=date(2026, 5, 1),
+    )
+    terminated = insert_certificate(
+        engine, statuses=[CertificateStatus.TERMINATED], issued_on=date(2026, 6, 1)
+    )
+    with Session(engine) as session:
+        first = session.get(CertificationRequest, older_active.request_id)
+        assert first is not None
+        product_id = first.product_id
+        for other in (newer_suspended, newest_reissued, terminated):
+            row = session.get(CertificationRequest, other.request_id)
+            assert row is not None
+            row.product_id = product_id
+            session.add(row)
+        session.commit()
+
+    linkset = client.get(f"/01/{gtin}", headers={"Accept": LINKSET})
+    assert linkset.status_code == 200, linkset.text
+    credentials = [
+        link["title"]
+        for link in linkset.json()["linkset"][0][CERTIFICATION_INFO]
+        if link["type"] == "application/vc"
+    ]
+    assert credentials == [
+        newest_reissued.number,
+        newer_suspended.number,
+        older_active.number,
+    ]
+    assert len(linkset.json()["linkset"][0][CERTIFICATION_INFO]) == 3 * 4
+
+    browser = client.get(
+        f"/01/{gtin}", headers={"Accept": BROWSER, "Accept-Language": "ar"}, follow_redirects=False
+    )
+    assert browser.status_code == 307
+    base = settings.public_base_url.rstrip("/")
+    assert browser.headers["location"] == f"{base}/verify/{older_active.number}?lang=ar"
