@@ -101,9 +101,18 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
     return portal, form, None
 
 
+#: Body fields the portal's forms do not offer (API only): ``accept``'s ``confirm_gtin``
+#: (GS1 Digital Link, docs/credentials.md) until the review page shows the product's GTIN.
+API_ONLY_FIELDS = frozenset({"confirm_gtin"})
+
+
 def _fields(model_fields: dict[str, FieldInfo]) -> list[tuple[str, bool]]:
     """A form's fields: each name and whether the server requires it."""
-    return [(name, field.is_required()) for name, field in model_fields.items()]
+    return [
+        (name, field.is_required())
+        for name, field in model_fields.items()
+        if name not in API_ONLY_FIELDS
+    ]
 
 
 def _not_found(request: Request, portal: PortalSession, status: int = 404) -> Response:
@@ -225,6 +234,8 @@ def action_body(action: str, form: FormData) -> dict[str, Any]:
     list field takes its checked boxes, or one item per line)."""
     body: dict[str, Any] = {}
     for name, field in ACTION_BODIES[action].model_fields.items():
+        if name in API_ONLY_FIELDS:
+            continue
         if field.annotation is not None and "list" in str(field.annotation):
             items = [str(v).strip() for v in form.getlist(name)]
             items = [i.strip() for v in items for i in v.replace(",", "\n").splitlines()]
@@ -259,7 +270,11 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         body = action_body(action, form)
         await perform_action(ctx, request_id, action, actor, body, key)
     except Problem as problem:
-        fields = list(ACTION_BODIES[action].model_fields) if action in ACTION_BODIES else []
+        fields = (
+            [n for n, _ in _fields(ACTION_BODIES[action].model_fields)]
+            if action in ACTION_BODIES
+            else []
+        )
         failed = (action, field_of(problem, fields), refused(problem))
         values = {name: form.getlist(name) for name in fields}
         return await run_in_threadpool(
