@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.refusals import Refused, refused
-from api.portal.render import render
+from api.portal.render import API_ONLY_FIELDS, render
 from api.portal.sessions import PortalSession, current_session, posted_form
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
@@ -99,11 +99,6 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
     if not actor_of(portal.user).has(Role.COMPLIANCE_OFFICER):
         return None, form, _not_found(request, portal)
     return portal, form, None
-
-
-#: Body fields the portal's forms do not offer (API only): ``accept``'s ``confirm_gtin``
-#: (GS1 Digital Link, docs/credentials.md) until the review page shows the product's GTIN.
-API_ONLY_FIELDS = frozenset({"confirm_gtin"})
 
 
 def _fields(model_fields: dict[str, FieldInfo]) -> list[tuple[str, bool]]:
