@@ -157,7 +157,7 @@ def freeze_report(
 def complete_effect(effect: Effect, certificate: CertificateRef) -> Effect:
     """A grant's effect, completed with the certificate issued in the same transaction."""
     payload = dict(effect.payload)
-    if effect.kind is EffectKind.CERTIFICATE_PDF:
+    if effect.kind in (EffectKind.CERTIFICATE_PDF, EffectKind.CERTIFICATE_CREDENTIAL):
         payload["certificate_id"] = certificate.certificate_id
     elif effect.kind is EffectKind.START_CERTIFICATE_WORKFLOW:
         payload |= {

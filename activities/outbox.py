@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.credentials import CredentialIssuer
 from activities.lab import LabActivities
 from activities.notifications import NotificationActivities
 from activities.webhooks import WebhookActivities
@@ -43,6 +44,7 @@ class OutboxActivities:
         notifications: NotificationActivities,
         webhooks: WebhookActivities,
         lab: LabActivities,
+        credentials: CredentialIssuer,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -50,6 +52,7 @@ class OutboxActivities:
         self._notifications = notifications
         self._webhooks = webhooks
         self._lab = lab
+        self._credentials = credentials
 
     def _pending(self, row_id: str) -> OutboxRow | None:
         row = outbox.get(self._engine, row_id)
@@ -61,7 +64,8 @@ class OutboxActivities:
 
     @activity.defn(name="outbox_deliver")
     def deliver(self, row_id: str) -> bool:
-        """Mail, webhook or PDF. False: already delivered (or dead), nothing done."""
+        """Mail, webhook, PDF, credential or status lists. False: already delivered (or
+        dead), nothing done."""
         row = self._pending(row_id)
         if row is None:
             return False
@@ -72,6 +76,10 @@ class OutboxActivities:
                 self._webhooks.deliver(WebhookInput.model_validate(row.payload))
             elif row.kind is EffectKind.CERTIFICATE_PDF:
                 self._lab.ensure_pdf(str(row.payload["certificate_id"]))
+            elif row.kind is EffectKind.CERTIFICATE_CREDENTIAL:
+                self._credentials.ensure_credential(str(row.payload["certificate_id"]))
+            elif row.kind is EffectKind.STATUS_LIST:
+                self._credentials.refresh_lists(str(row.payload["certificate_id"]))
             else:
                 raise _undeliverable(f"outbox row {row_id}: {row.kind} is not a synchronous kind")
         except Exception as exc:

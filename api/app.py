@@ -31,6 +31,7 @@ from api.problems import install_problem_handlers
 from api.routes import (
     auth,
     certificates,
+    credentials,
     evidence,
     files,
     gs1,
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)
+    app.include_router(credentials.router)
     app.include_router(public.root_router)
     app.include_router(gs1.router)
     app.include_router(portal_maker.router)  # before pages: /requests/new is not a request id

@@ -191,6 +191,14 @@ def digest_multibase(data: bytes) -> str:
     return "u" + base64.urlsafe_b64encode(multihash).rstrip(b"=").decode("ascii")
 
 
+def digest_multibase_of_sha256(hexdigest: str) -> str:
+    """``digest_multibase`` of data whose SHA-256 is ``hexdigest`` (as the record keeps it)."""
+    digest = bytes.fromhex(hexdigest)
+    if len(digest) != 32:
+        raise ValueError("a SHA-256 digest is 32 bytes")
+    return "u" + base64.urlsafe_b64encode(b"\x12\x20" + digest).rstrip(b"=").decode("ascii")
+
+
 def rec20_unit(unit: str) -> str:
     """The Rec 20 code of a unit, or the documented fallback ``ZZ``."""
     return REC20_UNITS.get(unit.strip(), REC20_FALLBACK)

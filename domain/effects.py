@@ -17,6 +17,10 @@ class EffectKind(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
     CERTIFICATE_PDF = "certificate_pdf"
+    #: The issue's W3C credential, once its PDF is stored (activities/credentials.py).
+    CERTIFICATE_CREDENTIAL = "certificate_credential"
+    #: The status lists holding an issue's credential entries, after a status change.
+    STATUS_LIST = "status_list"
     START_CERTIFICATE_WORKFLOW = "start_certificate_workflow"
     SURVEILLANCE_OUTCOME = "surveillance_outcome"
 

@@ -3,7 +3,16 @@
 Importing this package registers every table on ``SQLModel.metadata`` (Alembic relies on it).
 """
 
-from models import accounts, audit, lab, logins, outbox, requests, webhooks  # noqa: F401  (registers the tables)
+from models import (  # noqa: F401  (registers the tables)
+    accounts,
+    audit,
+    credentials,
+    lab,
+    logins,
+    outbox,
+    requests,
+    webhooks,
+)
 from models.reference import (
     Aggregation,
     DecisionRule,

@@ -81,6 +81,17 @@ class PublicStandard(BaseModel):
     edition: str
 
 
+class PublicStatusAt(BaseModel):
+    """``GET /verify/{number}?at=``: was the certificate valid at that instant? From the
+    record (each issue and each transition with its time), not from the status lists."""
+
+    number: str
+    at: datetime
+    issue: int | None = Field(description="The issue in force then; null: not issued yet.")
+    status: CertificateStatus | None = Field(description="Its status then.")
+    valid: bool = Field(description="Active then and within its validity dates.")
+
+
 class PublicCertificate(BaseModel):
     """``GET /verify/{number}``: the latest issue of a certificate, its status (checked
     online: the signed payload carries none) and the signed payload with its signature."""

@@ -7,10 +7,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -296,13 +295,15 @@ def ca_init(
 @app.command()
 def verify(
     file: Annotated[
-        Path | None, typer.Argument(help="Certificate PDF or JSON (from /verify/NUMBER).")
+        Path | None,
+        typer.Argument(help="Certificate PDF or JSON (from /verify/NUMBER), or credential."),
     ] = None,
     keys: Annotated[
         str | None,
         typer.Option(
             help="Key set: a JWKS file or the URL of /.well-known/mutabaqa-keys.json "
-            "(default: MUTABAQA_PUBLIC_BASE_URL's)."
+            "(default: MUTABAQA_PUBLIC_BASE_URL's). For a credential, also a DID document; "
+            "default: the issuer's did:web; a file means offline (status not read)."
         ),
     ] = None,
     ca: Annotated[
@@ -310,28 +311,41 @@ def verify(
         typer.Option(help="CA certificate (PEM) trusted for a PDF's PAdES signature."),
     ] = None,
 ) -> None:
-    """Check offline that a certificate is genuine: signed by a key of the key set, unaltered.
+    """Check that a certificate is genuine: signed by a key of the key set, unaltered.
 
     Exit status: 0 genuine, 1 altered or forged, 2 key not in the key set, 3 unreadable.
 
-    Whether it is still in force (not suspended, withdrawn, expired) only the online register says.
+    Whether a certificate is still in force only the online register says; a verifiable
+    credential's status lists are read online (unless --keys is a file) and reported.
     """
-    from mutabaqa.verify import Verdict, base_url_of, keys_url, status_url, verify_file
+    from mutabaqa import verify as checks
+    from mutabaqa.verify import Unreadable, Verdict, describe_payload, read_certificate_file
+    from mutabaqa.verify_credential import is_credential, report, verify_credential
 
     if file is None:
         _fail("UNREADABLE: give the certificate file (PDF or JSON) to verify", Verdict.UNREADABLE)
+    try:
+        document, pdf_bytes = read_certificate_file(file)
+    except Unreadable as exc:
+        _fail(f"UNREADABLE: {exc}", Verdict.UNREADABLE)
+    if pdf_bytes is None and is_credential(document):
+        checked = verify_credential(document, keys)
+        if checked.verdict is Verdict.UNREADABLE:
+            _fail(f"UNREADABLE: {checked.reason}", Verdict.UNREADABLE)
+        typer.echo("\n".join(report(checked)))
+        raise typer.Exit(checked.verdict)
 
-    base_url = base_url_of(keys) if keys else None
+    base_url = checks.base_url_of(keys) if keys else None
     if base_url is None:
         try:
             base_url = load_settings_for((), {}).public_base_url  # uses no secret
         except SettingsError as exc:
             _fail(str(exc), Verdict.UNREADABLE)
-    source = keys or keys_url(base_url)
+    source = keys or checks.keys_url(base_url)
     trust_roots = _trust_roots(ca or [])
     for noisy in ("pyhanko", "pyhanko_certvalidator"):  # verdicts are reported below
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    outcome = verify_file(file, source, trust_roots)
+    outcome = checks.verify_document(document, pdf_bytes, source, trust_roots)
     if outcome.verdict is Verdict.UNREADABLE:
         _fail(f"UNREADABLE: {outcome.reason}", Verdict.UNREADABLE)
     labels = {
@@ -342,7 +356,7 @@ def verify(
     typer.echo(f"{labels[outcome.verdict]}: {outcome.reason}.")
     payload = outcome.payload
     claims = "" if outcome.verdict is Verdict.GENUINE else " (as it claims)"
-    for line in _describe(payload):
+    for line in describe_payload(payload):
         typer.echo(f"  {line}{claims}")
     typer.echo(f"  signing key: {outcome.kid} (key set: {source})")
     for note in outcome.notes:
@@ -351,7 +365,7 @@ def verify(
     typer.echo(
         "The signature shows who issued the certificate and that it is unaltered, not that it "
         "is still in force: its current status (active, suspended, withdrawn, expired...) "
-        f"must be checked online at {status_url(base_url, number)}"
+        f"must be checked online at {checks.status_url(base_url, number)}"
     )
     raise typer.Exit(outcome.verdict)
 
@@ -366,34 +380,6 @@ def _trust_roots(paths: list[Path]) -> list[x509.Certificate]:
         except (OSError, ValueError) as exc:
             _fail(f"UNREADABLE: CA certificate {path}: {exc}", 3)
     return roots
-
-
-def _describe(payload: Mapping[str, Any]) -> list[str]:
-    """The certificate's identity, one fact a line."""
-
-    def part(name: str, key: str) -> str:
-        value = payload.get(name)
-        return str(value.get(key, "")) if isinstance(value, Mapping) else ""
-
-    standards = payload.get("standards")
-    standards = standards if isinstance(standards, list) else []
-    holder = part("holder", "name")
-    if part("holder", "name_ar"):
-        holder += f" / {part('holder', 'name_ar')}"
-    return [
-        f"certificate: {payload.get('number', '?')}, issue {payload.get('issue', '?')}",
-        f"holder: {holder} ({part('holder', 'registration_id')}, {part('holder', 'country')})",
-        f"product: {part('product', 'name')}, brand {part('product', 'brand')}, "
-        f"model {part('product', 'model')}",
-        f"scheme: {part('scheme', 'code')} version {part('scheme', 'version')}"
-        + "".join(
-            f"; {s.get('code', '')} edition {s.get('edition', '')}"
-            for s in standards
-            if isinstance(s, Mapping)
-        ),
-        f"issued on: {payload.get('issued_on', '?')}",
-        f"valid until: {payload.get('valid_until', '?')}",
-    ]
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.audit_links import DEVELOPMENT_AUDIT_KEY, AuditKeys
+from domain.credentials import AssessmentLevel
 from domain.logins import PASSWORD_MIN_LENGTH
 from mutabaqa.i18n import languages
 
@@ -215,6 +216,32 @@ class Settings(BaseSettings):
     body_accreditation: str = "ISO/IEC 17065 — accréditation de démonstration"
     certificate_prefix: str = "MA"
     timezone: str = "Africa/Casablanca"
+
+    # Verifiable credentials (docs/credentials.md). The accreditation under which the body
+    # certifies, as each credential states it (UNTP ``authorisation``): its name is
+    # ``body_accreditation``; the issuing authority is named here. The defaults are
+    # demonstration values (``.invalid`` is a reserved domain): set them in production.
+    accreditation_authority_id: str = Field(
+        default="https://accreditation.invalid/", pattern=r"^(https?|did):"
+    )
+    accreditation_authority_name: str = "Accreditation authority (demonstration)"
+    accreditation_authority_registered_id: str | None = None
+    #: A public page proving the accreditation (UNTP ``endorsementEvidence``), if any.
+    accreditation_evidence_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: UNTP ``assessmentLevel``: product-safety certification the law requires is
+    #: ``authority-mandate``.
+    accreditation_assessment_level: AssessmentLevel = "authority-mandate"
+    #: UNTP ``conformityTopic`` of every assessment (a URI and its name).
+    conformity_topic_id: str = Field(
+        default="https://vocabulary.uncefact.org/untp/ConformityTopic#safety",
+        pattern=r"^https?://",
+    )
+    conformity_topic_name: str = "Product safety"
+    #: Entries per status list (Bitstring Status List v1.0 asks for at least 131,072 for
+    #: herd privacy); a new list opens when the current one is half allocated.
+    status_list_size: Annotated[int, Field(ge=131072, multiple_of=8)] = 131072
+    #: How long verifiers may cache a status list (its ``ttl``).
+    status_list_ttl_seconds: Annotated[int, Field(gt=0)] = 300
 
     # Uploads and retention.
     max_upload_bytes: Annotated[int, Field(gt=0)] = 200 * MiB

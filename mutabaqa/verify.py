@@ -6,6 +6,9 @@ A certificate file is either the JSON served by ``GET /verify/{number}``
 as the attachment ``mutabaqa-certificate.json`` and carries a PAdES signature. The
 signature proves who issued the certificate and that it was not altered; it does not say
 whether the certificate is still in force, which only the online register knows.
+
+A JSON file with ``@context`` is a W3C verifiable credential instead
+(``mutabaqa/verify_credential.py``), whose status lists are read online.
 """
 
 from __future__ import annotations
@@ -81,11 +84,13 @@ def status_url(public_base_url: str, number: str) -> str:
     return f"{public_base_url.rstrip('/')}/verify/{number}"
 
 
-#: Hosts whose key set may be fetched over plain http (the machine itself).
+#: Hosts whose key set (or DID document, status list) may be fetched over plain http.
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The most read from a URL: a key set or DID document; status lists (1 MiB bitstrings).
+MAX_FETCH_BYTES = 4 << 20
 
 
-def check_keys_url(source: str) -> None:
+def check_fetch_url(source: str, what: str = "the key set") -> None:
     """Raise ``Unreadable`` unless ``source`` may be fetched: https, or http to this machine
     (anyone on the path of a plain-http fetch could hand over their own keys)."""
     parts = urlsplit(source)
@@ -95,36 +100,49 @@ def check_keys_url(source: str) -> None:
     if parts.scheme.lower() == "http" and host in LOCAL_HOSTS:
         return
     raise Unreadable(
-        f"refusing to fetch the key set from {source}: keys are fetched over https only "
+        f"refusing to fetch {what} from {source}: it is fetched over https only "
         "(http only from localhost / 127.0.0.1)"
     )
 
 
-def load_key_set(source: str, *, timeout: float = 10.0) -> dict[str, dict[str, str]]:
-    """The Ed25519 keys of a JWKS file path or URL, indexed by their thumbprint.
+def fetch(source: str, what: str = "the key set", *, timeout: float = 10.0) -> bytes:
+    """The body of an https URL (http only for localhost / 127.0.0.1), at most
+    ``MAX_FETCH_BYTES``; redirects are not followed, so what is read comes from the
+    address given and nowhere else. ``Unreadable`` names what failed."""
+    check_fetch_url(source, what)
+    body = bytearray()
+    try:
+        with httpx.stream("GET", source, timeout=timeout, follow_redirects=False) as response:
+            if response.is_redirect:
+                where = response.headers.get("location", "?")
+                raise Unreadable(
+                    f"cannot fetch {what} {source}: HTTP {response.status_code} redirects "
+                    f"to {where}, and redirects are not followed (give the final URL)"
+                )
+            if response.status_code != 200:
+                raise Unreadable(f"cannot fetch {what} {source}: HTTP {response.status_code}")
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_FETCH_BYTES:
+                    raise Unreadable(f"{what} {source} is larger than {MAX_FETCH_BYTES} bytes")
+    except httpx.HTTPError as exc:
+        raise Unreadable(f"cannot fetch {what} {source}: {exc}") from None
+    return bytes(body)
 
-    A URL must be https (http only for localhost / 127.0.0.1); redirects are not followed,
-    so the keys come from the address given and nowhere else."""
+
+def read_source(source: str, what: str = "the key set") -> bytes:
+    """The bytes of a URL (``fetch``) or of a file."""
     if "://" in source:
-        check_keys_url(source)
-        try:
-            response = httpx.get(source, timeout=timeout, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise Unreadable(f"cannot fetch the key set {source}: {exc}") from None
-        if response.is_redirect:
-            where = response.headers.get("location", "?")
-            raise Unreadable(
-                f"cannot fetch the key set {source}: HTTP {response.status_code} redirects "
-                f"to {where}, and redirects are not followed (give the final URL)"
-            )
-        if response.status_code != 200:
-            raise Unreadable(f"cannot fetch the key set {source}: HTTP {response.status_code}")
-        raw = response.content
-    else:
-        try:
-            raw = Path(source).read_bytes()
-        except OSError as exc:
-            raise Unreadable(f"cannot read the key set {source}: {exc.strerror}") from None
+        return fetch(source, what)
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise Unreadable(f"cannot read {what} {source}: {exc.strerror}") from None
+
+
+def load_key_set(source: str) -> dict[str, dict[str, str]]:
+    """The Ed25519 keys of a JWKS file path or URL (``fetch``), indexed by thumbprint."""
+    raw = read_source(source)
     try:
         document = json.loads(raw)
         if not isinstance(document, Mapping):
@@ -259,6 +277,16 @@ def verify_file(
         document, pdf_bytes = read_certificate_file(path)
     except Unreadable as exc:
         return Outcome(Verdict.UNREADABLE, str(exc))
+    return verify_document(document, pdf_bytes, keys_source, trust_roots)
+
+
+def verify_document(
+    document: Any,
+    pdf_bytes: bytes | None,
+    keys_source: str,
+    trust_roots: Sequence[x509.Certificate] = (),
+) -> Outcome:
+    """``verify_file`` on a document already read (``read_certificate_file``)."""
     try:
         _signed_parts(document)
     except Unreadable as exc:
@@ -271,3 +299,31 @@ def verify_file(
     if outcome.verdict is Verdict.GENUINE and pdf_bytes is not None:
         return check_pdf_signature(pdf_bytes, trust_roots, outcome)
     return outcome
+
+
+def describe_payload(payload: Mapping[str, Any]) -> list[str]:
+    """The certificate's identity, one fact a line."""
+
+    def part(name: str, key: str) -> str:
+        value = payload.get(name)
+        return str(value.get(key, "")) if isinstance(value, Mapping) else ""
+
+    standards = payload.get("standards")
+    standards = standards if isinstance(standards, list) else []
+    holder = part("holder", "name")
+    if part("holder", "name_ar"):
+        holder += f" / {part('holder', 'name_ar')}"
+    return [
+        f"certificate: {payload.get('number', '?')}, issue {payload.get('issue', '?')}",
+        f"holder: {holder} ({part('holder', 'registration_id')}, {part('holder', 'country')})",
+        f"product: {part('product', 'name')}, brand {part('product', 'brand')}, "
+        f"model {part('product', 'model')}",
+        f"scheme: {part('scheme', 'code')} version {part('scheme', 'version')}"
+        + "".join(
+            f"; {s.get('code', '')} edition {s.get('edition', '')}"
+            for s in standards
+            if isinstance(s, Mapping)
+        ),
+        f"issued on: {payload.get('issued_on', '?')}",
+        f"valid until: {payload.get('valid_until', '?')}",
+    ]

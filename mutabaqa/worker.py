@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.certificates import CertificateActivities
+from activities.credentials import CredentialIssuer
 from activities.lab import LabActivities
 from activities.notifications import NotificationActivities
 from activities.outbox import OutboxActivities
@@ -75,10 +76,12 @@ def build_worker(
     requests = RequestActivities(engine, store, settings)
     notifications = NotificationActivities(engine, settings)
     webhooks = WebhookActivities(engine, settings)
-    lab = LabActivities(engine, settings, store, ensure_signing_material(settings))
+    signing = ensure_signing_material(settings)
+    lab = LabActivities(engine, settings, store, signing)
     certificates = CertificateActivities(engine, lab)
     queue = task_queue or settings.temporal_task_queue
-    outbox = OutboxActivities(engine, client, queue, notifications, webhooks, lab)
+    credentials = CredentialIssuer(engine, settings, signing.keyring)
+    outbox = OutboxActivities(engine, client, queue, notifications, webhooks, lab, credentials)
     return Worker(
         client,
         task_queue=queue,

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from models.workflow_names import CERTIFICATE_WORKFLOW, REQUEST_WORKFLOW
     from workflows.outbox import start_deliveries
 
-from workflows.certificate_effects import holder_notices
+from workflows.certificate_effects import CREDENTIALS_PATCH, holder_notices, status_lists_effect
 from workflows.retries import DB_RETRY, SYSTEM_RETRY
 
 C = CertificateStatus
@@ -164,7 +164,10 @@ class CertificateWorkflow:
     ) -> list[Effect]:
         """Tell the holder (e-mail, webhook): outbox rows written with the transition."""
         issue = self.params.issue if issue is None else issue
-        return holder_notices(self.params, status, key, reason, event, issue, workflow.now())
+        effects = holder_notices(self.params, status, key, reason, event, issue, workflow.now())
+        if workflow.patched(CREDENTIALS_PATCH):  # one more delivery than older runs started
+            effects.append(status_lists_effect(self.params, key))
+        return effects
 
     async def _act(self, cmd: CertificateCommand) -> CertificateResult:
         async with self.lock:
@@ -192,6 +195,13 @@ class CertificateWorkflow:
                 dedupe_key=f"certificate-pdf:{self.params.number}:{issue}",
             ),
         ]
+        if workflow.patched(CREDENTIALS_PATCH):  # and its credential, once that PDF is stored
+            effects.append(
+                Effect(
+                    kind=EffectKind.CERTIFICATE_CREDENTIAL,
+                    dedupe_key=f"certificate-credential:{self.params.number}:{issue}",
+                )
+            )
         try:
             ref = await workflow.execute_activity_method(
                 CertificateActivities.reissue,

@@ -15,6 +15,21 @@ with workflow.unsafe.imports_passed_through():
     from models.webhook_events import WebhookInput
 
 
+#: Runs started before credentials existed replay without their deliveries.
+CREDENTIALS_PATCH = "credentials-v1"
+
+
+def status_lists_effect(params: CertificateWorkflowInput, key: str) -> Effect:
+    """Republish the status lists of this run's issue (its suspension or revocation bit
+    follows the status the transition wrote; a reissue revokes this issue)."""
+    return Effect(
+        kind=EffectKind.STATUS_LIST,
+        dedupe_key=f"status-list:{params.certificate_id}:{key}",
+        payload={"certificate_id": params.certificate_id},
+        subject=params.number,
+    )
+
+
 def holder_notices(
     params: CertificateWorkflowInput,
     status: CertificateStatus,

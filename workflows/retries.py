@@ -60,7 +60,7 @@ def delivery_retry(policy: DeliveryPolicy, kind: EffectKind) -> RetryPolicy:
     they run out the row goes to the dead letter. A PDF retries as ``PDF_RETRY`` does (at
     least): it is mostly waiting for the worker's renderer (``renderer-busy``) during a burst
     of grants, which should not use up a dead-letter budget meant for real failures."""
-    if kind is EffectKind.CERTIFICATE_PDF:
+    if kind in (EffectKind.CERTIFICATE_PDF, EffectKind.CERTIFICATE_CREDENTIAL):
         return RetryPolicy(
             initial_interval=timedelta(seconds=1),
             maximum_interval=timedelta(seconds=30),

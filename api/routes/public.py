@@ -23,7 +23,7 @@ route is rate-limited per client address (``api.ratelimit``).
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,8 @@ from api.pagination import Page, PageParams, PageParamsDep, paginate
 from api.portal.public import verify_html
 from api.problems import Problem
 from api.ratelimit import public_rate_limit
+from domain.credential_status import IssueRecord, StatusChange, status_at
+from models.audit import AuditEvent
 from models.certificates import (
     DIRECTORY_STATUSES,
     DirectoryEntry,
@@ -48,11 +50,18 @@ from models.certificates import (
     PublicProduct,
     PublicScheme,
     PublicStandard,
+    PublicStatusAt,
 )
 from models.lab import Certificate, CertificateStatus
 from mutabaqa.settings import Settings
+from records.certificates import certificate_chain
 
 NO_STORE = {"Cache-Control": "no-store"}
+_STATUS_VALUES = frozenset(s.value for s in CertificateStatus)
+AtQuery = Annotated[
+    datetime | None,
+    Query(description="An instant (RFC 3339 with its offset): was it valid then?"),
+]
 _MAX_NUMBER_LENGTH = 40  # the column's width: anything longer is unknown
 _MAX_CURSOR_LENGTH = 512
 
@@ -155,6 +164,37 @@ def _not_found(number: str) -> Problem:
     )
 
 
+def status_at_instant(
+    session: Session, settings: Settings, number: str, at: datetime
+) -> PublicStatusAt:
+    """Whether certificate ``number`` was valid at ``at`` (``domain.credential_status``)."""
+    if at.tzinfo is None:
+        raise Problem(
+            400,
+            "invalid-query",
+            "Invalid instant",
+            "give the instant with its UTC offset, e.g. 2026-06-01T09:00:00Z",
+        )
+    rows = session.exec(select(Certificate).where(Certificate.number == number)).all()
+    if not rows or len(number) > _MAX_NUMBER_LENGTH:
+        raise _not_found(number)
+    events = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.chain == certificate_chain(number))
+        .order_by(col(AuditEvent.seq))
+    ).all()
+    changes = [
+        StatusChange(int(e.detail["issue"]), e.at, CertificateStatus(e.to_status))
+        for e in events
+        if e.to_status in _STATUS_VALUES and str(e.detail.get("issue", "")).isdigit()
+    ]
+    issues = [IssueRecord(r.issue, r.created_at, r.issued_on, r.valid_until) for r in rows]
+    answer = status_at(issues, changes, at.astimezone(UTC), settings.timezone)
+    return PublicStatusAt(
+        number=number, at=at, issue=answer.issue, status=answer.status, valid=answer.valid
+    )
+
+
 def _find(session: Session, settings: Settings, number: str) -> PublicCertificate:
     row = latest_issue(session, number)
     if row is None:
@@ -210,11 +250,18 @@ def prefers_json(accept: str | None) -> bool:
     },
 )
 def verify_page(
-    number: str, request: Request, session: SessionDep, settings: SettingsDep
+    number: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    at: AtQuery = None,
 ) -> Response:
     """The latest issue of certificate ``number``: its status and public facts, as an HTML
     page in the reader's language (``?lang=``, cookie, ``Accept-Language``), or as JSON
-    when the client prefers it."""
+    when the client prefers it. With ``?at=<instant>``: whether it was valid then (JSON)."""
+    if at is not None:
+        answer = status_at_instant(session, settings, number, at)
+        return JSONResponse(answer.model_dump(mode="json"), headers=NO_STORE)
     wants_json = prefers_json(request.headers.get("accept"))
     if wants_json:
         public = _find(session, settings, number)
@@ -223,13 +270,24 @@ def verify_page(
     return verify_html(request, settings, number, None if row is None else to_public(row, settings))
 
 
-@api_router.get("/verify/{number}", response_model=PublicCertificate, responses=_NOT_FOUND_DOC)
+@api_router.get(
+    "/verify/{number}",
+    response_model=PublicCertificate | PublicStatusAt,
+    responses=_NOT_FOUND_DOC,
+)
 def verify(
-    number: str, response: Response, session: SessionDep, settings: SettingsDep
-) -> PublicCertificate:
+    number: str,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    at: AtQuery = None,
+) -> PublicCertificate | PublicStatusAt:
     """The latest issue of certificate ``number``: status, public facts, the signed payload
-    and its signature (check it against ``/.well-known/mutabaqa-keys.json``)."""
+    and its signature (check it against ``/.well-known/mutabaqa-keys.json``). With
+    ``?at=<instant>``: whether it was valid then."""
     response.headers.update(NO_STORE)
+    if at is not None:
+        return status_at_instant(session, settings, number, at)
     return _find(session, settings, number)
 
 

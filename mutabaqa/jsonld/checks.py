@@ -32,12 +32,17 @@ ALLOWED_PREFIXES = (
     "https://w3id.org/security#",
     "https://schema.org/",
 )
+#: Single terms the VC 2.0 context maps outside those vocabularies, by explicit definition:
+#: a ``DataIntegrityProof``'s ``created`` and ``expires`` are Dublin Core terms.
+ALLOWED_TERMS = frozenset({"http://purl.org/dc/terms/created", "http://purl.org/dc/terms/expires"})
 _UNTP_FLAT = re.compile(r"https://vocabulary\.uncefact\.org/untp/[A-Za-z][A-Za-z0-9]*")
 
 
 def allowed_iri(iri: str) -> bool:
     """Whether a property or type IRI is in a vocabulary the contexts define explicitly."""
-    return iri.startswith(ALLOWED_PREFIXES) or bool(_UNTP_FLAT.fullmatch(iri))
+    return (
+        iri.startswith(ALLOWED_PREFIXES) or iri in ALLOWED_TERMS or bool(_UNTP_FLAT.fullmatch(iri))
+    )
 
 
 def _walk(node: Any) -> Iterator[str]:

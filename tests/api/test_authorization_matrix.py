@@ -9,6 +9,7 @@ test — in the order of SPEC section 6: 401 → 403 → 404 → 422 → 409.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -50,7 +51,13 @@ PUBLIC_OK = {
     "/.well-known/did.json",
     "/01/{gtin}",
     "/01/{gtin}/10/{lot}",
+    "/credentials/{number}",
+    "/credentials/{number}/{issue}",
+    "/status-lists/{purpose}/{list_id}",
+    "/verify/{number}/{issue}/pdf",
 }
+#: What those answer when it is not 200.
+PUBLIC_OK_STATUS = {"/verify/{number}/{issue}/pdf": 307}
 
 
 @dataclass
@@ -138,6 +145,23 @@ def _get(path: str) -> Call:
     return lambda client, w, h: client.get(path.format(w=w), headers=h)
 
 
+def _issued(client: TestClient, path: str, h: dict[str, str]) -> Any:
+    """A public credential route, once the worker has issued the credential (404 with
+    Retry-After until then, just after the PDF)."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = client.get(path, headers=h, follow_redirects=False)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def _status_list(client: TestClient, w: World, h: dict[str, str]) -> Any:
+    credential = _issued(client, f"/credentials/{w.certificate}", {}).json()
+    url = credential["credentialStatus"][0]["statusListCredential"]
+    return client.get(url[url.index("/status-lists/") :], headers=h)
+
+
 def _logout(client: TestClient, w: World, h: dict[str, str]) -> Any:
     response = client.post(f"{API}/auth/logout", headers=h)
     if response.status_code == 204:  # every token of the caller is revoked: log in again
@@ -159,6 +183,28 @@ CASES = [
         everyone(200),
     ),
     Case("get", "/.well-known/did.json", "", _get("/.well-known/did.json"), everyone(200)),
+    Case(
+        "get",
+        "/credentials/{number}",
+        "",
+        lambda c, w, h: _issued(c, f"/credentials/{w.certificate}", h),
+        everyone(200),
+    ),
+    Case(
+        "get",
+        "/credentials/{number}/{issue}",
+        "",
+        lambda c, w, h: _issued(c, f"/credentials/{w.certificate}/0", h),
+        everyone(200),
+    ),
+    Case("get", "/status-lists/{purpose}/{list_id}", "", _status_list, everyone(200)),
+    Case(
+        "get",
+        "/verify/{number}/{issue}/pdf",
+        "",
+        lambda c, w, h: _issued(c, f"/verify/{w.certificate}/0/pdf", h),
+        everyone(307),
+    ),
     Case("get", "/health", "", lambda c, w, h: c.get("/health", headers=h), everyone(200)),
     Case("get", "/api/v1/organizations", "", _get(f"{API}/organizations"), only("admin", 200)),
     Case(
@@ -576,7 +622,7 @@ def test_matrix(client: TestClient, world: World, case: Case) -> None:
     for role in ROLES:
         for tenant in ("own", "other"):
             expected = (
-                (200 if case.path in PUBLIC_OK else 401)
+                (PUBLIC_OK_STATUS.get(case.path, 200) if case.path in PUBLIC_OK else 401)
                 if role == "anonymous"
                 else case.expected[role][tenant == "other"]
             )

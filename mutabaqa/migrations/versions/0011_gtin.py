@@ -1,7 +1,7 @@
 """products' GTIN (unique) and who confirmed it when
 
 Revision ID: 0011_gtin
-Revises: 0009_audit_anchoring
+Revises: 0010_credentials
 Create Date: 2026-12-04 22:00:00.000000
 
 - ``product.gtin``: the GTIN in its 14-digit form, nullable, unique across organisations
@@ -21,7 +21,7 @@ from alembic import op
 import models.types
 
 revision: str = "0011_gtin"
-down_revision: str | None = "0009_audit_anchoring"
+down_revision: str | None = "0010_credentials"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
