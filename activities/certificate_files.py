@@ -27,6 +27,7 @@ from activities.certificate_pdf import (
     sign_pdf,
 )
 from activities.errors import present
+from domain.gs1 import digital_link
 from models.accounts import Organization, Product
 from models.lab import Certificate
 from models.reference import Scheme, TechnicalCentre
@@ -40,6 +41,15 @@ PDF_CONTENT_TYPE = "application/pdf"
 #: Activity slots a worker lets PDFs hold (one renders, the others wait their turn).
 PDF_SLOTS = 3
 RENDERER_BUSY = "renderer-busy"
+
+
+def qr_url(public_base_url: str, number: str, product: Product) -> str:
+    """What the certificate's QR code encodes: the GS1 Digital Link of the product's GTIN
+    once an officer has confirmed it (``<base>/01/<gtin14>``), else the verification page
+    (``<base>/verify/<number>``). Both lead a phone to the certificate's status."""
+    if product.gtin is not None and product.gtin_confirmed_at is not None:
+        return digital_link(public_base_url, product.gtin)
+    return certificate_verify_url(public_base_url, number)
 
 
 def _shielded() -> AbstractContextManager[None]:
@@ -92,7 +102,7 @@ class CertificatePdfs:
                 accreditation=s.body_accreditation,
             ),
             holder_address=holder.address,
-            verify_url=certificate_verify_url(s.public_base_url, certificate.number),
+            verify_url=qr_url(s.public_base_url, certificate.number, product),
             holder_name_ar=holder.name_ar,
             product_name_ar=product.name_ar,
             scheme_title=scheme.title,

@@ -29,6 +29,7 @@ from activities.errors import (
     present,
 )
 from activities.lab import freeze_report
+from models.accounts import Product
 from models.audit import request_chain
 from models.lab import Appeal
 from models.reference import TechnicalCentre
@@ -115,6 +116,9 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
     row.updated_at = t.at
     session.add(row)
     _related_rows(session, t, row)
+    detail = t.detail
+    if t.change.confirm_gtin:
+        detail = detail | {"gtin_confirmed": _confirm_gtin(session, t, row)}
     session.add(
         ActionRecord(
             request_id=t.request_id,
@@ -135,13 +139,28 @@ def write_transition(session: Session, t: Transition) -> RequestRef:
         object_id=t.request_id,
         from_status=t.from_status.value if t.from_status else None,
         to_status=t.to_status.value if t.to_status else None,
-        detail=t.detail,
+        detail=detail,
         at=t.at,
     )
     outbox_ids = add_effects(session, t.effects, t.at)
     return RequestRef(
         request_id=row.id, number=row.number, status=row.status, outbox_ids=outbox_ids
     )
+
+
+def _confirm_gtin(session: Session, t: Transition, row: CertificationRequest) -> str:
+    """An officer confirmed the product's GTIN at ``accept``: record who and when (the
+    first confirmation stands; a later one only adds its audit event). The GTIN, for the
+    audit event. (The API refused ``confirm_gtin`` for a product without one; a product's
+    GTIN never changes.)"""
+    product = present(session.get(Product, row.product_id), f"product {row.product_id}")
+    invariant(product.gtin is not None, "confirm_gtin for a product without a GTIN")
+    invariant(t.actor is not None, "a GTIN is confirmed by a person")
+    if product.gtin_confirmed_at is None:
+        product.gtin_confirmed_at = t.at
+        product.gtin_confirmed_by = t.actor.user_id if t.actor else None
+        session.add(product)
+    return str(product.gtin)
 
 
 def _related_rows(session: Session, t: Transition, row: CertificationRequest) -> None:

@@ -34,6 +34,7 @@ from api.routes import (
     credentials,
     evidence,
     files,
+    gs1,
     keys,
     lab,
     organizations,
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
     app.include_router(keys.router)
     app.include_router(credentials.router)
     app.include_router(public.root_router)
+    app.include_router(gs1.router)
     app.include_router(portal_maker.router)  # before pages: /requests/new is not a request id
     app.include_router(portal_pages.router)
     app.include_router(portal_directory.router)

@@ -23,7 +23,16 @@ from api.workflow_calls import send_action
 from domain.actions import ACTION_BODIES
 from domain.keys import client_key
 from domain.permissions import Actor
-from domain.request_rules import Refusal, allowed_actions, can_see, check, check_body, check_role
+from domain.request_rules import (
+    Refusal,
+    RequestFacts,
+    allowed_actions,
+    can_see,
+    check,
+    check_body,
+    check_role,
+)
+from models.accounts import Product
 from models.reference import TechnicalCentre
 from models.request_api import RequestPublic
 from models.request_payloads import ActionInput
@@ -100,6 +109,8 @@ def _prepare_action(
             request_status=row.status.value,
             allowed_actions=allowed_actions(facts, actor),
         ) from None
+    if action == "accept" and clean.get("confirm_gtin") is True:
+        _require_gtin(session, row, facts, actor)
     return row.workflow_id
 
 
@@ -149,6 +160,23 @@ def _recorded_action(session: Session, request_id: str, key: str) -> str | None:
     """The body digest recorded with the client's ``key`` on this request, if any."""
     record = find_action(session, request_id, client_key(key))
     return None if record is None else record.body_hash
+
+
+def _require_gtin(
+    session: Session, row: CertificationRequest, facts: RequestFacts, actor: Actor
+) -> None:
+    """``confirm_gtin`` needs a product with a GTIN (a product's GTIN never changes, so
+    the workflow need not know it: it only marks the accept, its activity writes it)."""
+    product = session.get(Product, row.product_id)
+    if product is None or product.gtin is None:
+        raise Problem(
+            409,
+            "no-gtin",
+            "Not allowed now",
+            "the request's product has no GTIN to confirm: accept without confirm_gtin",
+            request_status=row.status.value,
+            allowed_actions=allowed_actions(facts, actor),
+        )
 
 
 def _require_centre(session: Session, code: str) -> None:

@@ -44,6 +44,12 @@ class MessageBody(_Body):
 class AcceptBody(_Body):
     centre_code: ShortText | None = None
     scope: Text | None = Field(default=None, description="The officer may amend the scope.")
+    confirm_gtin: bool | None = Field(
+        default=None,
+        description="The officer has checked the product's GTIN (against the label, the "
+        "GS1 registry): it is recorded as confirmed, and only a confirmed GTIN is published "
+        "(GS1 Digital Link). 409 `no-gtin` when the product has none.",
+    )
 
 
 class ReceiveSampleBody(_Body):
@@ -100,6 +106,9 @@ class RecordChange(BaseModel):
     cleared: list[str] = Field(default_factory=list)
     #: Not a column: who verified the results (kept on the results and the report).
     verified_by: str | None = None
+    #: Not a column: the officer confirmed the product's GTIN at ``accept`` (written to the
+    #: product in the same transaction).
+    confirm_gtin: bool | None = None
 
     def columns(self) -> dict[str, Any]:
         """The record's columns this change sets, and their new values."""
@@ -113,7 +122,9 @@ class RecordChange(BaseModel):
 #: The request record's columns a transition may change (all of ``RecordChange`` but the
 #: bookkeeping fields).
 RECORD_COLUMNS = tuple(
-    name for name in RecordChange.model_fields if name not in ("cleared", "verified_by")
+    name
+    for name in RecordChange.model_fields
+    if name not in ("cleared", "verified_by", "confirm_gtin")
 )
 
 

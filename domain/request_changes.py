@@ -49,6 +49,8 @@ def plan(
     if action == "accept":
         change.centre_code = body.get("centre_code") or facts.proposed_centre_code
         change.scope = body.get("scope")
+        if body.get("confirm_gtin") is True:
+            change.confirm_gtin = True
     elif action == "request_info":
         change.info_due_at = now + timedelta(seconds=info_response)
     elif action in ("respond", "withdraw"):

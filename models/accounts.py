@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from domain.gs1 import normalize_gtin
 from domain.logins import PASSWORD_MIN_LENGTH
 from domain.permissions import Role
 from models.types import UTCDateTime, utcnow
@@ -151,11 +152,27 @@ class ProductBase(SQLModel):
 class ProductCreate(ProductBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
+    gtin: str | None = Field(
+        default=None,
+        max_length=20,
+        description="The product's GTIN (GTIN-8, -12, -13 or -14, with its check digit); "
+        "stored in its 14-digit form. One organisation's product per GTIN. Published (GS1 "
+        "Digital Link, `/01/{gtin}`) only once an officer confirms it at `accept`.",
+    )
+
+    @field_validator("gtin")
+    @classmethod
+    def _gtin(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_gtin(value)
+
 
 class ProductPublic(ProductBase):
     id: str
     organization_id: str
     created_at: datetime
+    gtin: str | None = None
+    #: When an officer confirmed the GTIN (at a request's ``accept``); null: unconfirmed.
+    gtin_confirmed_at: datetime | None = None
 
 
 class Product(ProductBase, table=True):
@@ -164,3 +181,9 @@ class Product(ProductBase, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     organization_id: str = Field(foreign_key="organization.id", index=True, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: The GTIN in its 14-digit form (``domain.gs1``); unique across organisations.
+    gtin: str | None = Field(default=None, max_length=14, unique=True)
+    #: Who confirmed the GTIN and when (a compliance officer, at a request's ``accept``):
+    #: only a confirmed GTIN is published.
+    gtin_confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    gtin_confirmed_by: str | None = Field(default=None, foreign_key="app_user.id", max_length=32)

@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from api.deps import actor_of, get_context, require
 from api.pagination import MAX_LIMIT, PageParams
 from api.portal.refusals import Refused, refused
-from api.portal.render import render
+from api.portal.render import API_ONLY_FIELDS, render
 from api.portal.sessions import PortalSession, current_session, posted_form
 from api.problems import Problem
 from api.request_actions import check_action_role, perform_action, visible_request
@@ -103,7 +103,11 @@ async def _checked_form(request: Request) -> tuple[PortalSession | None, FormDat
 
 def _fields(model_fields: dict[str, FieldInfo]) -> list[tuple[str, bool]]:
     """A form's fields: each name and whether the server requires it."""
-    return [(name, field.is_required()) for name, field in model_fields.items()]
+    return [
+        (name, field.is_required())
+        for name, field in model_fields.items()
+        if name not in API_ONLY_FIELDS
+    ]
 
 
 def _not_found(request: Request, portal: PortalSession, status: int = 404) -> Response:
@@ -225,6 +229,8 @@ def action_body(action: str, form: FormData) -> dict[str, Any]:
     list field takes its checked boxes, or one item per line)."""
     body: dict[str, Any] = {}
     for name, field in ACTION_BODIES[action].model_fields.items():
+        if name in API_ONLY_FIELDS:
+            continue
         if field.annotation is not None and "list" in str(field.annotation):
             items = [str(v).strip() for v in form.getlist(name)]
             items = [i.strip() for v in items for i in v.replace(",", "\n").splitlines()]
@@ -259,7 +265,11 @@ async def take_action(request_id: str, action: str, request: Request) -> Respons
         body = action_body(action, form)
         await perform_action(ctx, request_id, action, actor, body, key)
     except Problem as problem:
-        fields = list(ACTION_BODIES[action].model_fields) if action in ACTION_BODIES else []
+        fields = (
+            [n for n, _ in _fields(ACTION_BODIES[action].model_fields)]
+            if action in ACTION_BODIES
+            else []
+        )
         failed = (action, field_of(problem, fields), refused(problem))
         values = {name: form.getlist(name) for name in fields}
         return await run_in_threadpool(

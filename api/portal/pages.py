@@ -23,7 +23,7 @@ from api.pagination import PageParams
 from api.passwords import HasherBusy
 from api.portal.maker_view import document_slots, stage_seconds
 from api.portal.refusals import Refused, refused
-from api.portal.render import render
+from api.portal.render import API_ONLY_FIELDS, render
 from api.portal.sessions import (
     CSRF_FIELD,
     PortalSession,
@@ -184,6 +184,7 @@ def show_request_page(
             [
                 (name, field.is_required())
                 for name, field in ACTION_BODIES[action].model_fields.items()
+                if name not in API_ONLY_FIELDS
             ],
             uuid.uuid4().hex,
         )
@@ -225,7 +226,7 @@ def action_body(action: str, form: FormData) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for name, field in ACTION_BODIES[action].model_fields.items():
         value = str(form.get(name, "")).strip()
-        if not value:
+        if not value or name in API_ONLY_FIELDS:
             continue
         if field.annotation is not None and "list" in str(field.annotation):
             body[name] = [item.strip() for item in value.replace(",", "\n").splitlines() if item]

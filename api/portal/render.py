@@ -12,6 +12,10 @@ from api.portal.sessions import LANGUAGES, PortalSession, language_of, remember_
 from mutabaqa.i18n import portal_environment
 from mutabaqa.settings import Settings
 
+#: Body fields the portal's forms do not offer (API only): ``accept``'s ``confirm_gtin``
+#: (GS1 Digital Link, docs/credentials.md) until the review page shows the product's GTIN.
+API_ONLY_FIELDS = frozenset({"confirm_gtin"})
+
 #: Pages load their style sheet and scripts (``defer``, never inline) from this origin and
 #: nothing else; forms post here only, and so do the scripts.
 PORTAL_POLICY = (

@@ -58,9 +58,11 @@ def insert_certificate(
     issued_on: date | None = None,
     valid_until: date | None = None,
     signed: bool = True,
+    gtin: str | None = None,
 ) -> InsertedCertificate:
     """One certificate number with one issue per status (issue 0, 1, …), in one
-    transaction, with everything its foreign keys need."""
+    transaction, with everything its foreign keys need; ``gtin`` (14 digits): the product's,
+    confirmed (so published at ``/01/{gtin}``)."""
     uid = uuid.uuid4().hex[:10]
     tag = tag or uid
     issued_on = issued_on or date(2026, 3, 2)
@@ -93,8 +95,18 @@ def insert_certificate(
             roles=["manufacturer"],
             organization_id=org.id,
         )
-        product = Product(organization_id=org.id, name=product_name, brand=brand, model=model)
-        session.add_all([creator, product])
+        session.add(creator)
+        session.flush()
+        product = Product(
+            organization_id=org.id,
+            name=product_name,
+            brand=brand,
+            model=model,
+            gtin=gtin,
+            gtin_confirmed_at=None if gtin is None else datetime.now(UTC),
+            gtin_confirmed_by=None if gtin is None else creator.id,
+        )
+        session.add(product)
         session.flush()
         request_id = uuid.uuid4().hex
         session.add(

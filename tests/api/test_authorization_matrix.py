@@ -8,6 +8,7 @@ test — in the order of SPEC section 6: 401 → 403 → 404 → 422 → 409.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from tests.api.requests_helpers import (
     upload,
     wait_pdf_link,
 )
+from tests.api.test_gs1_digital_link import new_gtin13
 from tests.conftest import RunningWorker
 
 ROLES = ("anonymous", "manufacturer", "lab_technician", "compliance_officer", "admin")
@@ -47,6 +49,8 @@ PUBLIC_OK = {
     "/api/v1/directory",
     "/.well-known/mutabaqa-keys.json",
     "/.well-known/did.json",
+    "/01/{gtin}",
+    "/01/{gtin}/10/{lot}",
     "/credentials/{number}",
     "/credentials/{number}/{issue}",
     "/status-lists/{purpose}/{list_id}",
@@ -62,6 +66,7 @@ class World:
     sample_request: str  # org A, awaiting sample at CTTH
     file_id: str  # a document of that request
     public_number: str  # a certificate (inserted directly), for the public routes
+    public_gtin: str  # its product's confirmed GTIN (GS1 Digital Link)
     certificate: str  # a certificate of organisation A, issued through the API at CTTH
     settings: Settings
     engine: Engine
@@ -456,6 +461,20 @@ CASES = [
         everyone(200),
     ),
     Case("get", "/api/v1/directory", "", _get(f"{API}/directory"), everyone(200)),
+    Case(
+        "get",
+        "/01/{gtin}",
+        "",
+        lambda c, w, h: c.get(f"/01/{w.public_gtin}", params={"linkType": "all"}, headers=h),
+        everyone(200),
+    ),
+    Case(
+        "get",
+        "/01/{gtin}/10/{lot}",
+        "",
+        lambda c, w, h: c.get(f"/01/{w.public_gtin}/10/L1", params={"linkType": "all"}, headers=h),
+        everyone(200),
+    ),
     # Each manufacturer acts on its own organisation's webhook: "other tenant" is the other
     # organisation's manufacturer on theirs, hence the same status. The PUT first makes sure
     # a webhook exists, so the status does not depend on which row ran first.
@@ -503,7 +522,8 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
     cast = make_cast(client, settings)
     request = to_review(client, cast)
     assert act(client, cast.officer_auth, request["id"], "accept", {}).status_code == 200
-    public_number = insert_certificate(engine).number
+    public_gtin = "0" + new_gtin13()
+    public_number = insert_certificate(engine, gtin=public_gtin).number
     certified = to_evaluated(client, cast, make_lab(client, cast))
     granted = act(client, cast.officer_auth, certified, "grant")
     assert granted.status_code == 200, granted.text
@@ -513,6 +533,7 @@ def world(client: TestClient, settings: Settings, engine: Engine) -> World:
         request["id"],
         request["documents"][0]["id"],
         public_number,
+        public_gtin,
         granted.json()["certificate_number"],
         settings,
         engine,
@@ -587,13 +608,12 @@ def test_only_the_portal_docs_and_static_files_are_outside_the_matrix(
 
 
 def _route_paths(routes: Any) -> Iterator[str]:
-    """Every route's path, those of included routers too (FastAPI keeps them per router)."""
+    """Every route's path, those of included routers too (FastAPI keeps them per router),
+    as OpenAPI writes it (``{lot:path}`` → ``{lot}``)."""
     for route in routes:
         contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            yield from (context.path for context in contexts())
-        else:
-            yield route.path
+        paths = [c.path for c in contexts()] if contexts is not None else [route.path]
+        yield from (re.sub(r"\{(\w+):\w+\}", r"{\1}", path) for path in paths)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path} {c.label}".strip())

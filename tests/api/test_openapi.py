@@ -41,7 +41,7 @@ def test_each_action_body_is_a_named_schema_of_the_action_route(document: dict[s
 
 def test_the_schemas_say_what_each_action_requires(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    assert set(schemas["AcceptBody"]["properties"]) == {"centre_code", "scope"}
+    assert set(schemas["AcceptBody"]["properties"]) == {"centre_code", "scope", "confirm_gtin"}
     assert schemas["AcceptBody"].get("required", []) == []
     assert set(schemas["RetestBody"]["required"]) == {"items", "reason"}
     assert schemas["ReasonBody"]["required"] == ["reason"]

@@ -175,6 +175,11 @@ def test_the_review_opens_documents_through_presigned_links_and_accepts(
     assert content.status_code == 200 and content.content.startswith(b"%PDF")
     for action in ("accept", "request_info", "decline"):
         assert f'/actions/{action}"' in page.text
+    # confirm_gtin (GS1 Digital Link) is API only: no field for it, here or on the
+    # request's general page.
+    assert "confirm_gtin" not in page.text
+    general = client.get(f"/requests/{request['id']}")
+    assert general.status_code == 200 and "confirm_gtin" not in general.text
 
     # A decline without its reason: the server's error next to the field, nothing changed.
     token = csrf_of(page)
