@@ -52,7 +52,7 @@ router.include_router(maker_uploads.router)
 #: The upload route's path (``api/app.py`` gives it the upload body limit).
 UPLOAD_PATH = maker_uploads.UPLOAD_PATH
 
-PRODUCT_FIELDS = ("name", "name_ar", "brand", "model", "description", "hs_code")
+PRODUCT_FIELDS = ("name", "name_ar", "brand", "model", "description", "hs_code", "gtin")
 REQUEST_FIELDS = ("product_id", "scheme_code", "scope")
 
 

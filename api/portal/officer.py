@@ -43,6 +43,7 @@ from domain.actions import ACTION_BODIES
 from domain.dashboard import bars
 from domain.permissions import ACTION_ROLES, Actor, Permission, Role
 from domain.request_rules import TRANSITIONS
+from models.accounts import Product
 from models.certificate_lifecycle import CertificateActionBody
 from models.reference import TestItem
 from models.request_api import RequestSummary, ResultPublic
@@ -167,10 +168,14 @@ def _review(session: Session, request_id: str, actor: Actor) -> dict[str, Any]:
     items = session.exec(
         select(TestItem).where(TestItem.scheme_id == row.scheme_id).order_by(col(TestItem.position))
     ).all()
+    product = session.get(Product, row.product_id)
     return {
         "request_": view,
         "timeline": timeline_of(session, row, actor).items,
         "plan": list(items),
+        # a GTIN the officer confirms at accept before it is ever published (GS1)
+        "gtin": product.gtin if product else None,
+        "gtin_confirmed": bool(product and product.gtin_confirmed_at),
     }
 
 
@@ -209,6 +214,8 @@ def _request_page(
         request_=view,
         timeline=review["timeline"],
         plan=review["plan"],
+        gtin=review["gtin"],
+        gtin_confirmed=review["gtin_confirmed"],
         results=results,
         forms=forms,
         failed=failed,
@@ -229,6 +236,10 @@ def action_body(action: str, form: FormData) -> dict[str, Any]:
     list field takes its checked boxes, or one item per line)."""
     body: dict[str, Any] = {}
     for name, field in ACTION_BODIES[action].model_fields.items():
+        if name == "confirm_gtin":  # its own checkbox, shown when the product has a GTIN
+            if form.get(name) == "true":
+                body[name] = True
+            continue
         if name in API_ONLY_FIELDS:
             continue
         if field.annotation is not None and "list" in str(field.annotation):

@@ -7,6 +7,7 @@ the JSON API's own functions (``perform_action``, ``perform_certificate_action``
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,9 +15,12 @@ from datetime import datetime
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 import api.portal.officer as officer_pages
 from api.app import create_app
+from models.accounts import Product
 from mutabaqa.settings import Settings
 from tests.api.helpers import API
 from tests.api.lab_helpers import Lab, make_lab, to_evaluated
@@ -29,6 +33,7 @@ from tests.api.requests_helpers import (
     to_review,
     wait_status,
 )
+from tests.api.test_gs1_digital_link import new_gtin13
 from tests.conftest import RunningWorker
 from tests.portal.helpers import csrf_of, policy_is_strict, portal_login
 
@@ -344,3 +349,59 @@ def test_a_refusal_its_appeal_and_the_appeal_decided_by_another_officer(
     )
     assert upheld.status_code == 303, upheld.text
     assert get(client, cast.officer_auth, rid)["status"] == "refused"
+
+
+def test_a_gtin_added_in_the_portal_is_confirmed_by_the_officer_at_acceptance(
+    client: TestClient, people: tuple[Cast, Lab], engine: Engine
+) -> None:
+    cast, _ = people
+    gtin13 = new_gtin13()
+    # The manufacturer adds the product with its GTIN through the products page (in
+    # French, the portal's default language).
+    assert portal_login(client, cast.maker["email"]).status_code == 303
+    form = client.get("/products")
+    added = client.post(
+        "/products",
+        data={
+            "csrf": csrf_of(form),
+            "name": "Masque FFP2 GTIN",
+            "brand": "Atlas",
+            "model": "G-1",
+            "gtin": gtin13,
+        },
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    listed = client.get("/products")
+    assert f"0{gtin13} (pas encore confirmé)" in listed.text
+    again = client.post(  # the same GTIN a second time: refused, in the reader's words
+        "/products",
+        data={"csrf": csrf_of(listed), "name": "Copie", "brand": "X", "model": "Y", "gtin": gtin13},
+    )
+    assert again.status_code == 409
+    assert "Ce GTIN est déjà enregistré pour un autre produit." in again.text
+    with Session(engine) as session:
+        product = session.exec(select(Product).where(Product.gtin == f"0{gtin13}")).one()
+    request = to_review(client, dataclasses.replace(cast, product={"id": product.id}))
+
+    # The officer sees the checkbox on the accept form and confirms.
+    client.cookies.clear()  # the manufacturer's session ends here
+    _officer(client, cast)
+    page = client.get(f"/officer/requests/{request['id']}")
+    assert f"J’ai vérifié que le GTIN 0{gtin13} appartient au titulaire" in page.text
+    assert 'name="confirm_gtin" value="true"' in page.text
+    accepted = client.post(
+        f"/officer/requests/{request['id']}/actions/accept",
+        data={
+            "csrf": csrf_of(page),
+            "centre_code": "CTTH",
+            "confirm_gtin": "true",
+            "idempotency_key": f"k-{request['id']}",
+        },
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303, accepted.text
+    with Session(engine) as session:
+        confirmed = session.get(Product, product.id)
+        assert confirmed is not None and confirmed.gtin_confirmed_at is not None
+        assert confirmed.gtin_confirmed_by == cast.officer["id"]
