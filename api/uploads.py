@@ -11,7 +11,8 @@ and nothing touches the disk. While the bytes flow:
 - the file's first bytes (``SNIFF_BYTES``) are checked against the allow-list before
   anything is sent to the store: the declared type must be allowed *and* the leading bytes
   must fit it (415); an empty file is refused (422);
-- the SHA-256 is computed over exactly the bytes stored;
+- the SHA-256 is computed over exactly the bytes stored, and each part's SHA-256 goes with
+  it as an S3 checksum the store verifies on receipt;
 - the form's shape is bounded: at most ``MAX_FORM_PARTS`` parts (413), each with at most
   ``MAX_PART_HEADERS`` header lines of ``MAX_PART_HEADER_BYTES`` (python-multipart's own
   limits, set explicitly; 413), small fields of ``MAX_FIELD_BYTES`` (422).
@@ -82,6 +83,8 @@ class UploadedObject:
     content_type: str
     filename: str  # sanitised
     fields: dict[str, str]  # the other (small) form fields, e.g. kind, item_code
+    #: hex SHA-256 of each part as the store verified it on receipt (one for a single PUT)
+    part_sha256: tuple[str, ...] = ()
 
 
 # --- The multipart body --------------------------------------------------------------------
@@ -408,6 +411,7 @@ async def receive_upload(
         content_type=writer.content_type,
         filename=receiver.filename,
         fields=receiver.fields,
+        part_sha256=stored.part_sha256,
     )
 
 

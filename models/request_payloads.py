@@ -92,6 +92,9 @@ class FileFacts(BaseModel):
     sha256: str
     content_type: str
     filename: str
+    #: hex SHA-256 of each part, sent with it as an S3 checksum the store verified on
+    #: receipt (one for a single PUT); None (older payloads): the worker re-reads the bytes
+    part_sha256: list[str] | None = None
     kind: str | None = None
     item_code: str | None = None
     description: str | None = None

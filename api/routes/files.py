@@ -154,6 +154,7 @@ def _file(uploaded: UploadedObject, **extra: str | None) -> FileFacts:
         sha256=uploaded.sha256,
         content_type=uploaded.content_type,
         filename=uploaded.filename,
+        part_sha256=list(uploaded.part_sha256) or None,
         **extra,
     )
 
