@@ -11,15 +11,16 @@ request, then times, on the same S3 store and in the same run:
 - (a) a direct multipart ``put_object`` of the bytes (part size as the API's);
 - (b) ``POST /api/v1/requests/{id}/documents`` with the same bytes as a multipart form,
   authenticated as the manufacturer. The route answers 201 only once the request's
-  workflow has recorded the file (``record_file``: the stored object's size and SHA-256
-  checked against the upload's, the row and its audit event written, the retention lock
-  set), so its time is the user's wait from the first byte to the recorded document.
+  workflow has recorded the file (``record_file``: the stored version checked against the
+  upload's size and digests, docs/uploads.md; the row and its audit event written; the
+  retention lock set), so its time is the user's wait from the first byte to the recorded
+  document. The time ``record_file`` took is read from the workflow's history.
 
 The bytes are pseudo-random, generated on the fly (``bench/upload.py``'s generator), and
 the SHA-256 the API reports is checked. Rounds alternate the order, the store's writes are
 flushed before each run, and the best run of each path is kept. Prints MB/s of both, the
 ratio route/direct and whether the goal (>= 0.9) is met, and the CPU seconds each process
-used during the route's run. Stops the stack by PID. A benchmark, not a test.
+used during each run. Stops the stack by PID. A benchmark, not a test.
 """
 
 from __future__ import annotations
