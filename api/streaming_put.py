@@ -78,42 +78,47 @@ class _S3:
     """The S3 calls a streaming put needs, on minio's lower-level methods (one place to adapt).
 
     Every part (and a single PUT) carries its SHA-256 as an S3 checksum, which the store
-    verifies on receipt (``mutabaqa.object_checksums``)."""
+    verifies on receipt (``mutabaqa.object_checksums``), unless ``checksums`` is off."""
 
-    def __init__(self, store: Minio, bucket: str, key: str, content_type: str) -> None:
+    def __init__(
+        self, store: Minio, bucket: str, key: str, content_type: str, *, checksums: bool = True
+    ) -> None:
         self._store = store
         self._bucket = bucket
         self._key = key
         self._content_type = content_type
+        self.checksums = checksums
 
-    def put(self, data: memoryview, sha256: bytes) -> str | None:
-        headers: dict[str, str | list[str] | tuple[str]] = {
-            "Content-Type": self._content_type,
-            CHECKSUM_HEADER: b64(sha256),
-        }
+    def _checksum(self, sha256: bytes | None) -> dict[str, str | list[str] | tuple[str]]:
+        return {CHECKSUM_HEADER: b64(sha256)} if self.checksums and sha256 else {}
+
+    def put(self, data: memoryview, sha256: bytes | None) -> str | None:
+        headers = {"Content-Type": self._content_type, **self._checksum(sha256)}
         result = self._store._put_object(self._bucket, self._key, _bytes(data), headers=headers)
         return result.version_id
 
     def create(self) -> str:
-        return self._store._create_multipart_upload(
-            self._bucket,
-            self._key,
-            {"Content-Type": self._content_type, ALGORITHM_HEADER: "SHA256"},
-        )
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": self._content_type}
+        if self.checksums:
+            headers[ALGORITHM_HEADER] = "SHA256"
+        return self._store._create_multipart_upload(self._bucket, self._key, headers)
 
-    def upload_part(self, upload_id: str, number: int, data: memoryview, sha256: bytes) -> str:
+    def upload_part(
+        self, upload_id: str, number: int, data: memoryview, sha256: bytes | None
+    ) -> str:
         return self._store._upload_part(
-            self._bucket, self._key, _bytes(data), {CHECKSUM_HEADER: b64(sha256)}, upload_id, number
+            self._bucket, self._key, _bytes(data), self._checksum(sha256), upload_id, number
         )
 
-    def complete(self, upload_id: str, parts: list[tuple[str, bytes]]) -> str | None:
+    def complete(self, upload_id: str, parts: list[tuple[str, bytes | None]]) -> str | None:
         """Complete with each part's ETag and SHA-256 (minio's own call sends no checksums)."""
         root = ET.Element("CompleteMultipartUpload", xmlns=S3_XMLNS)
         for number, (etag, sha256) in enumerate(parts, start=1):
             part = ET.SubElement(root, "Part")
             ET.SubElement(part, "PartNumber").text = str(number)
             ET.SubElement(part, "ETag").text = etag
-            ET.SubElement(part, "ChecksumSHA256").text = b64(sha256)
+            if self.checksums and sha256:
+                ET.SubElement(part, "ChecksumSHA256").text = b64(sha256)
         body = ET.tostring(root, encoding="utf-8")
         response = self._store._execute(
             "POST",
@@ -158,11 +163,12 @@ class StreamingPut:
         part_size: int,
         *,
         parallel: int = PARALLEL_PARTS,
+        checksums: bool = True,
     ) -> None:
         self.bucket = bucket
         self.key = key
         self.content_type = content_type
-        self._s3 = _S3(store, bucket, key, content_type)
+        self._s3 = _S3(store, bucket, key, content_type, checksums=checksums)
         self._part_size = part_size
         self._parallel = parallel
         self._loop = asyncio.get_running_loop()
@@ -305,9 +311,8 @@ class StreamingPut:
         if size < self._part_size or self._at_end():
             whole = digest.digest()
             version_id = self._s3.put(memoryview(first)[:size], whole)
-            return StoredObject(
-                self.bucket, self.key, version_id, size, whole.hex(), (whole.hex(),)
-            )
+            single = (whole.hex(),) if self._s3.checksums else ()
+            return StoredObject(self.bucket, self.key, version_id, size, whole.hex(), single)
         upload_id = self._s3.create()
         try:
             parts, size = self._put_parts(upload_id, first, digest)
@@ -322,26 +327,26 @@ class StreamingPut:
             version_id,
             size,
             digest.hexdigest(),
-            tuple(sha256.hex() for _etag, sha256 in parts),
+            tuple(sha256.hex() for _etag, sha256 in parts if sha256 is not None),
         )
 
     def _put_parts(
         self, upload_id: str, first: bytearray, digest: Any
-    ) -> tuple[list[tuple[str, bytes]], int]:
+    ) -> tuple[list[tuple[str, bytes | None]], int]:
         """Upload ``first`` and the parts that follow; wait for all of them, even on error.
 
         Each part's SHA-256 is computed by the thread that sends it, from the buffer it
         sends, while this thread goes on with the file's digest and the next part. Returns
         each part's ETag and SHA-256, and the size."""
         free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        uploads: list[Future[tuple[str, bytes]]] = []
+        uploads: list[Future[tuple[str, bytes | None]]] = []
         buffers = 1
         total = len(first)
 
-        def upload(number: int, buffer: bytearray, length: int) -> tuple[str, bytes]:
+        def upload(number: int, buffer: bytearray, length: int) -> tuple[str, bytes | None]:
             try:
                 data = memoryview(buffer)[:length]
-                sha256 = hashlib.sha256(data).digest()
+                sha256 = hashlib.sha256(data).digest() if self._s3.checksums else None
                 return self._s3.upload_part(upload_id, number, data, sha256), sha256
             finally:
                 free.put(buffer)

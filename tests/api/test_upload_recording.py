@@ -140,6 +140,26 @@ def test_a_multipart_document_is_recorded_with_the_file_sha256_and_the_store_che
     )
 
 
+def test_with_checksums_off_nothing_is_sent_and_the_upload_is_read_back(
+    settings: Settings, worker: RunningWorker, store: Minio, engine: Engine
+) -> None:
+    """``MUTABAQA_UPLOAD_CHECKSUMS=false`` (a store that refuses S3 checksums): the object
+    carries no checksum and the worker reads it back before recording it."""
+    off = settings.model_copy(update={"upload_part_size": PART, "upload_checksums": False})
+    with TestClient(create_app(off)) as plain:
+        cast = make_cast(plain, settings)
+        request = create_request(plain, cast)
+        content = pdf_bytes(PART + 4321, seed=10)
+        response = upload(plain, cast.maker_auth, request["id"], "technical_file", content)
+    assert response.status_code == 201, response.text
+    document = response.json()
+    assert document["sha256"] == hashlib.sha256(content).hexdigest()
+    with Session(engine) as session:
+        row = session.get(StoredFile, document["id"])
+        assert row is not None
+    assert stored_sha256_checksum(store, row.bucket, row.object_key, row.version_id) is None
+
+
 # --- The store's side: a part whose bytes differ from its checksum is refused -----------
 
 
