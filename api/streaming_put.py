@@ -12,11 +12,16 @@ the abort), and after it removes the stored version.
 
 minio's ``put_object`` is not used: it copies every part three times and does not wait for
 its in-flight parts before aborting. Its lower-level S3 calls are, through :class:`_S3`.
+
+Every part goes with its SHA-256 as an S3 checksum (``x-amz-checksum-sha256``), which the
+store verifies on receipt; :class:`StoredObject` lists the parts' digests so that the worker
+can check the stored object's checksum against them (docs/uploads.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -26,9 +31,12 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
+from xml.etree import ElementTree as ET
 
 from minio import Minio
-from minio.datatypes import Part
+from minio.error import S3Error
+
+from mutabaqa.object_checksums import ALGORITHM_HEADER, CHECKSUM_HEADER, b64
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ MiB = 1024 * 1024
 PARALLEL_PARTS = 2
 #: Bytes queued between the event loop and the worker thread.
 QUEUE_BYTES = 2 * MiB
+S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 class UploadAborted(Exception):
@@ -54,6 +63,9 @@ class StoredObject:
     version_id: str | None
     size: int
     sha256: str  # hex, of exactly the bytes stored
+    #: hex SHA-256 of each part as sent with it (and verified by the store); one part for a
+    #: single PUT (then equal to ``sha256``)
+    part_sha256: tuple[str, ...]
 
 
 def _bytes(view: memoryview) -> bytes:
@@ -63,34 +75,70 @@ def _bytes(view: memoryview) -> bytes:
 
 
 class _S3:
-    """The S3 calls a streaming put needs, on minio's lower-level methods (one place to adapt)."""
+    """The S3 calls a streaming put needs, on minio's lower-level methods (one place to adapt).
 
-    def __init__(self, store: Minio, bucket: str, key: str, content_type: str) -> None:
+    Every part (and a single PUT) carries its SHA-256 as an S3 checksum, which the store
+    verifies on receipt (``mutabaqa.object_checksums``), unless ``checksums`` is off."""
+
+    def __init__(
+        self, store: Minio, bucket: str, key: str, content_type: str, *, checksums: bool = True
+    ) -> None:
         self._store = store
         self._bucket = bucket
         self._key = key
         self._content_type = content_type
+        self.checksums = checksums
 
-    def put(self, data: memoryview) -> str | None:
-        result = self._store._put_object(
-            self._bucket, self._key, _bytes(data), headers={"Content-Type": self._content_type}
-        )
+    def _checksum(self, sha256: bytes | None) -> dict[str, str | list[str] | tuple[str]]:
+        return {CHECKSUM_HEADER: b64(sha256)} if self.checksums and sha256 else {}
+
+    def put(self, data: memoryview, sha256: bytes | None) -> str | None:
+        headers = {"Content-Type": self._content_type, **self._checksum(sha256)}
+        result = self._store._put_object(self._bucket, self._key, _bytes(data), headers=headers)
         return result.version_id
 
     def create(self) -> str:
-        return self._store._create_multipart_upload(
-            self._bucket, self._key, {"Content-Type": self._content_type}
-        )
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": self._content_type}
+        if self.checksums:
+            headers[ALGORITHM_HEADER] = "SHA256"
+        return self._store._create_multipart_upload(self._bucket, self._key, headers)
 
-    def upload_part(self, upload_id: str, number: int, data: memoryview) -> str:
+    def upload_part(
+        self, upload_id: str, number: int, data: memoryview, sha256: bytes | None
+    ) -> str:
         return self._store._upload_part(
-            self._bucket, self._key, _bytes(data), None, upload_id, number
+            self._bucket, self._key, _bytes(data), self._checksum(sha256), upload_id, number
         )
 
-    def complete(self, upload_id: str, etags: list[str]) -> str | None:
-        parts = [Part(number, etag) for number, etag in enumerate(etags, start=1)]
-        result = self._store._complete_multipart_upload(self._bucket, self._key, upload_id, parts)
-        return result.version_id
+    def complete(self, upload_id: str, parts: list[tuple[str, bytes | None]]) -> str | None:
+        """Complete with each part's ETag and SHA-256 (minio's own call sends no checksums)."""
+        root = ET.Element("CompleteMultipartUpload", xmlns=S3_XMLNS)
+        for number, (etag, sha256) in enumerate(parts, start=1):
+            part = ET.SubElement(root, "Part")
+            ET.SubElement(part, "PartNumber").text = str(number)
+            ET.SubElement(part, "ETag").text = etag
+            if self.checksums and sha256:
+                ET.SubElement(part, "ChecksumSHA256").text = b64(sha256)
+        body = ET.tostring(root, encoding="utf-8")
+        response = self._store._execute(
+            "POST",
+            self._bucket,
+            self._key,
+            body=body,
+            headers={
+                "Content-Type": "application/xml",
+                "Content-MD5": base64.b64encode(
+                    hashlib.md5(body, usedforsecurity=False).digest()
+                ).decode(),
+            },
+            query_params={"uploadId": upload_id},
+        )
+        # S3 may answer 200 with an error document once the completion has begun.
+        answer = ET.fromstring(response.data)
+        if answer.tag.rsplit("}", 1)[-1] == "Error":
+            raise S3Error.fromxml(response)
+        version_id = response.headers.get("x-amz-version-id")
+        return str(version_id) if version_id else None
 
     def abort(self, upload_id: str) -> None:
         self._store._abort_multipart_upload(self._bucket, self._key, upload_id)
@@ -115,11 +163,12 @@ class StreamingPut:
         part_size: int,
         *,
         parallel: int = PARALLEL_PARTS,
+        checksums: bool = True,
     ) -> None:
         self.bucket = bucket
         self.key = key
         self.content_type = content_type
-        self._s3 = _S3(store, bucket, key, content_type)
+        self._s3 = _S3(store, bucket, key, content_type, checksums=checksums)
         self._part_size = part_size
         self._parallel = parallel
         self._loop = asyncio.get_running_loop()
@@ -260,28 +309,45 @@ class StreamingPut:
         size = self._take(first, self._part_size)
         digest.update(first)
         if size < self._part_size or self._at_end():
-            version_id = self._s3.put(memoryview(first)[:size])
-            return StoredObject(self.bucket, self.key, version_id, size, digest.hexdigest())
+            whole = digest.digest()
+            version_id = self._s3.put(memoryview(first)[:size], whole)
+            single = (whole.hex(),) if self._s3.checksums else ()
+            return StoredObject(self.bucket, self.key, version_id, size, whole.hex(), single)
         upload_id = self._s3.create()
         try:
-            etags, size = self._put_parts(upload_id, first, digest)
-            version_id = self._s3.complete(upload_id, etags)
+            parts, size = self._put_parts(upload_id, first, digest)
+            version_id = self._s3.complete(upload_id, parts)
         except BaseException:
             with contextlib.suppress(Exception):
                 self._s3.abort(upload_id)
             raise
-        return StoredObject(self.bucket, self.key, version_id, size, digest.hexdigest())
+        return StoredObject(
+            self.bucket,
+            self.key,
+            version_id,
+            size,
+            digest.hexdigest(),
+            tuple(sha256.hex() for _etag, sha256 in parts if sha256 is not None),
+        )
 
-    def _put_parts(self, upload_id: str, first: bytearray, digest: Any) -> tuple[list[str], int]:
-        """Upload ``first`` and the parts that follow; wait for all of them, even on error."""
+    def _put_parts(
+        self, upload_id: str, first: bytearray, digest: Any
+    ) -> tuple[list[tuple[str, bytes | None]], int]:
+        """Upload ``first`` and the parts that follow; wait for all of them, even on error.
+
+        Each part's SHA-256 is computed by the thread that sends it, from the buffer it
+        sends, while this thread goes on with the file's digest and the next part. Returns
+        each part's ETag and SHA-256, and the size."""
         free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        uploads: list[Future[str]] = []
+        uploads: list[Future[tuple[str, bytes | None]]] = []
         buffers = 1
         total = len(first)
 
-        def upload(number: int, buffer: bytearray, length: int) -> str:
+        def upload(number: int, buffer: bytearray, length: int) -> tuple[str, bytes | None]:
             try:
-                return self._s3.upload_part(upload_id, number, memoryview(buffer)[:length])
+                data = memoryview(buffer)[:length]
+                sha256 = hashlib.sha256(data).digest() if self._s3.checksums else None
+                return self._s3.upload_part(upload_id, number, data, sha256), sha256
             finally:
                 free.put(buffer)
 

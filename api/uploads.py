@@ -11,7 +11,8 @@ and nothing touches the disk. While the bytes flow:
 - the file's first bytes (``SNIFF_BYTES``) are checked against the allow-list before
   anything is sent to the store: the declared type must be allowed *and* the leading bytes
   must fit it (415); an empty file is refused (422);
-- the SHA-256 is computed over exactly the bytes stored;
+- the SHA-256 is computed over exactly the bytes stored, and each part's SHA-256 goes with
+  it as an S3 checksum the store verifies on receipt;
 - the form's shape is bounded: at most ``MAX_FORM_PARTS`` parts (413), each with at most
   ``MAX_PART_HEADERS`` header lines of ``MAX_PART_HEADER_BYTES`` (python-multipart's own
   limits, set explicitly; 413), small fields of ``MAX_FIELD_BYTES`` (422).
@@ -82,6 +83,9 @@ class UploadedObject:
     content_type: str
     filename: str  # sanitised
     fields: dict[str, str]  # the other (small) form fields, e.g. kind, item_code
+    #: hex SHA-256 of each part as the store verified it on receipt (one for a single PUT;
+    #: none when checksums are off)
+    part_sha256: tuple[str, ...] = ()
 
 
 # --- The multipart body --------------------------------------------------------------------
@@ -139,8 +143,10 @@ class _Receiver:
         part_size: int,
         allowed: Mapping[str, Sniffer],
         before_file: Callable[[Mapping[str, str]], None] | None = None,
+        checksums: bool = True,
     ) -> None:
         self.store = store
+        self.checksums = checksums
         self.before_file = before_file
         self.bucket = bucket
         self.key_for = key_for
@@ -286,7 +292,12 @@ class _Receiver:
         head = b"".join(self.head)[:SNIFF_BYTES]
         content_type = resolve_media_type(self.declared_type, head, self.filename, self.allowed)
         self.writer = StreamingPut(
-            self.store, self.bucket, self.key_for(self.filename), content_type, self.part_size
+            self.store,
+            self.bucket,
+            self.key_for(self.filename),
+            content_type,
+            self.part_size,
+            checksums=self.checksums,
         )
         pieces, self.head = self.head, []
         for piece in pieces:
@@ -332,6 +343,7 @@ async def receive_upload(
     allowed_types: Mapping[str, Sniffer] | None = None,
     check_fields: Callable[[Mapping[str, str]], None] | None = None,
     before_file: Callable[[Mapping[str, str]], None] | None = None,
+    checksums: bool = True,
 ) -> UploadedObject:
     """Stream the multipart body's ``file`` into ``bucket`` at ``key_for(filename)``.
 
@@ -339,7 +351,9 @@ async def receive_upload(
     (default :data:`DEFAULT_ALLOWED_TYPES`). ``check_fields`` sees the other form fields
     once the whole body is in, before the object is completed; ``before_file`` sees the
     fields sent before the file, when the file part begins and before any of its bytes is
-    stored. A :class:`Problem` either raises refuses the upload. Raises :class:`Problem`:
+    stored. A :class:`Problem` either raises refuses the upload. ``checksums``: send each
+    part's SHA-256 as an S3 checksum (``part_sha256`` of the result; empty when off).
+    Raises :class:`Problem`:
     413 too large, 415 not multipart or type not allowed, 422 empty file, missing file or
     malformed form, 503 the store failed. On any error no object is left in the bucket.
     """
@@ -361,6 +375,7 @@ async def receive_upload(
         part_size=part_size,
         allowed=DEFAULT_ALLOWED_TYPES if allowed_types is None else allowed_types,
         before_file=before_file,
+        checksums=checksums,
     )
     parser = receiver.parser(boundary)
     try:
@@ -408,6 +423,7 @@ async def receive_upload(
         content_type=writer.content_type,
         filename=receiver.filename,
         fields=receiver.fields,
+        part_sha256=stored.part_sha256,
     )
 
 

@@ -92,6 +92,11 @@ class FileFacts(BaseModel):
     sha256: str
     content_type: str
     filename: str
+    #: hex SHA-256 of each part, sent with it as an S3 checksum the store verified on
+    #: receipt (one for a single PUT); None (older payloads): the worker re-reads the bytes.
+    #: Left out of the JSON when None, so that a payload written before the field existed
+    #: serialises as it was written (its seal's body digest, replayed histories).
+    part_sha256: list[str] | None = Field(default=None, exclude_if=lambda value: value is None)
     kind: str | None = None
     item_code: str | None = None
     description: str | None = None

@@ -246,6 +246,10 @@ class Settings(BaseSettings):
     # Uploads and retention.
     max_upload_bytes: Annotated[int, Field(gt=0)] = 200 * MiB
     upload_part_size: Annotated[int, Field(ge=5 * MiB)] = 16 * MiB
+    #: Send each part with its SHA-256 as an S3 checksum, so that the worker checks the
+    #: stored checksum instead of reading the file back (docs/uploads.md). Off: no checksum
+    #: is sent and every upload is read back (for a store that refuses S3 checksums).
+    upload_checksums: bool = True
     #: Uploads streamed at once by one API process (each holds a few part buffers and a
     #: thread); one more is refused with 503 and ``Retry-After``.
     max_concurrent_uploads: Annotated[int, Field(gt=0)] = 8

@@ -86,6 +86,7 @@ async def _stream_and_record(
             key_for=lambda name: f"requests/{request_id}/{folder}/{file_id}/{name}",
             max_bytes=ctx.settings.max_upload_bytes,
             part_size=ctx.settings.upload_part_size,
+            checksums=ctx.settings.upload_checksums,
             before_file=before_file,
         )
     try:
@@ -154,6 +155,7 @@ def _file(uploaded: UploadedObject, **extra: str | None) -> FileFacts:
         sha256=uploaded.sha256,
         content_type=uploaded.content_type,
         filename=uploaded.filename,
+        part_sha256=list(uploaded.part_sha256) or None,
         **extra,
     )
 
