@@ -243,7 +243,10 @@ class FaultStack:
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+        if not path.exists():
+            return ""
+        text = path.read_text(errors="replace")
+        return text[-chars:] if chars else text
 
     def close(self) -> None:
         """SIGTERM each process this stack started (by PID), SIGKILL what is left."""

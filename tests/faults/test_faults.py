@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -415,6 +416,14 @@ def mails_expected(engine: Engine, settings: Settings) -> dict[str, tuple[str, s
     return expected
 
 
+def logged_errors(log: str) -> dict[str, int]:
+    """The exceptions a process logged (tracebacks' last lines), by class."""
+    found = re.findall(
+        r"^((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Timeout)): ", log, re.M
+    )
+    return dict(Counter(found).most_common(8))
+
+
 def run_audit(settings: Settings) -> subprocess.CompletedProcess[str]:
     """``mutabaqa audit``, configured as the stack is: chains and signed checkpoints."""
     return subprocess.run(
@@ -691,6 +700,9 @@ async def _pass(
         f"{sum(r.server_errors for r in results)}, no answer "
         f"{sum(r.connection_errors for r in results)}, 409 {sum(r.conflict_count for r in results)}"
     )
+
+    for name in ("api", "worker"):
+        _say(f"[{db}] {name} log, errors by exception: {logged_errors(stack.log_tail(name, 0))}")
 
     missed = [f"{f.name} ({f.what})" for f in faults if not f.in_flight]
     assert not missed, f"faults not injected with walks in flight: {missed}"
