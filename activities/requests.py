@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from minio import Minio
+from minio.error import S3Error
 from minio.retention import Retention
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -227,6 +228,10 @@ def _related_rows(session: Session, t: Transition, row: CertificationRequest) ->
         )
 
 
+#: S3 error codes saying the uploaded object (or its version) is not in the store.
+MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket"})
+
+
 class RequestActivities:
     def __init__(self, engine: Engine, store: Minio, settings: Settings) -> None:
         self._engine = engine
@@ -363,12 +368,16 @@ class RequestActivities:
                 if f.part_sha256
                 else None
             )
-        except Exception as exc:
+        except S3Error as exc:
+            if exc.code not in MISSING_OBJECT_CODES:
+                raise  # the store failed, not the upload: retried
             raise ApplicationError(
                 f"stored object {f.key} cannot be read: {exc}",
                 type=OBJECT_MISMATCH,
                 non_retryable=True,
             ) from exc
+        # Anything else (the store unreachable, stopped, timing out) is not the upload's
+        # fault: it propagates and the activity is retried, instead of refusing a good file.
         if stat.size != f.size:
             raise ApplicationError(
                 f"stored object has {stat.size} bytes, upload counted {f.size}",

@@ -106,8 +106,16 @@ R = TypeVar("R")
 def try_again_later(error: RPCError) -> bool:
     """Whether Temporal's refusal is passing: the server is unreachable or slow, or the
     workflow cannot take an Update right now (``WorkflowNotReadyFailure``: its current
-    workflow task failed or is being retried, e.g. around a continue-as-new)."""
-    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+    workflow task failed or is being retried, e.g. around a continue-as-new). Also: the
+    connection broke mid-call (the server was killed: UNKNOWN "transport error") and the
+    server's limits (RESOURCE_EXHAUSTED, e.g. too many Updates in flight on one workflow)."""
+    if error.status in (
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    ):
+        return True
+    if error.status is RPCStatusCode.UNKNOWN and error.message == "transport error":
         return True
     return error.status is RPCStatusCode.FAILED_PRECONDITION and (
         b"WorkflowNotReadyFailure" in (error.raw_grpc_status or b"")

@@ -24,6 +24,15 @@ def test_an_unreachable_or_slow_server_is_a_passing_refusal() -> None:
     assert try_again_later(RPCError("slow", RPCStatusCode.DEADLINE_EXCEEDED, b""))
 
 
+def test_a_server_killed_mid_call_or_at_its_limits_is_a_passing_refusal() -> None:
+    """As the fault suite saw them: Temporal SIGKILLed while the API waited on an Update,
+    and a workflow with ten Updates in flight (the server's limit)."""
+    assert try_again_later(RPCError("transport error", RPCStatusCode.UNKNOWN, b""))
+    limit = "limit on number of concurrent in-flight updates has been reached (10)"
+    assert try_again_later(RPCError(limit, RPCStatusCode.RESOURCE_EXHAUSTED, b""))
+
+
 def test_other_preconditions_and_errors_are_not() -> None:
     assert not try_again_later(RPCError("other", RPCStatusCode.FAILED_PRECONDITION, b"other"))
     assert not try_again_later(RPCError("bad", RPCStatusCode.INVALID_ARGUMENT, b""))
+    assert not try_again_later(RPCError("bug", RPCStatusCode.UNKNOWN, b""))
