@@ -456,3 +456,35 @@ async def _replay(settings: Settings, ids: list[str] | None) -> list[str]:
     finally:
         engine.dispose()
     return await start_replays(await connect_temporal(settings), settings, reset)
+
+
+storage_app = typer.Typer(help="The object store's buckets.", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("sweep")
+def storage_sweep(
+    older_than: Annotated[
+        float | None,
+        typer.Option(help="Seconds an orphan must be old (default MUTABAQA_ORPHAN_GRACE_SECONDS)."),
+    ] = None,
+) -> None:
+    """Remove objects no row names and abort unfinished multipart uploads, once old enough."""
+    from datetime import timedelta
+
+    from mutabaqa.clients import make_object_store
+    from mutabaqa.db import create_db_engine
+    from mutabaqa.sweeper import sweep
+
+    settings = _settings()
+    grace = settings.orphan_grace_seconds if older_than is None else older_than
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        done = sweep(settings, engine, make_object_store(settings), timedelta(seconds=grace))
+    finally:
+        engine.dispose()
+    for line in done.removed:
+        typer.echo(f"removed  {line}")
+    for line in done.aborted:
+        typer.echo(f"aborted  {line}")
+    typer.echo(f"{len(done.removed)} object(s) removed, {len(done.aborted)} upload(s) aborted")

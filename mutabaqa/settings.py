@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     #: checkpoint`` from cron instead). Chains deleted within one interval of their creation
     #: escape the checkpoint.
     audit_checkpoint_interval_seconds: Annotated[float, Field(ge=0)] = 900.0
+    #: How often each worker sweeps the buckets for orphans (objects no row names,
+    #: unfinished multipart uploads; ``mutabaqa/sweeper.py``); 0: never (use ``mutabaqa
+    #: storage sweep`` from cron).
+    orphan_sweep_interval_seconds: Annotated[float, Field(ge=0)] = 3600.0
+    #: How old an orphan must be before it is removed: an upload not recorded by then is
+    #: abandoned (recording takes seconds to minutes).
+    orphan_grace_seconds: Annotated[float, Field(ge=0)] = 86400.0
 
     # Certificate signing: a private-key file (generated on first start in development),
     # read by workers only; the API publishes its public half, a file of its own.

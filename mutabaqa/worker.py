@@ -24,6 +24,7 @@ from mutabaqa.anchoring import checkpoint_periodically, install_audit_keys
 from mutabaqa.db import create_db_engine
 from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
+from mutabaqa.sweeper import sweep_periodically
 from mutabaqa.trust import ensure_signing_material
 from workflows.canary import CanaryWorkflow
 from workflows.certificate import CertificateWorkflow
@@ -127,12 +128,14 @@ async def run_worker(
     the caller should then exit the process at once (``os._exit``), since the interpreter
     would otherwise join those threads at exit. True: every task finished.
 
-    Beside the worker runs the audit checkpoint loop (``mutabaqa/anchoring.py``).
+    Beside the worker run the audit checkpoint loop (``mutabaqa/anchoring.py``) and the
+    orphan sweeper (``mutabaqa/sweeper.py``).
     """
     executor = ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity")
     clean = False
     running: asyncio.Task[None] | None = None
     checkpoints: asyncio.Task[None] | None = None
+    sweeps: asyncio.Task[None] | None = None
     try:
         worker = build_worker(client, settings, engine, store, executor=executor)
         running = asyncio.create_task(worker.run(), name="mutabaqa-worker")
@@ -141,6 +144,9 @@ async def run_worker(
                 settings, engine, store, ensure_signing_material(settings).keyring, stop
             ),
             name="mutabaqa-audit-checkpoints",
+        )
+        sweeps = asyncio.create_task(
+            sweep_periodically(settings, engine, store, stop), name="mutabaqa-orphan-sweeps"
         )
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -168,4 +174,6 @@ async def run_worker(
     finally:
         if checkpoints is not None:
             checkpoints.cancel()
+        if sweeps is not None:
+            sweeps.cancel()
         executor.shutdown(wait=clean, cancel_futures=True)

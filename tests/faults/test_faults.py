@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from mutabaqa.db import create_db_engine
 from mutabaqa.dev import child_environment
 from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
+from mutabaqa.sweeper import sweep
 from mutabaqa.worker import WORKFLOWS
 from tests.faults.stack import ROOT, FaultStack, PrivatePostgres
 from tests.smtp import SmtpSink
@@ -579,7 +581,15 @@ async def _pass(
         f"{len(mismatches)} mismatches: {mismatches[:5]}",
     )
 
-    # No object without a row, no unfinished multipart upload.
+    # No object without a row, no unfinished multipart upload, once the orphan sweeper
+    # (mutabaqa/sweeper.py, run by every worker each MUTABAQA_ORPHAN_SWEEP_INTERVAL_SECONDS
+    # on what is older than MUTABAQA_ORPHAN_GRACE_SECONDS) has run: here with no grace,
+    # every walk being over.
+    swept = await asyncio.to_thread(sweep, settings, engine, store, timedelta(0))
+    _say(
+        f"  orphan sweeper: {len(swept.removed)} objects without a row removed, "
+        f"{len(swept.aborted)} unfinished multipart uploads aborted"
+    )
     referenced = {
         (bucket or settings.s3_certificates_bucket, key, version)
         for bucket, key, version, _, _ in objects
