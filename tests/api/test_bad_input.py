@@ -237,6 +237,17 @@ def test_nul_in_a_path_or_query_is_refused(client: TestClient, cast: Cast) -> No
         assert "NUL" in _refused(response, {422})["detail"]
 
 
+def test_nul_is_refused_before_authentication(client: TestClient) -> None:
+    response = client.post(f"{API}/products", json={"name": NUL})
+    assert _refused(response, {422})["errors"] == [
+        {
+            "loc": ["body", "name"],
+            "msg": "text may not contain the NUL character (U+0000)",
+            "type": "string_nul",
+        }
+    ]
+
+
 def test_an_escaped_backslash_before_u0000_is_text_not_nul(
     client: TestClient, engine: Engine, routes: dict[str, Route]
 ) -> None:
@@ -261,7 +272,10 @@ def test_json_nested_10000_deep_is_refused(
     inside = _json(route.body("MARKER")).replace(b'"MARKER"', arrays)
     # Shallow enough for Python's parser, deep enough to trouble recursive code after it.
     parseable = _json(route.body("MARKER")).replace(b'"MARKER"', b"[" * 500 + b"]" * 500)
-    for content in (arrays, objects, inside, parseable):
+    under_a_new_key = _json(route.body("Demi-masque") | {"zz": "MARKER"}).replace(
+        b'"MARKER"', b"[" * 900 + b"]" * 900
+    )
+    for content in (arrays, objects, inside, parseable, under_a_new_key):
         _unchanged(client, engine, route, content, "application/json", {400, 413, 422})
 
 
