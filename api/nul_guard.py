@@ -1,12 +1,13 @@
-"""No NUL character (U+0000) in the text a route receives: its JSON body, its path and its
-query. PostgreSQL's text types cannot hold U+0000 (the driver refuses to send it, a 500
-otherwise), so it is refused for every route, on both databases alike, with 422
+"""No NUL character (U+0000) in the text a route receives: its JSON or form body, its path
+and its query. PostgreSQL's text types cannot hold U+0000 (the driver refuses to send it, a
+500 otherwise), so it is refused for every route, on both databases alike, with 422
 problem+json naming where it was — before authentication, the database session or a
 workflow sees it.
 
 It runs as an application-wide dependency: FastAPI has then read and parsed the route's
-JSON body (``Request.json`` keeps the parsed value, so nothing is parsed twice). Form and
-upload bodies are not read here (an upload is streamed by its route).
+body (``Request.json`` and ``Request.form`` keep the parsed value, so nothing is parsed
+twice). Bodies FastAPI does not parse are not read here: uploads are streamed by their
+routes, and the portal's routes read their forms themselves.
 """
 
 from __future__ import annotations
@@ -41,17 +42,17 @@ def nul_location(value: Any) -> list[str | int] | None:
     return None
 
 
-def _json_body_parsed(request: Request) -> bool:
-    """FastAPI parsed the body as JSON: the route takes a (non-form) body, the request says
-    it is JSON (``application/json`` or ``+json``, as FastAPI checks) and it is not empty."""
+def _parsed_body(request: Request) -> str | None:
+    """``"json"`` or ``"form"`` if FastAPI parsed the body: the route takes a body, and for
+    JSON the request says it is JSON (``application/json`` or ``+json``, as FastAPI checks)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None:
-        return False
+        return None
     if isinstance(route.body_field.field_info, params.Form):
-        return False
+        return "form"
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     main, _, sub = media_type.partition("/")
-    return main == "application" and (sub == "json" or sub.endswith("+json"))
+    return "json" if main == "application" and (sub == "json" or sub.endswith("+json")) else None
 
 
 def _refuse(where: str, loc: list[str | int]) -> Problem:
@@ -72,7 +73,12 @@ async def refuse_nul(request: Request) -> None:
     for name, value in request.query_params.multi_items():
         if NUL in name or NUL in value:
             raise _refuse("query", [name])
-    if _json_body_parsed(request) and await request.body():
+    kind = _parsed_body(request)
+    if kind == "json" and await request.body():
         loc = nul_location(await request.json())
         if loc is not None:
             raise _refuse("body", loc)
+    elif kind == "form":
+        for name, field in (await request.form()).multi_items():
+            if NUL in name or (isinstance(field, str) and NUL in field):
+                raise _refuse("body", [name])

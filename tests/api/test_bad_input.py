@@ -237,6 +237,12 @@ def test_nul_in_a_path_or_query_is_refused(client: TestClient, cast: Cast) -> No
         assert "NUL" in _refused(response, {422})["detail"]
 
 
+def test_nul_in_the_login_form_is_refused(client: TestClient) -> None:
+    for form in ({"username": f"a{NUL}b@example.ma", "password": "x" * 12}, {f"u{NUL}": "x"}):
+        response = client.post(f"{API}/auth/token", data=form)
+        assert "NUL" in _refused(response, {422})["detail"]
+
+
 def test_nul_is_refused_before_authentication(client: TestClient) -> None:
     response = client.post(f"{API}/products", json={"name": NUL})
     assert _refused(response, {422})["errors"] == [
