@@ -7,7 +7,8 @@ workflow sees it.
 It runs as an application-wide dependency: FastAPI has then read and parsed the route's
 body (``Request.json`` and ``Request.form`` keep the parsed value, so nothing is parsed
 twice). Bodies FastAPI does not parse are not read here: uploads are streamed by their
-routes, and the portal's routes read their forms themselves.
+routes, and the portal's routes read their forms themselves and call
+:func:`refuse_nul_in_form` (``api/portal/sessions.py``, the login in ``api/portal/pages.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from fastapi import Request, params
 from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
 
 from api.problems import Problem
 
@@ -79,6 +81,12 @@ async def refuse_nul(request: Request) -> None:
         if loc is not None:
             raise _refuse("body", loc)
     elif kind == "form":
-        for name, field in (await request.form()).multi_items():
-            if NUL in name or (isinstance(field, str) and NUL in field):
-                raise _refuse("body", [name])
+        refuse_nul_in_form(await request.form())
+
+
+def refuse_nul_in_form(form: FormData) -> None:
+    """Raise the 422 problem if a field's name or text value holds U+0000 (files are not
+    text); for routes that read their form themselves (the portal's)."""
+    for name, field in form.multi_items():
+        if NUL in name or (isinstance(field, str) and NUL in field):
+            raise _refuse("body", [name])

@@ -25,6 +25,7 @@ from tests.api.helpers import API, Headers, unique_ice
 from tests.api.lab_helpers import FFP2_PASSING, to_testing
 from tests.api.requests_helpers import FFP2, Cast, create_request, make_cast
 from tests.conftest import RunningWorker
+from tests.portal.helpers import csrf_of, portal_login
 
 pytestmark = pytest.mark.both_databases
 
@@ -241,6 +242,24 @@ def test_nul_in_the_login_form_is_refused(client: TestClient) -> None:
     for form in ({"username": f"a{NUL}b@example.ma", "password": "x" * 12}, {f"u{NUL}": "x"}):
         response = client.post(f"{API}/auth/token", data=form)
         assert "NUL" in _refused(response, {422})["detail"]
+
+
+def test_nul_in_a_portal_form_is_refused(
+    settings: Settings, engine: Engine, cast: Cast, routes: dict[str, Route]
+) -> None:
+    """The portal reads its forms itself; they are checked as the API's are."""
+    with TestClient(create_app(settings)) as portal:
+        form = portal.get("/")
+        login = {"email": f"a{NUL}b@example.ma", "password": "x" * 12, "csrf": csrf_of(form)}
+        assert "NUL" in _refused(portal.post("/login", data=login), {422})["detail"]
+
+        assert portal_login(portal, cast.maker["email"]).status_code == 303
+        page = portal.get("/products")
+        before = routes["products"].stored(engine)
+        fields = {"name": f"Masque{NUL}", "brand": "Atlas", "model": "PX-1", "csrf": csrf_of(page)}
+        response = portal.post("/products", data=fields, follow_redirects=False)
+        assert "NUL" in _refused(response, {422})["detail"]
+        assert routes["products"].stored(engine) == before
 
 
 def test_nul_is_refused_before_authentication(client: TestClient) -> None:
