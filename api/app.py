@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import make_asgi_app
 from starlette.routing import compile_path
@@ -19,6 +19,7 @@ from api.body_limits import install_body_limits
 from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
+from api.nul_guard import refuse_nul
 from api.openapi import install_openapi
 from api.portal import admin as portal_admin
 from api.portal import directory as portal_directory
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # No U+0000 in a body, path or query: PostgreSQL text cannot hold it (api/nul_guard.py).
+        dependencies=[Depends(refuse_nul)],
     )
     app.https = settings.public_https
     install_problem_handlers(app)

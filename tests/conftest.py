@@ -61,7 +61,7 @@ def run_s3(data_dir: Path, ports: S3Ports | None = None) -> S3Server:
     ports = ports or S3Ports.free()
     endpoint = f"http://127.0.0.1:{ports.s3}"
     probe = make_object_store(
-        Settings(s3_endpoint=endpoint, s3_access_key=S3_ACCESS_KEY, s3_secret_key=S3_SECRET_KEY),  # type: ignore[arg-type]
+        Settings(s3_endpoint=endpoint, s3_access_key=S3_ACCESS_KEY, s3_secret_key=S3_SECRET_KEY),
         timeout=2.0,
         retries=0,
     )
@@ -185,7 +185,7 @@ def settings(
         temporal_task_queue=f"tests-{database}-{uuid.uuid4().hex[:8]}",
         s3_endpoint=s3_server.endpoint,
         s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,  # type: ignore[arg-type]
+        s3_secret_key=s3_server.secret_key,
         health_timeout_seconds=3.0,
         **mailbox.settings_update(),
     )

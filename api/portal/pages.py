@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import actor_of, get_context, require
+from api.nul_guard import refuse_nul_in_form
 from api.pagination import PageParams
 from api.passwords import HasherBusy
 from api.portal.maker_view import document_slots, stage_seconds
@@ -114,6 +115,7 @@ def home(request: Request) -> Response:
 async def login(request: Request) -> Response:
     settings = _settings(request)
     form = await request.form()
+    refuse_nul_in_form(form)  # PostgreSQL text cannot hold U+0000: 422
     binding = login_binding(request, settings)
     expected = csrf_token(settings, "login", binding) if binding else None
     if not csrf_ok(expected, form.get(CSRF_FIELD)):

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from api.deps import get_context
+from api.nul_guard import refuse_nul_in_form
 from api.problems import Problem
 from api.security import create_access_token, decode_access_token
 from models.accounts import User
@@ -107,6 +108,7 @@ async def posted_form(request: Request) -> tuple[PortalSession | None, FormData]
     """A portal POST's form, and its session if the form's CSRF token is the session's;
     ``None`` otherwise (the caller refuses with 403 before reading or changing anything)."""
     form = await request.form()
+    refuse_nul_in_form(form)  # PostgreSQL text cannot hold U+0000: 422
     portal = await portal_session(request)
     settings = get_context(request).settings
     if portal is None or not csrf_ok(portal.csrf(settings), form.get(CSRF_FIELD)):

@@ -14,8 +14,9 @@ import re
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from asn1crypto import cms
@@ -206,7 +207,9 @@ def append_incremental_update(pdf: bytes) -> bytes:
     info[NameObject("/Title")] = TextStringObject("Certificat modifié")
     writer.update_container(info)
     out = io.BytesIO()
-    writer.write(out)
+    # pyhanko's writer.write is not annotated; its type as called here:
+    write: Callable[[BinaryIO], None] = writer.write
+    write(out)
     return out.getvalue()
 
 

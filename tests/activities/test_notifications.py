@@ -25,7 +25,6 @@ from activities.notifications import (
     SMTP_REJECTED,
     SMTP_UNAVAILABLE,
     NotificationActivities,
-    compose,
     message_id_for,
 )
 from domain.effects import DeliveryPolicy, EffectKind
@@ -35,6 +34,7 @@ from models.reference import Scheme, TechnicalCentre
 from models.requests import CertificationRequest, RequestKind, RequestStatus
 from mutabaqa.clients import connect_temporal
 from mutabaqa.db import session_scope
+from mutabaqa.mail import compose
 from mutabaqa.settings import Settings, SettingsError, load_settings
 from tests.smtp import SmtpSink, free_port
 from tests.tls import ServerPki, make_pki

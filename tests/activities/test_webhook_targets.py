@@ -266,7 +266,7 @@ class TlsReceiver:
         def remember(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
             receiver.server_names.append(name)
 
-        context.sni_callback = remember  # type: ignore[assignment]
+        context.sni_callback = remember
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:

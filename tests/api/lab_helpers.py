@@ -28,7 +28,7 @@ FFP2_PASSING: dict[str, dict[str, Any]] = {
     "FLAME": {"values": ["0", "1", "0", "2"], "uncertainty": "0.2"},
 }
 
-FAILING_PARAFFIN = {
+FAILING_PARAFFIN: dict[str, Any] = {
     "values": ["6.8", "7.0", "6.9"],
     "uncertainty": "0.2",
     "equipment_id": "TSI-8130",

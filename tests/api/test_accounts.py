@@ -373,7 +373,8 @@ def test_users_are_validated(client: TestClient, admin: Headers) -> None:
         } | changes
 
     def post(payload: dict[str, Any]) -> Response:
-        return client.post(f"{API}/users", json=payload, headers=admin)
+        response: Response = client.post(f"{API}/users", json=payload, headers=admin)
+        return response
 
     assert_problem(post(body(is_superuser=True)), 422, "invalid-body")
     assert_problem(post(body(roles=["emperor"])), 422)

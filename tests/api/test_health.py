@@ -13,7 +13,7 @@ from api.app import create_app
 from mutabaqa.clients import ensure_buckets, make_object_store
 from mutabaqa.settings import Settings
 from tests.api.helpers import admin_headers
-from tests.conftest import run_s3
+from tests.conftest import S3Server, run_s3
 
 
 def _health(
@@ -35,7 +35,7 @@ def test_all_dependencies_up(settings: Settings) -> None:
 
 
 @pytest.fixture
-def own_s3(tmp_path: Path) -> Iterator[tuple[object, Path]]:
+def own_s3(tmp_path: Path) -> Iterator[tuple[S3Server, Path]]:
     server = run_s3(tmp_path)
     try:
         yield server, tmp_path
@@ -58,7 +58,9 @@ def _wait_for(
     return body
 
 
-def test_object_store_down_gives_503_and_recovers(settings: Settings, own_s3: tuple) -> None:
+def test_object_store_down_gives_503_and_recovers(
+    settings: Settings, own_s3: tuple[S3Server, Path]
+) -> None:
     server, data_dir = own_s3
     local = settings.model_copy(
         update={"s3_endpoint": server.endpoint, "s3_secret_key": settings.s3_secret_key}

@@ -52,7 +52,9 @@ def api(settings: Settings, address: str) -> Iterator[TestClient]:
 
 
 def try_login(client: TestClient, email: str, password: str) -> Response:
-    return client.post(f"{API}/auth/token", data={"username": email, "password": password})
+    form = {"username": email, "password": password}
+    response: Response = client.post(f"{API}/auth/token", data=form)
+    return response
 
 
 def hashes(client: TestClient) -> int:

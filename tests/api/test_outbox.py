@@ -89,7 +89,7 @@ def outbox_cli(settings: Settings, *args: str) -> str:
     env |= {
         "MUTABAQA_ENV": "development",  # the test deployment's development keys
         "MUTABAQA_DATABASE_URL": settings.resolved_database_url,
-        "MUTABAQA_TEMPORAL_ADDRESS": settings.temporal_address,
+        "MUTABAQA_TEMPORAL_ADDRESS": settings.resolved_temporal_address,
         "MUTABAQA_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
         "MUTABAQA_OUTBOX_MAX_ATTEMPTS": str(settings.outbox_max_attempts),
         "MUTABAQA_OUTBOX_INITIAL_INTERVAL_SECONDS": str(settings.outbox_initial_interval_seconds),

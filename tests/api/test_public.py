@@ -208,7 +208,7 @@ def test_unknown_number_is_404(client: TestClient) -> None:
 
 
 def _page(client: TestClient, number: str, lang: str) -> str:
-    page = client.get(f"/verify/{number}?lang={lang}", headers=BROWSER)
+    page: Response = client.get(f"/verify/{number}?lang={lang}", headers=BROWSER)
     assert page.status_code == 200, page.text
     return page.text
 

@@ -206,9 +206,10 @@ def test_document_upload_outside_draft_is_refused_unchanged(
 
 async def _update(settings: Settings, wid: str, command: ActionInput) -> ActionResult:
     client = await connect_temporal(settings)
-    return await client.get_workflow_handle(wid).execute_update(
+    result: ActionResult = await client.get_workflow_handle(wid).execute_update(
         command.action, command, id=command.key, result_type=ActionResult
     )
+    return result
 
 
 def test_the_workflow_validator_refuses_on_its_own_without_a_trace(

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from minio import Minio
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api.app import create_app
@@ -48,7 +50,7 @@ def cast(client: TestClient, settings: Settings) -> Cast:
 
 
 def test_draft_to_sample_receipt(
-    client: TestClient, cast: Cast, settings: Settings, engine: object, mailbox: SmtpSink
+    client: TestClient, cast: Cast, settings: Settings, engine: Engine, mailbox: SmtpSink
 ) -> None:
     request = create_request(client, cast)
     rid = request["id"]
@@ -146,7 +148,7 @@ def test_draft_to_sample_receipt(
     assert cast.officer["full_name"] not in names and cast.tech["full_name"] not in names
     assert "compliance_officer" in names and "lab_technician" in names
 
-    with Session(engine) as session:  # type: ignore[arg-type]
+    with Session(engine) as session:
         assert verify_chain(session, request_chain(rid)) is None
 
     # The manufacturer was told whenever it had to act or a decision was taken.
@@ -176,18 +178,18 @@ def test_draft_to_sample_receipt(
 
 
 def test_recorded_sha256_matches_the_object_behind_the_presigned_url(
-    client: TestClient, cast: Cast, engine: object, store: object
+    client: TestClient, cast: Cast, engine: Engine, store: Minio
 ) -> None:
     request = create_request(client, cast)
     content = PDF + b"%" + b"x" * 200_000 + b"\n"
     response = upload(client, cast.maker_auth, request["id"], "technical_file", content)
     assert response.status_code == 201, response.text
     document = response.json()
-    with Session(engine) as session:  # type: ignore[arg-type]
+    with Session(engine) as session:
         row = session.exec(select(StoredFile).where(StoredFile.id == document["id"])).one()
     url = store.presigned_get_object(
         row.bucket,
-        row.object_key,  # type: ignore[attr-defined]
+        row.object_key,
         version_id=row.version_id,
     )
     fetched = httpx.get(url, timeout=30).content

@@ -58,7 +58,7 @@ def test_no_async_route_holds_a_request_session(settings: Settings) -> None:
         "certificate_action",
     }
     offenders = [
-        f"{sorted(route.methods)} {route.path}"
+        f"{sorted(route.methods or ())} {route.path}"
         for route in async_routes
         if SESSION_DEPENDENCIES & set(_calls(route.dependant))
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ def facts(status: RequestStatus, **more: object) -> RequestFacts:
 
 
 def apply(
-    before: RequestFacts, action: str, body: dict, actor: Actor
+    before: RequestFacts, action: str, body: dict[str, Any], actor: Actor
 ) -> tuple[Transition, RequestFacts]:
     target, change = plan(before, action, body, actor, NOW, **TIMING)
     t = Transition(

@@ -79,9 +79,9 @@ def d(database: str, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment
         database_url=url,
         s3_endpoint=s3_server.endpoint,
         s3_access_key=s3_server.access_key,
-        s3_secret_key=s3_server.secret_key,  # type: ignore[arg-type]
+        s3_secret_key=s3_server.secret_key,
         s3_evidence_bucket=f"audit-{uuid.uuid4().hex[:12]}",
-        audit_key=AUDIT_KEY,  # type: ignore[arg-type]
+        audit_key=AUDIT_KEY,
     )
     os.environ["MUTABAQA_AUDIT_KEY"] = AUDIT_KEY  # the migration reads the settings
     try:
@@ -156,7 +156,7 @@ def drop_triggers(engine: Engine) -> None:
             conn.exec_driver_sql("DROP TRIGGER audit_event_no_delete")
 
 
-EVENT = AuditEvent.__table__
+EVENT = AuditEvent.metadata.tables["audit_event"]
 HEAD = sa.table("audit_chain_head", sa.column("chain"), sa.column("seq"), sa.column("hash"))
 
 

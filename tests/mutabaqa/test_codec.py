@@ -37,7 +37,7 @@ EMAIL = re.compile(rb"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
 def _settings(keys: str) -> Settings:
-    return Settings(temporal_payload_keys=keys)  # type: ignore[arg-type]
+    return Settings(temporal_payload_keys=keys)
 
 
 def _plain(text: str) -> Payload:

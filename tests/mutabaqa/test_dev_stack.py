@@ -169,7 +169,7 @@ def test_children_get_the_resolved_settings(monkeypatch: pytest.MonkeyPatch) -> 
         temporal_address="127.0.0.1:1234",
         s3_endpoint="http://127.0.0.1:5678",
         signing_retired_key_paths=[Path("/keys/old.pem")],
-        jwt_secret="s" * 40,  # type: ignore[arg-type]
+        jwt_secret="s" * 40,
         workflow_answer_seconds=2.5,
         smtp_starttls=True,
     )

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.reference import Aggregation, DecisionRule, Scheme, TechnicalCentre
 from models.reference import TestItem as PlanItem
@@ -28,7 +28,9 @@ CENTRE_SECTORS = {
 def _items(session: Session, code: str) -> dict[str, PlanItem]:
     scheme = session.exec(select(Scheme).where(Scheme.code == code)).one()
     rows = session.exec(
-        select(PlanItem).where(PlanItem.scheme_id == scheme.id).order_by(sa.asc(PlanItem.position))
+        select(PlanItem)
+        .where(PlanItem.scheme_id == scheme.id)
+        .order_by(sa.asc(col(PlanItem.position)))
     ).all()
     return {item.code: item for item in rows}
 

@@ -201,7 +201,7 @@ def test_the_settings_default_is_production(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_dev_runs_in_development_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mutabaqa.cli import _dev_settings
+    from mutabaqa.cli_support import dev_settings as _dev_settings
 
     monkeypatch.delenv("MUTABAQA_ENV", raising=False)
     assert _dev_settings().is_development

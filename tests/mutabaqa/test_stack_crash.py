@@ -114,7 +114,7 @@ def _defaults() -> Settings:
     for key in env:
         del os.environ[key]
     try:
-        return Settings(env="development")  # type: ignore[arg-type]
+        return Settings(env="development")
     finally:
         os.environ.update(env)
 

@@ -22,11 +22,12 @@ def portal_login(client: TestClient, email: str, password: str = PASSWORD) -> Re
     """Open the login page and send its form (with its token); answers the POST."""
     form = client.get("/")
     assert form.status_code == 200 and 'action="/login"' in form.text, form.text
-    return client.post(
+    response: Response = client.post(
         "/login",
         data={"email": email, "password": password, "csrf": csrf_of(form)},
         follow_redirects=False,
     )
+    return response
 
 
 def policy_is_strict(response: Response) -> bool:

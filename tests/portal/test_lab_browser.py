@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect
 
 from api.app import create_app
 from domain.decision_rules import InvalidValues, Limits, UncertaintyRequired, aggregate
@@ -20,7 +20,7 @@ from tests.api.lab_helpers import FFP2_PASSING, make_lab
 from tests.api.requests_helpers import PDF, make_cast, to_review
 from tests.portal.conftest import Live
 
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 
 
 def _log_in(context: BrowserContext, live: Live, email: str) -> Page:
@@ -84,7 +84,7 @@ def test_a_technician_tests_on_a_phone_and_a_colleague_verifies(
         expect(page.locator(f"#item-{code} [data-saved-verdict]")).to_have_text("Pass")
 
     page.get_by_label("File", exact=True).set_input_files(
-        files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+        files=[FilePayload(name="report.pdf", mimeType="application/pdf", buffer=PDF)]
     )
     page.get_by_role("button", name="Upload the evidence").click()
     expect(page.get_by_text("report.pdf")).to_be_visible()

@@ -95,12 +95,13 @@ def _post_parts(
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     body, content_type = _multipart(parts)
-    return client.post(
+    response: httpx.Response = client.post(
         f"/requests/{request_id}/documents",
         content=body,
         headers={"Content-Type": content_type} | (headers or {}),
         follow_redirects=False,
     )
+    return response
 
 
 def _stored(store: Minio, settings: Settings, request_id: str) -> list[str]:
@@ -346,8 +347,8 @@ def test_stage_durations_count_status_changes_only() -> None:
             action="x",
             actor="someone",
             actor_role="manufacturer",
-            from_status=before,  # type: ignore[arg-type]
-            to_status=after,  # type: ignore[arg-type]
+            from_status=before,
+            to_status=after,
         )
 
     items = [

@@ -5,6 +5,7 @@ back, in a range of their own, so the counts are exact)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -120,7 +121,7 @@ def _request(
     return rid
 
 
-def _events(session: Session, rid: str, steps: list[tuple[float, str]]) -> None:
+def _events(session: Session, rid: str, steps: Sequence[tuple[float, str]]) -> None:
     for seq, (hours, status) in enumerate(steps, start=1):
         session.add(
             AuditEvent(
@@ -141,7 +142,7 @@ def _events(session: Session, rid: str, steps: list[tuple[float, str]]) -> None:
 
 @pytest.mark.both_databases
 def test_the_dashboard_aggregates_the_record(settings: Settings) -> None:
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.resolved_database_url)
     try:
         with Session(engine) as session:
             session.begin()

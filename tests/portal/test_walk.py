@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, expect
 
 from api.app import create_app
 from tests.activities.test_certificate_pdf import page_png, qr_codes
@@ -152,7 +152,7 @@ def test_a_request_walks_from_creation_to_certificate_through_the_portal(
         item.get_by_role("button", name=f"Save {code}").click()
         expect(bench.locator(f"#item-{code} [data-saved-verdict]")).to_have_text("Pass")
     bench.get_by_label("File", exact=True).set_input_files(
-        files=[{"name": "report.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+        files=[FilePayload(name="report.pdf", mimeType="application/pdf", buffer=PDF)]
     )
     bench.get_by_role("button", name="Upload the evidence").click()
     expect(bench.get_by_text("report.pdf")).to_be_visible()

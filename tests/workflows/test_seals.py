@@ -151,9 +151,10 @@ def test_a_forged_grant_is_refused_and_changes_nothing(
 
     async def send(temporal: Client, cmd: ActionInput) -> ActionResult:
         handle = temporal.get_workflow_handle(workflow_id)
-        return await handle.execute_update(
+        result: ActionResult = await handle.execute_update(
             "grant", cmd, id=update_id(cmd.key, cmd.body_hash), result_type=ActionResult
         )
+        return result
 
     for how in FORGERS:
         with pytest.raises(WorkflowUpdateFailedError) as refused:
