@@ -13,7 +13,12 @@ from models.accounts import Product, ProductCreate, ProductPublic
 router = APIRouter(prefix="/products", tags=["products"])
 
 
-@router.post("", status_code=201, response_model=ProductPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProductPublic,
+    responses={409: {"description": "The caller's account belongs to no organisation."}},
+)
 def create_product(
     actor: ManufacturerActor, body: ProductCreate, session: SessionDep
 ) -> ProductPublic:
