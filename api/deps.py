@@ -151,6 +151,7 @@ def require(permission: Permission) -> Callable[[Actor], Actor]:
         return actor
 
     dependency.__name__ = f"require_{permission.name.lower()}"
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by api/openapi.py
     return dependency
 
 

@@ -115,6 +115,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             return _overloaded("database-unavailable", "the database did not answer in time")
         return await _unexpected(request, exc)  # a missing table is a bug, not a busy database
 
+    @app.exception_handler(sqlalchemy.exc.DataError)
+    async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL refuses a NUL character in text (SQLite stores it): the client's text
+        # is wrong, not the server. Any other value the database refuses is a bug (500).
+        if "NUL (0x00)" in str(exc):
+            return problem_response(
+                422,
+                "invalid-text",
+                "Invalid text",
+                "text cannot contain the NUL character (U+0000)",
+            )
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex

@@ -12,7 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from domain.statuses import Aggregation as Aggregation
 from domain.statuses import DecisionRule as DecisionRule
-from models.types import DecimalText, UTCDateTime, text_enum, utcnow
+from models.types import SQL_INT_MAX, DecimalText, UTCDateTime, text_enum, utcnow
 
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,63}$"
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -73,7 +73,7 @@ class TestItemBase(SQLModel):
     upper_inclusive: bool = True
     mandatory: bool = True
     aggregation: Aggregation = Field(default=Aggregation.SINGLE, sa_type=text_enum(Aggregation))
-    min_count: int | None = Field(default=None, ge=1)
+    min_count: int | None = Field(default=None, ge=1, le=SQL_INT_MAX)
 
 
 class TestItemCreate(TestItemBase):
@@ -114,7 +114,7 @@ class TestItem(TestItemBase, table=True):
 
 class SchemeBase(SQLModel):
     code: str = Field(max_length=64, schema_extra={"pattern": CODE_PATTERN}, index=True)
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=SQL_INT_MAX)
     title: str = Field(min_length=1, max_length=300)
     title_ar: str | None = Field(default=None, max_length=300)
     title_en: str | None = Field(default=None, max_length=300)

@@ -12,6 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import SQLModel
 
+#: The largest value of an ``INTEGER`` column (4 bytes on PostgreSQL): integers a client
+#: sends for such a column are bounded by it, so that a larger one is a 422, not a
+#: database error.
+SQL_INT_MAX = 2**31 - 1
+
 
 class DecimalText(sa.types.TypeDecorator[Decimal]):
     """An exact decimal stored as its text form (SQLite has no exact numeric type)."""

@@ -273,7 +273,7 @@ def worker(settings: Settings) -> Iterator[RunningWorker]:
 # --- time per marked group, printed at the end of the run ---------------------------------
 
 #: The marked groups whose time the run prints (a test counts in the first group it has).
-TIMED_GROUPS = ("faults", "slow", "stack", "both_databases")
+TIMED_GROUPS = ("faults", "fuzz", "slow", "stack", "both_databases")
 _group_seconds: dict[str, float] = {}
 _group_counts: dict[str, int] = {}
 

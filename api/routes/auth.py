@@ -95,6 +95,7 @@ def revoke_tokens(session: Session, user_id: str) -> None:
     response_model=AccessToken,
     responses={
         401: {"description": "wrong e-mail or password, or a disabled account"},
+        415: {"description": "the body is not `application/x-www-form-urlencoded`"},
         429: {"description": "too many failed logins for the account or the client address"},
         503: {"description": "too many passwords being checked at once; retry"},
     },

@@ -172,7 +172,16 @@ def check_certificate_role(action: str, actor: CurrentActor) -> str:
     return action
 
 
-@router.post("/{number}/actions/{action}", response_model=CertificateView)
+@router.post(
+    "/{number}/actions/{action}",
+    response_model=CertificateView,
+    responses={
+        403: {"description": "The caller's roles do not allow this action."},
+        404: {"description": "No such certificate within reach, or no such action."},
+        409: {"description": "The action is not allowed in the certificate's present state."},
+        422: {"description": "An invalid body, or an Idempotency-Key used with another body."},
+    },
+)
 async def certificate_action(
     action: Annotated[str, Depends(check_certificate_role)],
     row: Readable,

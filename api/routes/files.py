@@ -60,6 +60,16 @@ def _multipart(fields: dict[str, dict[str, str]], required: list[str]) -> dict[s
     }
 
 
+#: What an upload can be refused with besides the errors every route documents.
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Files of this kind cannot be uploaded in the request's state."},
+    413: {"description": "The file or the form is larger than allowed (`max_bytes`)."},
+    415: {"description": "A file type this upload does not take (`allowed_types`)."},
+    422: {"description": "A malformed multipart body, a missing or invalid field, an empty file."},
+    503: {"description": "Too many uploads at once, or the store failed: repeat later."},
+}
+
+
 def _remove(store: Minio, bucket: str, key: str, version_id: str | None) -> None:
     store.remove_object(bucket, key, version_id=version_id)
 
@@ -172,6 +182,7 @@ def _field(uploaded: UploadedObject, name: str, limit: int) -> str | None:
     response_model=FilePublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_multipart({"kind": {"type": "string"}}, ["kind", "file"]),
+    responses=_UPLOAD_ERRORS,
 )
 async def upload_document(
     request_id: str, request: Request, actor: DocumentActor, ctx: ContextDep
@@ -212,6 +223,7 @@ async def record_document(
     openapi_extra=_multipart(
         {"item_code": {"type": "string"}, "description": {"type": "string"}}, ["file"]
     ),
+    responses=_UPLOAD_ERRORS,
 )
 async def upload_evidence(
     request_id: str, request: Request, actor: EvidenceActor, ctx: ContextDep

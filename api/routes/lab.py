@@ -117,6 +117,7 @@ def _recorded_result(
         200: {"description": "a new revision, or a repeat with the same Idempotency-Key"},
         201: {"description": "the round's first result for this item"},
         422: {"description": "invalid values, or an Idempotency-Key used with another body"},
+        409: {"description": "results cannot be recorded in the request's present state"},
     },
 )
 async def record_result(

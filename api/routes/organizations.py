@@ -24,7 +24,12 @@ def _duplicate(registration_id: str) -> str:
     return f"an organisation with registration id {registration_id!r} already exists"
 
 
-@router.post("", status_code=201, response_model=OrganizationPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrganizationPublic,
+    responses={409: {"description": "An organisation with this registration id exists."}},
+)
 def create_organization(
     actor: OrganizationsAdmin, body: OrganizationCreate, session: SessionDep
 ) -> OrganizationPublic:

@@ -26,7 +26,17 @@ def _gtin_taken(gtin: str) -> Problem:
     )
 
 
-@router.post("", status_code=201, response_model=ProductPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProductPublic,
+    responses={
+        409: {
+            "description": "The caller's account belongs to no organisation, or the GTIN "
+            "is already registered for a product."
+        }
+    },
+)
 def create_product(
     actor: ManufacturerActor, body: ProductCreate, session: SessionDep
 ) -> ProductPublic:

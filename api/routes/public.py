@@ -247,6 +247,14 @@ def prefers_json(accept: str | None) -> bool:
             "content": {"text/html": {"schema": {"type": "string"}}},
         },
         **_NOT_FOUND_DOC,
+        404: {
+            "description": "No certificate has this number: a page saying so for browsers; "
+            "a problem when JSON is preferred (or with `at`).",
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+            },
+        },
     },
 )
 def verify_page(

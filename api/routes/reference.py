@@ -27,6 +27,7 @@ from models.reference import (
     TestItem,
     TestItemPublic,
 )
+from models.types import SQL_INT_MAX
 from mutabaqa.seed import add_scheme
 from records.audit import append_event
 
@@ -84,7 +85,8 @@ def get_scheme(
     _actor: SchemesReader,
     session: SessionDep,
     version: Annotated[
-        int | None, Query(ge=1, description="A published version; the latest when omitted.")
+        int | None,
+        Query(ge=1, le=SQL_INT_MAX, description="A published version; the latest when omitted."),
     ] = None,
 ) -> SchemePublic:
     statement = select(Scheme).where(Scheme.code == code)
@@ -98,7 +100,12 @@ def get_scheme(
     return scheme_public(session, scheme)
 
 
-@router.post("/schemes", status_code=201, response_model=SchemePublic)
+@router.post(
+    "/schemes",
+    status_code=201,
+    response_model=SchemePublic,
+    responses={409: {"description": "This version of the scheme exists."}},
+)
 def create_scheme(actor: SchemesAdmin, body: SchemeCreate, session: SessionDep) -> SchemePublic:
     """Publish a scheme, or a new version of one (an existing code and version is 409)."""
     label = f"{body.code} version {body.version}"

@@ -318,7 +318,13 @@ def _created_view(
     "",
     response_model=RequestPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "a repeat with the same Idempotency-Key"}},
+    responses={
+        200: {"description": "a repeat with the same Idempotency-Key"},
+        403: {"description": "The caller's roles, or a kind of request only the system opens."},
+        404: {"description": "No such product of the caller's organisation, or no such scheme."},
+        409: {"description": "The caller's account belongs to no organisation."},
+        422: {"description": "An invalid body, or an Idempotency-Key used with another body."},
+    },
 )
 async def create_request(
     data: RequestCreate,
@@ -399,7 +405,17 @@ async def create_request_as(
 # --- actions (api/request_actions.py holds their logic, shared with the portal) ----------
 
 
-@router.post("/{request_id}/actions/{action}", response_model=RequestPublic)
+@router.post(
+    "/{request_id}/actions/{action}",
+    response_model=RequestPublic,
+    responses={
+        403: {"description": "The caller's roles do not allow this action."},
+        404: {"description": "No such request within reach, no such action or test item."},
+        409: {"description": "The action is not allowed in the request's present state."},
+        422: {"description": "An invalid body, or an Idempotency-Key used with another body."},
+        500: {"description": "The action's activity failed for good (`action-failed`)."},
+    },
+)
 async def act(
     action: ActionName,
     row: Annotated[CertificationRequest, Depends(get_actionable_request)],

@@ -81,7 +81,15 @@ def _duplicate(email: str) -> str:
     return f"a user with e-mail {email!r} already exists"
 
 
-@router.post("", status_code=201, response_model=UserPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=UserPublic,
+    responses={
+        404: {"description": "No such organisation or technical centre."},
+        409: {"description": "A user with this e-mail address exists."},
+    },
+)
 async def create_user(actor: UsersAdmin, body: UserCreate, ctx: ContextDep) -> UserPublic:
     # Hashed first, outside the write transaction (and within the process's bound).
     password_hash = await ctx.passwords.hash(body.password)
@@ -128,7 +136,14 @@ def list_users(_actor: UsersAdmin, session: SessionDep, page: PageParamsDep) -> 
     return paginate(session, select(User), page, _public, order=(User.created_at, User.id))
 
 
-@router.patch("/{user_id}", response_model=UserPublic)
+@router.patch(
+    "/{user_id}",
+    response_model=UserPublic,
+    responses={
+        404: {"description": "No such user, organisation or technical centre."},
+        409: {"description": "An admin cannot disable themselves or drop their admin role."},
+    },
+)
 async def update_user(
     user: TargetUser, actor: UsersAdmin, body: UserUpdate, ctx: ContextDep
 ) -> UserPublic:

@@ -92,7 +92,11 @@ def _audit(session: Session, actor: Actor, action: str, detail: dict[str, Any]) 
     "",
     response_model=WebhookWithSecret,
     response_model_exclude_none=True,
-    responses={201: {"model": WebhookWithSecret, "description": "Created, with its secret."}},
+    responses={
+        201: {"model": WebhookWithSecret, "description": "Created, with its secret."},
+        409: {"description": "The caller's account belongs to no organisation."},
+        422: {"description": "An invalid URL, or (in production) one naming a private host."},
+    },
 )
 def put_webhook(
     actor: WebhookManager,
@@ -133,7 +137,12 @@ def put_webhook(
     return public
 
 
-@router.get("", response_model=WebhookPublic)
+_NO_WEBHOOK_DOC: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The organisation has no webhook (create it with PUT)."}
+}
+
+
+@router.get("", response_model=WebhookPublic, responses=_NO_WEBHOOK_DOC)
 def get_webhook(actor: WebhookManager, session: SessionDep) -> WebhookPublic:
     """The organisation's webhook (never its secret)."""
     webhook = session.get(Webhook, actor.organization_id) if actor.organization_id else None
@@ -142,7 +151,14 @@ def get_webhook(actor: WebhookManager, session: SessionDep) -> WebhookPublic:
     return WebhookPublic.model_validate(webhook)
 
 
-@router.delete("", response_model=WebhookPublic)
+@router.delete(
+    "",
+    response_model=WebhookPublic,
+    responses={
+        **_NO_WEBHOOK_DOC,
+        409: {"description": "The caller's account belongs to no organisation."},
+    },
+)
 def deactivate_webhook(actor: WebhookManager, session: SessionDep) -> WebhookPublic:
     """Stop deliveries (pending retries are cancelled); ``PUT`` activates it again with the
     same secret."""

@@ -241,6 +241,28 @@ def test_invalid_schemes_are_422(client: TestClient, admin: Headers, scheme_code
     assert_problem(client.get(f"{API}/schemes/{code}", headers=admin), 404)
 
 
+def test_numbers_past_an_sql_integer_are_422_not_a_database_error(
+    client: TestClient, admin: Headers, scheme_code: str
+) -> None:
+    """Found by the fuzzer: PostgreSQL's INTEGER holds up to 2**31 - 1; a version or a
+    min_count past it was a 500 (the database refused the value)."""
+    code = scheme_code
+    body = scheme_body(code)
+    counted = body["test_items"][0] | {"aggregation": "count_within", "min_count": 2**31}
+    for invalid in [body | {"version": 2**31}, body | {"test_items": [counted]}]:
+        answer = assert_problem(client.post(f"{API}/schemes", json=invalid, headers=admin), 422)
+        assert "less than or equal to 2147483647" in str(answer["errors"]), answer
+    for version in (2**31, 2**63):
+        lookup = client.get(
+            f"{API}/schemes/FFP2-NM-EN-149", params={"version": version}, headers=admin
+        )
+        assert_problem(lookup, 422, "invalid-body")
+    largest = client.get(
+        f"{API}/schemes/FFP2-NM-EN-149", params={"version": 2**31 - 1}, headers=admin
+    )
+    assert_problem(largest, 404, "not-found")
+
+
 # --- products ------------------------------------------------------------------------------
 
 
@@ -312,6 +334,19 @@ def test_product_payload_is_validated(client: TestClient, admin: Headers) -> Non
     ]:
         assert_problem(client.post(f"{API}/products", json=bad, headers=maker), 422)
     assert client.get(f"{API}/products", headers=maker).json()["items"] == []
+
+
+def test_text_with_a_nul_character_is_422_not_a_database_error(
+    client: TestClient, admin: Headers
+) -> None:
+    """Found by the fuzzer: PostgreSQL refuses NUL in text, which was a 500."""
+    _, _, maker = make_manufacturer(client, admin)
+    good = {"name": "Masque", "brand": "Atlas", "model": "AT-1", "description": ""}
+    answer = client.post(f"{API}/products", json=good | {"name": "Mas\x00que"}, headers=maker)
+    assert_problem(answer, 422, "invalid-text")
+    assert client.get(f"{API}/products", headers=maker).json()["items"] == []
+    stored = client.post(f"{API}/products", json=good, headers=maker)
+    assert stored.status_code == 201, stored.text
 
 
 def test_manufacturer_without_organisation_cannot_register_products(
