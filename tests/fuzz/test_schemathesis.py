@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -85,7 +85,7 @@ DOCUMENT = create_app(Settings(database_url="sqlite://")).openapi()
 
 
 @schemathesis.check
-def problem_details(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def problem_details(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """Every error answer is RFC 9457 problem+json whose ``status`` is the answer's, unless
     the operation documents another body for that status."""
     if response.status_code < 400:
@@ -255,7 +255,7 @@ def world(fuzz_settings: Settings) -> Iterator[World]:
         sink.shutdown()
 
 
-def before_call(case: Case, world: World) -> None:
+def before_call(case: Case[Any], world: World) -> None:
     """Keep the fuzz accounts usable and webhooks on the loopback sink."""
     if (
         case.method == "PATCH"
@@ -266,20 +266,21 @@ def before_call(case: Case, world: World) -> None:
         case.path_parameters["user_id"] = NO_SUCH_USER
     if case.method == "PUT" and case.operation.path == API + "/webhook":
         body = case.body
-        if isinstance(body, dict) and isinstance(body.get("url"), str):
+        url = body.get("url") if isinstance(body, dict) else None
+        if isinstance(body, dict) and isinstance(url, str):
             try:
-                parts = urlsplit(body["url"])
+                parts = urlsplit(url)
             except ValueError:
                 return  # not a URL: refused with 422, nothing to deliver
             if parts.scheme.lower() in ("http", "https") and parts.netloc:
                 body["url"] = urlunsplit(parts._replace(scheme="http", netloc=world.sink_netloc))
 
 
-def after_call(case: Case, response: Response, world: World, role: str) -> None:
+def after_call(case: Case[Any], response: Response, world: World, role: str) -> None:
     """A logout revoked the role's tokens: log in again."""
     if case.operation.path != API + "/auth/logout" or response.status_code != 204:
         return
-    with schemathesis_asgi.get_client(world.app) as client:
+    with schemathesis_asgi.get_client(cast(Any, world.app)) as client:
         answer = client.post(
             API + "/auth/token", data={"username": world.emails[role], "password": PASSWORD}
         )
@@ -290,7 +291,7 @@ def after_call(case: Case, response: Response, world: World, role: str) -> None:
 @pytest.mark.parametrize("role", ROLES)
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_as_each_role(case: Case, world: World, role: str) -> None:
+def test_every_operation_as_each_role(case: Case[Any], world: World, role: str) -> None:
     before_call(case, world)
     headers = dict(world.headers[role])
     response = case.call(headers=headers, app=world.app)
@@ -301,14 +302,14 @@ def test_every_operation_as_each_role(case: Case, world: World, role: str) -> No
 @pytest.mark.parametrize("role", ROLES)
 def test_call_sequences_as_each_role(world: World, role: str) -> None:
     class Sequences(schema.as_state_machine()):  # type: ignore[misc]
-        def before_call(self, case: Case) -> None:
+        def before_call(self, case: Case[Any]) -> None:
             before_call(case, world)
 
-        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
             return {"headers": dict(world.headers[role]), "app": world.app}
 
         def validate_response(
-            self, response: Response, case: Case, additional_checks: Any = None, **kwargs: Any
+            self, response: Response, case: Case[Any], additional_checks: Any = None, **kwargs: Any
         ) -> None:
             case.validate_response(response, checks=CHECKS, headers=kwargs.get("headers"))
             after_call(case, response, world, role)
