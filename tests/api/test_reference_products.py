@@ -339,11 +339,14 @@ def test_product_payload_is_validated(client: TestClient, admin: Headers) -> Non
 def test_text_with_a_nul_character_is_422_not_a_database_error(
     client: TestClient, admin: Headers
 ) -> None:
-    """Found by the fuzzer: PostgreSQL refuses NUL in text, which was a 500."""
+    """Found by the fuzzer: PostgreSQL refuses NUL in text, which was a 500. The request
+    guard (``api/nul_guard.py``) refuses it first, naming the field; the database's own
+    refusal is mapped to 422 ``invalid-text`` behind it (``api/problems.py``)."""
     _, _, maker = make_manufacturer(client, admin)
     good = {"name": "Masque", "brand": "Atlas", "model": "AT-1", "description": ""}
     answer = client.post(f"{API}/products", json=good | {"name": "Mas\x00que"}, headers=maker)
-    assert_problem(answer, 422, "invalid-text")
+    assert_problem(answer, 422, "invalid-body")
+    assert answer.json()["errors"][0]["loc"] == ["body", "name"]
     assert client.get(f"{API}/products", headers=maker).json()["items"] == []
     stored = client.post(f"{API}/products", json=good, headers=maker)
     assert stored.status_code == 201, stored.text
