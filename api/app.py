@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from prometheus_client import make_asgi_app
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CollectorRegistry
 from starlette.routing import compile_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -19,6 +20,7 @@ from api.body_limits import install_body_limits
 from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
+from api.metrics import HttpMetrics, make_registry, metrics_endpoint
 from api.openapi import install_openapi
 from api.portal import admin as portal_admin
 from api.portal import directory as portal_directory
@@ -28,6 +30,7 @@ from api.portal import officer as portal_officer
 from api.portal import pages as portal_pages
 from api.portal import webhook as portal_webhook
 from api.problems import install_problem_handlers
+from api.request_ids import RequestIds
 from api.routes import (
     auth,
     certificates,
@@ -49,6 +52,7 @@ from mutabaqa import __version__
 from mutabaqa.anchoring import install_audit_keys
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
+from mutabaqa.tracing import setup_tracing
 
 API_PREFIX = "/api/v1"
 #: Style sheets and scripts of the portal and of /docs, served from the package.
@@ -60,13 +64,20 @@ class _App(FastAPI):
     500 carries them too — is wrapped in the security headers (``api/headers.py``)."""
 
     https = False
+    #: The registry ``/metrics`` serves; the HTTP metrics are recorded into it.
+    metrics_registry: CollectorRegistry | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
+        stack: ASGIApp = SecurityHeaders(super().build_middleware_stack(), https=self.https)
+        if self.metrics_registry is not None:
+            stack = HttpMetrics(stack, self.metrics_registry)
+        # Outermost: every log line of the call, an error's included, has the request id.
+        return RequestIds(stack)
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
     install_audit_keys(settings)
+    setup_tracing(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +102,10 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         swagger_ui_oauth2_redirect_url=None,
     )
     app.https = settings.public_https
+    app.metrics_registry = make_registry(
+        lambda: app.state.ctx.engine if hasattr(app.state, "ctx") else None,
+        settings.metrics_db_cache_seconds,
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)
@@ -120,7 +135,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         v1.include_router(module.router)
     v1.include_router(public.api_router)
     app.include_router(v1)
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", metrics_endpoint(app.metrics_registry))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     install_openapi(app, API_PREFIX)
@@ -141,4 +156,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
             if isinstance(route, APIRoute) and route.endpoint is auth.issue_token
         ],
     )
+    if settings.otel_enabled:
+        # The server span of each call; Temporal's spans (mutabaqa/tracing.py) are its children.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/health,/static/.*")
     return app
