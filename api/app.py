@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -12,7 +13,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CollectorRegistry
 from starlette.routing import compile_path
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api import health
@@ -60,19 +61,24 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 class _App(FastAPI):
-    """FastAPI whose whole middleware stack — its error middleware included, so that a
-    500 carries them too — is wrapped in the security headers (``api/headers.py``)."""
+    """FastAPI wrapped, outside its whole middleware stack — its error middleware included,
+    so that a 500 carries them too — in the security headers (``api/headers.py``), the
+    HTTP metrics (``api/metrics.py``) and, outermost, the request id (``api/request_ids.py``:
+    every log line of the call has it). They wrap the application rather than its
+    middleware stack, which the OpenTelemetry instrumentation rebuilds when tracing is on."""
 
     https = False
     #: The registry ``/metrics`` serves; the HTTP metrics are recorded into it.
     metrics_registry: CollectorRegistry | None = None
+    _outer: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack: ASGIApp = SecurityHeaders(super().build_middleware_stack(), https=self.https)
-        if self.metrics_registry is not None:
-            stack = HttpMetrics(stack, self.metrics_registry)
-        # Outermost: every log line of the call, an error's included, has the request id.
-        return RequestIds(stack)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._outer is None:
+            stack: ASGIApp = SecurityHeaders(partial(FastAPI.__call__, self), https=self.https)
+            if self.metrics_registry is not None:
+                stack = HttpMetrics(stack, self.metrics_registry)
+            self._outer = RequestIds(stack)
+        await self._outer(scope, receive, send)
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
@@ -135,7 +141,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         v1.include_router(module.router)
     v1.include_router(public.api_router)
     app.include_router(v1)
-    app.mount("/metrics", metrics_endpoint(app.metrics_registry))
+    app.add_route("/metrics", metrics_endpoint(app.metrics_registry), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     install_openapi(app, API_PREFIX)

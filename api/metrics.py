@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import (
@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from records.metrics import STAGE_BUCKETS, RecordFigures, read_figures
@@ -79,6 +79,7 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
+        path = str(scope.get("path", ""))  # as asked: routing may rewrite the scope's
 
         async def record_status(message: Message) -> None:
             nonlocal status
@@ -89,13 +90,28 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
-            template = (
-                route.path if isinstance(route, BaseRoute) and hasattr(route, "path") else UNMATCHED
-            )
+            template = route_template(scope, path)
             method = str(scope.get("method", ""))
             self.requests.labels(method, template, str(status)).inc()
             self.duration.labels(method, template).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope, path: str) -> str:
+    """The template of the route that answered (``/api/v1/requests/{request_id}``).
+
+    The route in the scope knows its path within its router only (FastAPI no longer copies
+    included routes with their prefixes), so the prefix is taken from the request's path:
+    as many leading segments as the path has beyond the route's own. Prefixes here have no
+    parameters, so it never holds an id."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(route, BaseRoute) or not isinstance(template, str):
+        return UNMATCHED
+    if isinstance(route, Mount):
+        return template  # /static: one label for everything below
+    parts = path.split("/")
+    depth = template.count("/")
+    return "/".join(parts[: max(len(parts) - depth, 0)]) + template
 
 
 class RecordCollector(Collector):
@@ -229,14 +245,13 @@ def make_registry(engine: Callable[[], Engine | None], cache_seconds: float) -> 
     return registry
 
 
-def metrics_endpoint(registry: CollectorRegistry) -> ASGIApp:
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
     """``GET /metrics``: the registry in the format the scraper accepts; collected in the
     thread pool (the record's queries block), no connection held across an await."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
+    async def metrics(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         body = await run_in_threadpool(encoder, registry)
-        await Response(body, media_type=content_type)(scope, receive, send)
+        return Response(body, media_type=content_type)
 
-    return app
+    return metrics
