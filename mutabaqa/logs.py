@@ -37,6 +37,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """The text format; a line outside any call shows ``[-]`` for its request id."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+            try:
+                return super().formatMessage(record)
+            finally:
+                record.request_id = None
+        return super().formatMessage(record)
+
+
 def log_handler(settings: Settings) -> logging.Handler:
     """A stderr handler in the configured format, adding the request id to each record."""
     handler = logging.StreamHandler()
@@ -44,7 +60,7 @@ def log_handler(settings: Settings) -> logging.Handler:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter())
     return handler
 
 

@@ -25,7 +25,7 @@ from api.app import create_app
 from mutabaqa.clients import connect_temporal
 from mutabaqa.logs import configure_logging, uvicorn_log_config
 from mutabaqa.settings import Settings
-from mutabaqa.tracing import setup_tracing, worker_runtime
+from mutabaqa.tracing import setup_tracing, shutdown_tracing, worker_runtime
 from mutabaqa.worker import WORKER_SHUTDOWN_SECONDS, run_worker
 
 #: Requests in flight at shutdown get this long to finish (uvicorn's graceful timeout).
@@ -110,6 +110,7 @@ async def serve_api(
         stopper.cancel()
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
+    shutdown_tracing()
     task.result()  # a server that could not start (port taken...) raises here
     if not server.started and not stop.is_set():
         raise SystemExit(1)  # uvicorn logged why (e.g. the lifespan start-up failed)
@@ -136,6 +137,7 @@ async def serve_worker(
     clean = await run_worker(
         client, settings, engine, store, stop, shutdown_seconds=shutdown_seconds
     )
+    shutdown_tracing()
     if not clean:
         print(
             f"worker: activities still running {shutdown_seconds:g} s after the stop; "

@@ -57,6 +57,13 @@ def setup_tracing(settings: Settings, process: str) -> None:
     trace.set_tracer_provider(provider)
 
 
+def shutdown_tracing() -> None:
+    """Export the spans still buffered (the processes leave with ``os._exit``)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
 def tracing_interceptors(settings: Settings) -> list[Interceptor]:
     """Temporal's tracing interceptor when tracing is on (it is a worker interceptor too:
     a worker built on such a client traces its workflows and activities)."""
