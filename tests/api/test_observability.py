@@ -155,6 +155,7 @@ def walk(own_settings: Settings) -> Iterator[Walk]:
             yield Walk(own_settings, client, rid, number, grant_id, spans, keep.records)
     finally:
         worker.stop()
+        spans.shutdown()  # keeps nothing more for the rest of the session
         activity_logger.removeHandler(keep)
         activity_logger.setLevel(previous_level)
 
