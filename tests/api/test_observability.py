@@ -77,6 +77,8 @@ def own_settings(settings: Settings, pg_url: str) -> Iterator[Settings]:
             "temporal_task_queue": f"observe-{suffix}",
             "certificate_prefix": f"O{suffix[:3].upper()}",
             "metrics_db_cache_seconds": 0.0,
+            # A credential waits for its PDF by retrying: keep the walk short.
+            "outbox_initial_interval_seconds": 0.5,
             "otel_enabled": True,
         }
     )
