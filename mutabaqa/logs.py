@@ -1,7 +1,7 @@
 """Log lines of the API and the worker: text for people, or JSON (``MUTABAQA_LOG_FORMAT=json``)
 for a log collector — one object a line with the time, level, logger, message and the
 request id (``mutabaqa/request_ids.py``), plus the workflow's or activity's identity when
-Temporal's loggers give it."""
+Temporal's loggers give it, and the trace and span ids when tracing is on."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 from mutabaqa.request_ids import RequestIdLogFilter
 from mutabaqa.settings import Settings
@@ -28,6 +30,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # tracing on: the line names its trace and span
+            line["trace_id"] = format(span.trace_id, "032x")
+            line["span_id"] = format(span.span_id, "016x")
         for name in _TEMPORAL_EXTRAS:
             value = getattr(record, name, None)
             if isinstance(value, dict):
