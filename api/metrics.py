@@ -52,6 +52,9 @@ from records.metrics import STAGE_BUCKETS, RecordFigures, read_figures
 log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"
+#: Methods labelled as themselves; any other token a client sends is ``other`` (a label
+#: value per invented method would let anyone grow the series without bound).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class HttpMetrics:
@@ -92,6 +95,7 @@ class HttpMetrics:
         finally:
             template = route_template(scope, path)
             method = str(scope.get("method", ""))
+            method = method if method in KNOWN_METHODS else "other"
             self.requests.labels(method, template, str(status)).inc()
             self.duration.labels(method, template).observe(time.perf_counter() - started)
 

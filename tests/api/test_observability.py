@@ -223,7 +223,20 @@ def test_http_metrics_are_labelled_by_route_template(walk: Walk) -> None:
     routes = {dict(labels)["route"] for labels in labelled(samples, "mutabaqa_http_requests_total")}
     assert not any(walk.request_id in route for route in routes), routes
     walk.client.get(f"/no/such/{uuid.uuid4().hex}")
+    walk.client.request("BREW", "/health")  # an invented method is "other"
     after = scrape(walk.client)
+    assert {
+        dict(labels)["method"] for labels in labelled(after, "mutabaqa_http_requests_total")
+    } <= {
+        "GET",
+        "POST",
+        "PUT",
+        "other",
+    }
+    assert (
+        series(after, "mutabaqa_http_requests_total", method="other", route="/health", status="405")
+        == 1
+    )
     assert series(
         after, "mutabaqa_http_requests_total", method="GET", route="unmatched", status="404"
     ) == (series(samples, "mutabaqa_http_requests_total", method="GET", route="unmatched",
