@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
-from prometheus_client import make_asgi_app
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CollectorRegistry
 from starlette.routing import compile_path
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api import health
@@ -19,6 +21,7 @@ from api.body_limits import install_body_limits
 from api.context import AppContext
 from api.docs import install_docs
 from api.headers import SecurityHeaders
+from api.metrics import HttpMetrics, make_registry, metrics_endpoint
 from api.nul_guard import refuse_nul
 from api.openapi import install_openapi
 from api.portal import admin as portal_admin
@@ -29,6 +32,7 @@ from api.portal import officer as portal_officer
 from api.portal import pages as portal_pages
 from api.portal import webhook as portal_webhook
 from api.problems import install_problem_handlers
+from api.request_ids import RequestIds
 from api.routes import (
     auth,
     certificates,
@@ -51,6 +55,7 @@ from mutabaqa import __version__
 from mutabaqa.anchoring import install_audit_keys
 from mutabaqa.bootstrap import start_first_admin
 from mutabaqa.settings import Settings
+from mutabaqa.tracing import setup_tracing
 
 API_PREFIX = "/api/v1"
 #: Style sheets and scripts of the portal and of /docs, served from the package.
@@ -58,17 +63,29 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 class _App(FastAPI):
-    """FastAPI whose whole middleware stack — its error middleware included, so that a
-    500 carries them too — is wrapped in the security headers (``api/headers.py``)."""
+    """FastAPI wrapped, outside its whole middleware stack — its error middleware included,
+    so that a 500 carries them too — in the security headers (``api/headers.py``), the
+    HTTP metrics (``api/metrics.py``) and, outermost, the request id (``api/request_ids.py``:
+    every log line of the call has it). They wrap the application rather than its
+    middleware stack, which the OpenTelemetry instrumentation rebuilds when tracing is on."""
 
     https = False
+    #: The registry ``/metrics`` serves; the HTTP metrics are recorded into it.
+    metrics_registry: CollectorRegistry | None = None
+    _outer: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), https=self.https)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._outer is None:
+            stack: ASGIApp = SecurityHeaders(partial(FastAPI.__call__, self), https=self.https)
+            if self.metrics_registry is not None:
+                stack = HttpMetrics(stack, self.metrics_registry)
+            self._outer = RequestIds(stack)
+        await self._outer(scope, receive, send)
 
 
 def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI:
     install_audit_keys(settings)
+    setup_tracing(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +112,10 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         dependencies=[Depends(refuse_nul)],
     )
     app.https = settings.public_https
+    app.metrics_registry = make_registry(
+        lambda: app.state.ctx.engine if hasattr(app.state, "ctx") else None,
+        settings.metrics_db_cache_seconds,
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(keys.router)
@@ -125,7 +146,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
         v1.include_router(module.router)
     v1.include_router(public.api_router)
     app.include_router(v1)
-    app.mount("/metrics", make_asgi_app())
+    app.add_route("/metrics", metrics_endpoint(app.metrics_registry), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     install_openapi(app, API_PREFIX)
@@ -146,4 +167,7 @@ def create_app(settings: Settings, *, temporal: Client | None = None) -> FastAPI
             if isinstance(route, APIRoute) and route.endpoint is auth.issue_token
         ],
     )
+    if settings.otel_enabled:
+        # The server span of each call; Temporal's spans (mutabaqa/tracing.py) are its children.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/health,/static/.*")
     return app

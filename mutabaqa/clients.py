@@ -13,22 +13,34 @@ import urllib3
 from minio import Minio
 from minio.objectlockconfig import ObjectLockConfig
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from mutabaqa.codec import data_converter
+from mutabaqa.request_ids import RequestIdClientInterceptor
 from mutabaqa.seals import SealingInterceptor, seal_key
 from mutabaqa.settings import Settings
+from mutabaqa.tracing import tracing_interceptors
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
-    """The one way to a Temporal client: encrypted payloads, and every start, Update and
-    Signal sealed (``mutabaqa/seals.py``)."""
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
+    """The one way to a Temporal client: encrypted payloads, every start, Update and
+    Signal sealed (``mutabaqa/seals.py``) and carrying the request id
+    (``mutabaqa/request_ids.py``); traced when ``MUTABAQA_OTEL_ENABLED`` (``mutabaqa/tracing.py``).
+    ``runtime``: the worker's, when it serves the SDK's metrics."""
     converter = data_converter(settings)
     return await Client.connect(
         settings.resolved_temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=converter,
-        interceptors=[SealingInterceptor(seal_key(settings), converter.payload_converter)],
+        interceptors=[
+            *tracing_interceptors(settings),
+            SealingInterceptor(seal_key(settings), converter.payload_converter),
+            RequestIdClientInterceptor(),
+        ],
         lazy=lazy,
+        runtime=runtime,
     )
 
 

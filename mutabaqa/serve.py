@@ -23,7 +23,9 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from mutabaqa.clients import connect_temporal
+from mutabaqa.logs import configure_logging, uvicorn_log_config
 from mutabaqa.settings import Settings
+from mutabaqa.tracing import setup_tracing, shutdown_tracing, worker_runtime
 from mutabaqa.worker import WORKER_SHUTDOWN_SECONDS, run_worker
 
 #: Requests in flight at shutdown get this long to finish (uvicorn's graceful timeout).
@@ -68,6 +70,9 @@ def api_config(
         port=port,
         lifespan="on",
         log_level=log_level,
+        # Uvicorn's records go through the root logger's handler (``mutabaqa/logs.py``):
+        # the configured format, with the request id.
+        log_config=uvicorn_log_config(),
         timeout_graceful_shutdown=shutdown_seconds,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         proxy_headers=bool(trusted),
@@ -84,6 +89,8 @@ async def serve_api(
     shutdown_seconds: int = API_SHUTDOWN_SECONDS,
 ) -> None:
     """Serve the API until SIGINT/SIGTERM (or until the server stops by itself)."""
+    configure_logging(settings)
+    setup_tracing(settings, "api")
     stop = asyncio.Event()
     _stop_on_signals(stop)
     server = _Server(
@@ -103,6 +110,7 @@ async def serve_api(
         stopper.cancel()
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
+    shutdown_tracing()
     task.result()  # a server that could not start (port taken...) raises here
     if not server.started and not stop.is_set():
         raise SystemExit(1)  # uvicorn logged why (e.g. the lifespan start-up failed)
@@ -121,12 +129,15 @@ async def serve_worker(
     database, say) are abandoned: the process exits at once with status 1, and Temporal
     retries those activities after their timeout.
     """
+    configure_logging(settings)
+    setup_tracing(settings, "worker")
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, runtime=worker_runtime(settings))
     clean = await run_worker(
         client, settings, engine, store, stop, shutdown_seconds=shutdown_seconds
     )
+    shutdown_tracing()
     if not clean:
         print(
             f"worker: activities still running {shutdown_seconds:g} s after the stop; "

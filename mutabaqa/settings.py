@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -313,6 +313,22 @@ class Settings(BaseSettings):
     #: change wait after committing and before completing, so a test can kill the worker in
     #: between. 0 in use.
     fault_pause_after_certificate_seconds: Annotated[float, Field(ge=0)] = 0.0
+
+    # Observability (docs/operations.md).
+    #: ``text`` (human-readable) or ``json`` (one JSON object a line, with the request id).
+    log_format: Literal["text", "json"] = "text"
+    #: Seconds the API keeps the figures it computes from the database for ``/metrics``
+    #: (one set of aggregate queries per interval, however often it is scraped); 0: every
+    #: scrape queries.
+    metrics_db_cache_seconds: Annotated[float, Field(ge=0)] = 10.0
+    #: ``host:port`` where the worker serves the Temporal SDK's Prometheus metrics; unset:
+    #: not served.
+    worker_metrics_address: str | None = None
+    #: OpenTelemetry tracing (FastAPI and Temporal spans), exported over OTLP to the
+    #: collector named by the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` variables.
+    otel_enabled: bool = False
+    #: ``service.name`` of the spans; the process kind is appended (``-api``, ``-worker``).
+    otel_service_name: str = "mutabaqa"
 
     # Processes.
     api_host: str = "127.0.0.1"

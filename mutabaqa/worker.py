@@ -22,6 +22,7 @@ from activities.system import SystemActivities
 from activities.webhooks import WebhookActivities
 from mutabaqa.anchoring import checkpoint_periodically, install_audit_keys
 from mutabaqa.db import create_db_engine
+from mutabaqa.request_ids import RequestIdWorkerInterceptor
 from mutabaqa.seals import SealCheckingInterceptor, seal_key
 from mutabaqa.settings import Settings
 from mutabaqa.sweeper import sweep_periodically
@@ -104,7 +105,12 @@ def build_worker(
             certificates.surveillance_request,
         ],
         # Workflows believe only sealed starts, Updates and Signals; the key is bound here.
-        interceptors=[SealCheckingInterceptor(seal_key(settings), settings.temporal_seals_since)],
+        # The request id follows the message into its workflow and activities (the client's
+        # tracing interceptor, when on, is added by the worker itself).
+        interceptors=[
+            SealCheckingInterceptor(seal_key(settings), settings.temporal_seals_since),
+            RequestIdWorkerInterceptor(),
+        ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         graceful_shutdown_timeout=timedelta(seconds=activity_grace),

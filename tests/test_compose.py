@@ -568,6 +568,7 @@ def test_the_proxy_terminates_tls_for_the_api_and_the_s3_api() -> None:
     # A bare host name: Caddy serves it over HTTPS with a certificate of its own.
     assert "http://" not in caddyfile and "tls internal" not in caddyfile
     assert "reverse_proxy api:8000" in caddyfile
+    assert "respond /metrics* 404" in caddyfile  # the record's figures stay inside
     assert "reverse_proxy minio:9000" in caddyfile
     assert "Strict-Transport-Security" in caddyfile
 

@@ -114,6 +114,6 @@ def test_framework_errors_are_problem_details(settings: Settings) -> None:
 
 def test_metrics_are_exposed(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
-        response = client.get("/metrics/")
+        response = client.get("/metrics")
     assert response.status_code == 200
     assert "python_info" in response.text

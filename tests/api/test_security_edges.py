@@ -62,7 +62,7 @@ def test_every_answer_carries_the_security_headers(
             "unauthenticated": client.get(f"{API}/requests"),
             "health": client.get("/health"),
             "openapi": client.get("/openapi.json"),
-            "metrics": client.get("/metrics/"),
+            "metrics": client.get("/metrics"),
             "keys": client.get("/.well-known/mutabaqa-keys.json"),
             "internal error": client.get("/boom-for-the-test"),
         }
