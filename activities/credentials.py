@@ -56,6 +56,8 @@ from records import credentials as records
 
 #: The PDF is not stored yet: the credential (which carries its digest) waits for it.
 PDF_PENDING = "certificate-pdf-pending"
+#: The public base URL gives no did:web (a configuration to fix, then replay the row).
+NO_ISSUER_DID = "credential-issuer-undefined"
 #: Transactions tried again after a concurrent worker took the same index, list or version.
 CONFLICT_ATTEMPTS = 8
 
@@ -80,7 +82,17 @@ class CredentialIssuer:
 
     @property
     def did(self) -> str:
-        return did_web_from_base_url(self._settings.public_base_url)
+        """The issuer: the did:web of the public base URL. A base URL that gives none (http
+        on another host than localhost, an IP address) cannot issue: not retried, the row
+        goes to the dead letter with the reason, to replay once the setting is fixed."""
+        try:
+            return did_web_from_base_url(self._settings.public_base_url)
+        except ValueError as exc:
+            raise ApplicationError(
+                f"MUTABAQA_PUBLIC_BASE_URL gives no did:web to issue credentials as: {exc}",
+                type=NO_ISSUER_DID,
+                non_retryable=True,
+            ) from None
 
     def _retrying(self, transaction: Callable[[], T]) -> T:
         for attempt in range(CONFLICT_ATTEMPTS):
