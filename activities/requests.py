@@ -6,7 +6,6 @@ Update id, the file id), so a retried activity finds its earlier work and return
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from minio import Minio
-from minio.error import S3Error
 from minio.retention import Retention
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -23,13 +21,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import (
-    OBJECT_MISMATCH,
     REQUEST_MISSING,
     invariant,
     key_reused,
     present,
 )
 from activities.lab import freeze_report
+from activities.stored_objects import verify_stored_object
 from models.accounts import Product
 from models.audit import request_chain
 from models.lab import Appeal
@@ -54,7 +52,6 @@ from models.requests import (
 )
 from models.types import stable_id
 from mutabaqa.db import session_scope
-from mutabaqa.object_checksums import expected_checksum, stored_sha256_checksum
 from mutabaqa.settings import Settings
 from records.actions import find_action
 from records.audit import append_event
@@ -63,26 +60,10 @@ from records.outbox import add_effects, ids_of
 log = logging.getLogger(__name__)
 
 
-HASH_CHUNK = 1024 * 1024
 #: Actions whose related rows name the person who took them.
 HUMAN_ACTIONS = frozenset(
     {"verify_results", "appeal", "uphold", "overturn", "receive_sample", "reject_sample"}
 )
-
-
-def stored_sha256(store: Minio, bucket: str, key: str, version_id: str | None) -> str:
-    """The hex SHA-256 of that version of the object, from every byte read back."""
-    digest = hashlib.sha256()
-    response = store.get_object(bucket, key, version_id=version_id)
-    try:
-        for chunk in response.stream(HASH_CHUNK):
-            digest.update(chunk)
-            if activity.in_activity():
-                activity.heartbeat()
-    finally:
-        response.close()
-        response.release_conn()
-    return digest.hexdigest()
 
 
 def _insert(session: Session) -> Any:
@@ -228,10 +209,6 @@ def _related_rows(session: Session, t: Transition, row: CertificationRequest) ->
         )
 
 
-#: S3 error codes saying the uploaded object (or its version) is not in the store.
-MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchObject", "NoSuchBucket"})
-
-
 class RequestActivities:
     def __init__(self, engine: Engine, store: Minio, settings: Settings) -> None:
         self._engine = engine
@@ -351,57 +328,6 @@ class RequestActivities:
 
     # --- files -----------------------------------------------------------------------------
 
-    def _verify_object(self, data: RecordFileInput) -> None:
-        """Check that the stored version of the object is the upload: its size, and its bytes
-        against the upload's SHA-256 (docs/uploads.md, "What the recording checks").
-
-        With the parts' digests (``file.part_sha256``), the store's own SHA-256 checksum of
-        that version is compared first with what they make: the file's SHA-256 for a single
-        PUT, the composite of the parts' for a multipart upload. If they agree, the object
-        is the upload. Otherwise (no digests, no checksum held, or a different one) every
-        byte is read back and hashed, and only a SHA-256 that differs refuses the object."""
-        f = data.file
-        try:
-            stat = self._store.stat_object(f.bucket, f.key, version_id=f.version_id)
-            stored = (
-                stored_sha256_checksum(self._store, f.bucket, f.key, f.version_id)
-                if f.part_sha256
-                else None
-            )
-        except S3Error as exc:
-            if exc.code not in MISSING_OBJECT_CODES:
-                raise  # the store failed, not the upload: retried
-            raise ApplicationError(
-                f"stored object {f.key} cannot be read: {exc}",
-                type=OBJECT_MISMATCH,
-                non_retryable=True,
-            ) from exc
-        # Anything else (the store unreachable, stopped, timing out) is not the upload's
-        # fault: it propagates and the activity is retried, instead of refusing a good file.
-        if stat.size != f.size:
-            raise ApplicationError(
-                f"stored object has {stat.size} bytes, upload counted {f.size}",
-                type=OBJECT_MISMATCH,
-                non_retryable=True,
-            )
-        if f.part_sha256 and stored is not None:
-            try:
-                if stored == expected_checksum(f.sha256, f.part_sha256):
-                    return
-            except ValueError:
-                pass  # digests that cannot describe the object: the bytes decide
-            log.warning(
-                "stored checksum of %s/%s differs from the upload's parts: reading it back",
-                f.bucket,
-                f.key,
-            )
-        if stored_sha256(self._store, f.bucket, f.key, f.version_id) != f.sha256:
-            raise ApplicationError(
-                "stored object's SHA-256 differs from the upload's",
-                type=OBJECT_MISMATCH,
-                non_retryable=True,
-            )
-
     @activity.defn(name="record_file")
     def record_file(self, data: RecordFileInput) -> RecordFileResult:
         """Verify the stored object against the upload, record it, then lock it (retention)."""
@@ -409,7 +335,7 @@ class RequestActivities:
         with Session(self._engine) as session:
             existing = session.get(StoredFile, f.file_id)
         if existing is None:
-            self._verify_object(data)
+            verify_stored_object(self._store, data.file)
         superseded: list[str] = []
         with session_scope(self._engine) as session:
             if session.get(StoredFile, f.file_id) is None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import OBJECT_MISMATCH
-from activities.requests import RequestActivities
+from activities.stored_objects import verify_stored_object
 from domain.permissions import Actor, Role
 from domain.statuses import RequestStatus
 from models.request_payloads import FileFacts, RecordFileInput
@@ -49,10 +49,9 @@ def _input(bucket: str, key: str, version_id: str | None) -> RecordFileInput:
 def test_an_object_missing_from_the_store_is_refused_for_good(
     settings: Settings, engine: Engine, store: Minio
 ) -> None:
-    activities = RequestActivities(engine, store, settings)
     data = _input(settings.s3_evidence_bucket, f"requests/none/{uuid.uuid4().hex}.pdf", None)
     with pytest.raises(ApplicationError) as refused:
-        activities._verify_object(data)
+        verify_stored_object(store, data.file)
     assert refused.value.type == OBJECT_MISMATCH and refused.value.non_retryable
 
 
@@ -66,7 +65,8 @@ def test_a_store_that_cannot_be_reached_is_retried_not_a_refusal(
         timeout=2.0,
         retries=0,
     )
-    activities = RequestActivities(engine, down, settings)
     with pytest.raises(Exception) as failed:
-        activities._verify_object(_input(settings.s3_evidence_bucket, key, written.version_id))
+        verify_stored_object(
+            down, _input(settings.s3_evidence_bucket, key, written.version_id).file
+        )
     assert not isinstance(failed.value, ApplicationError), failed.value

@@ -17,33 +17,65 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from mutabaqa.clients import ensure_buckets, make_object_store
+from mutabaqa.db import create_db_engine
+from mutabaqa.migrate import upgrade
+from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from tests.api.lab_helpers import make_lab
 from tests.api.requests_helpers import make_cast
 from tests.api.test_certificate_lifecycle import cert_act, issue
-from tests.conftest import start_worker
+from tests.conftest import PG_ADMIN_DSN, start_worker
 from tests.smtp import free_port
 
 pytestmark = pytest.mark.both_databases
 
 
+def own_database(database: str, pg_url: str, tmp_path: Path) -> tuple[str, str | None]:
+    """A database of the module's own (migrated and seeded below): the status lists it
+    publishes are this deployment's alone. One deployment has one public base URL; the
+    session's database holds lists published under another one."""
+    if database == "sqlite":
+        return f"sqlite:///{tmp_path / 'vc-live.db'}", None
+    name = f"mutabaqa_vc_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_url.rsplit("/", 1)[0] + f"/{name}", name
+
+
 @pytest.fixture(scope="module")
-def served(settings: Settings) -> Iterator[Settings]:
-    """The API on ``http://localhost:<port>`` (its did:web) with a worker of its own."""
+def served(
+    settings: Settings, database: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """The API on ``http://localhost:<port>`` (its did:web) with a worker of its own, on a
+    database and buckets of its own."""
     port = free_port()
+    url, pg_name = own_database(database, pg_url, tmp_path_factory.mktemp("vc-live"))
+    suffix = uuid.uuid4().hex[:8]
     own = settings.model_copy(
         update={
+            "database_url": url,
+            "s3_evidence_bucket": f"vc-evidence-{suffix}",
+            "s3_certificates_bucket": f"vc-certificates-{suffix}",
             "public_base_url": f"http://localhost:{port}",
-            "temporal_task_queue": f"vc-live-{uuid.uuid4().hex[:8]}",
+            "temporal_task_queue": f"vc-live-{suffix}",
             "public_rate_per_minute": 100_000,
             "public_rate_burst": 10_000,
         }
     )
+    upgrade(url, settings=own)
+    engine = create_db_engine(url)
+    try:
+        seed(engine)
+    finally:
+        engine.dispose()
+    ensure_buckets(make_object_store(own), own)
     worker = start_worker(own)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -62,6 +94,9 @@ def served(settings: Settings) -> Iterator[Settings]:
         server.should_exit = True
         thread.join(30)
         worker.stop()
+        if pg_name is not None:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:

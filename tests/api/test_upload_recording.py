@@ -28,7 +28,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import OBJECT_MISMATCH
-from activities.requests import RequestActivities, stored_sha256
+from activities.requests import RequestActivities
+from activities.stored_objects import stored_sha256
 from api.app import create_app
 from api.streaming_put import _S3, StoredObject, StreamingPut
 from domain.permissions import Actor, Role

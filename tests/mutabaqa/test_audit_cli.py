@@ -4,6 +4,7 @@ verifies under the audit key and against the latest checkpoint. The attacks are 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from models.audit import request_chain
 from mutabaqa.db import session_scope
 from mutabaqa.settings import Settings
 from records.audit import append_event
+from tests.mutabaqa.test_audit_anchoring import AUDIT_KEY as ANCHORING_TEST_KEY
 
 
 def run_audit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,6 +30,10 @@ def run_audit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str
         MUTABAQA_S3_ACCESS_KEY=settings.s3_access_key,
         MUTABAQA_S3_SECRET_KEY=settings.s3_secret_key.get_secret_value(),
         MUTABAQA_S3_EVIDENCE_BUCKET=settings.s3_evidence_bucket,
+        # Audit keys are the process's: while ``test_audit_anchoring.py`` has its own key
+        # installed, the session's in-process worker links any event it writes (a
+        # certificate's timer firing) with that key. It is one of this process's keys.
+        MUTABAQA_AUDIT_RETIRED_KEYS=json.dumps([ANCHORING_TEST_KEY]),
     )
     return subprocess.run(
         [sys.executable, "-m", "mutabaqa", "audit", *args],
