@@ -185,14 +185,13 @@ class CredentialIssuer:
                 session.get(Certificate, certificate_id), f"certificate {certificate_id}"
             )
             document = self._unsigned(session, certificate)
-            document["credentialStatus"] = [
-                status_entry(base, purpose.value, row.list_id, row.status_index)
+            allocations = [
+                records.allocate(session, certificate_id, purpose, self._settings.status_list_size)
                 for purpose in StatusPurpose
-                for row in [
-                    records.allocate(
-                        session, certificate_id, purpose, self._settings.status_list_size
-                    )
-                ]
+            ]
+            document["credentialStatus"] = [
+                status_entry(base, row.purpose.value, row.list_id, row.status_index)
+                for row in allocations
             ]
             now = datetime.now(UTC)
             signed = issue_proof(document, self._keyring, self.did, now)
@@ -205,6 +204,12 @@ class CredentialIssuer:
                     issued_at=now,
                 )
             )
+            # Its lists as they stand with it, in the same transaction: a verifier who can
+            # read the credential can read its lists (a list is created empty, so a new
+            # list's first version is published here).
+            session.flush()
+            for purpose, list_id in {(r.purpose, r.list_id) for r in allocations}:
+                self._publish_in(session, purpose, list_id)
 
     def ensure_credential(self, certificate_id: str) -> None:
         """Issue the credential once, then publish the lists it has entries in."""
@@ -224,42 +229,46 @@ class CredentialIssuer:
             self._retrying(partial(self._publish, purpose, list_id))
 
     def _publish(self, purpose: StatusPurpose, list_id: int) -> None:
-        s = self._settings
         with session_scope(self._engine) as session:
-            status_list = present(
-                session.get(StatusList, (purpose, list_id)), f"status list {purpose}/{list_id}"
+            self._publish_in(session, purpose, list_id)
+
+    def _publish_in(self, session: Session, purpose: StatusPurpose, list_id: int) -> None:
+        """A new version of the list in ``session``'s transaction, if its bits changed."""
+        s = self._settings
+        status_list = present(
+            session.get(StatusList, (purpose, list_id)), f"status list {purpose}/{list_id}"
+        )
+        members = records.list_members(session, purpose, list_id)
+        bits = bitstring(
+            status_list.size, ((i, status_bit(purpose.value, st)) for i, st in members)
+        )
+        encoded = bits.encode()
+        latest = records.latest_version(session, purpose, list_id)
+        if latest is not None and latest.encoded_list == encoded:
+            return
+        now = datetime.now(UTC)
+        if latest is not None and now <= latest.published_at:
+            now = latest.published_at  # never before the version it follows
+        document = status_list_credential(
+            s.public_base_url,
+            self.did,
+            purpose.value,
+            list_id,
+            encoded,
+            now,
+            s.status_list_ttl_seconds * 1000,
+        )
+        signed = issue_proof(document, self._keyring, self.did, now)
+        session.add(
+            StatusListVersion(
+                purpose=purpose,
+                list_id=list_id,
+                version=1 if latest is None else latest.version + 1,
+                encoded_list=encoded,
+                body=json_text(signed),
+                published_at=now,
             )
-            members = records.list_members(session, purpose, list_id)
-            bits = bitstring(
-                status_list.size, ((i, status_bit(purpose.value, st)) for i, st in members)
-            )
-            encoded = bits.encode()
-            latest = records.latest_version(session, purpose, list_id)
-            if latest is not None and latest.encoded_list == encoded:
-                return
-            now = datetime.now(UTC)
-            if latest is not None and now <= latest.published_at:
-                now = latest.published_at  # never before the version it follows
-            document = status_list_credential(
-                s.public_base_url,
-                self.did,
-                purpose.value,
-                list_id,
-                encoded,
-                now,
-                s.status_list_ttl_seconds * 1000,
-            )
-            signed = issue_proof(document, self._keyring, self.did, now)
-            session.add(
-                StatusListVersion(
-                    purpose=purpose,
-                    list_id=list_id,
-                    version=1 if latest is None else latest.version + 1,
-                    encoded_list=encoded,
-                    body=json_text(signed),
-                    published_at=now,
-                )
-            )
+        )
 
 
 def parse_stored(body: str) -> dict[str, Any]:

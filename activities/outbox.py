@@ -75,7 +75,9 @@ class OutboxActivities:
             elif row.kind is EffectKind.WEBHOOK:
                 self._webhooks.deliver(WebhookInput.model_validate(row.payload))
             elif row.kind is EffectKind.CERTIFICATE_PDF:
+                # The PDF, then the credential that carries its digest (both once).
                 self._lab.ensure_pdf(str(row.payload["certificate_id"]))
+                self._credentials.ensure_credential(str(row.payload["certificate_id"]))
             elif row.kind is EffectKind.CERTIFICATE_CREDENTIAL:
                 self._credentials.ensure_credential(str(row.payload["certificate_id"]))
             elif row.kind is EffectKind.STATUS_LIST:

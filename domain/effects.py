@@ -17,7 +17,8 @@ class EffectKind(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
     CERTIFICATE_PDF = "certificate_pdf"
-    #: The issue's W3C credential, once its PDF is stored (activities/credentials.py).
+    #: The issue's W3C credential alone (activities/credentials.py). A certificate PDF's
+    #: delivery issues the credential right after the PDF; this kind replays one.
     CERTIFICATE_CREDENTIAL = "certificate_credential"
     #: The status lists holding an issue's credential entries, after a status change.
     STATUS_LIST = "status_list"

@@ -189,19 +189,13 @@ class CertificateWorkflow:
         issue = self.params.issue + 1
         effects = [
             *self._effects(C.ACTIVE, cmd.key, cmd.reason, event="reissued", issue=issue),
-            # the new issue's PDF (the activity completes it with the new issue's id)
+            # the new issue's PDF, then its credential (the activity completes it with the
+            # new issue's id)
             Effect(
                 kind=EffectKind.CERTIFICATE_PDF,
                 dedupe_key=f"certificate-pdf:{self.params.number}:{issue}",
             ),
         ]
-        if workflow.patched(CREDENTIALS_PATCH):  # and its credential, once that PDF is stored
-            effects.append(
-                Effect(
-                    kind=EffectKind.CERTIFICATE_CREDENTIAL,
-                    dedupe_key=f"certificate-credential:{self.params.number}:{issue}",
-                )
-            )
         try:
             ref = await workflow.execute_activity_method(
                 CertificateActivities.reissue,

@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
 
-from workflows.certificate_effects import CREDENTIALS_PATCH
 from workflows.request_state import ACTION_NOTICES, RequestState, S
 
 
@@ -57,13 +56,6 @@ class RequestEffects(RequestState):
             effects.append(
                 Effect(kind=EffectKind.CERTIFICATE_PDF, dedupe_key=f"certificate-pdf:{wid}")
             )
-            if workflow.patched(CREDENTIALS_PATCH):  # waits for the PDF, whose digest it carries
-                effects.append(
-                    Effect(
-                        kind=EffectKind.CERTIFICATE_CREDENTIAL,
-                        dedupe_key=f"certificate-credential:{wid}",
-                    )
-                )
             effects.append(self._certificate_workflow_effect(t, now))
         if self.params.certificate_number and cmd.action in ("grant", "refuse"):
             effects.append(self._surveillance_effect(cmd.action == "grant", target))
