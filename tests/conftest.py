@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis  # noqa: F401  (imported early: see the note below)
-import psycopg
 import pytest
 from minio import Minio
 from sqlalchemy.engine import Engine
@@ -33,6 +32,7 @@ from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from mutabaqa.signing import KeyRing
 from mutabaqa.worker import run_worker, worker_engine
+from tests.databases import PG_ADMIN_DSN, private_pg_database  # noqa: F401  (re-exported)
 from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 
 #: The suite runs in development (every process it starts inherits this): production, the
@@ -40,9 +40,6 @@ from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 #: say so explicitly.
 os.environ["MUTABAQA_ENV"] = "development"
 
-PG_ADMIN_DSN = os.environ.get(
-    "MUTABAQA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 S3_ACCESS_KEY = "mutabaqa-test"
 S3_SECRET_KEY = "test-secret-" + uuid.uuid4().hex
 
@@ -113,18 +110,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped at the end."""
-    name = f"mutabaqa_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    user = info.get("user", "postgres")
-    host = info.get("host", "127.0.0.1")
-    port = info.get("port", 5432)
-    try:
-        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with private_pg_database("test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

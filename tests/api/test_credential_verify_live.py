@@ -12,12 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -31,72 +29,55 @@ from mutabaqa.settings import Settings
 from tests.api.lab_helpers import make_lab
 from tests.api.requests_helpers import make_cast
 from tests.api.test_certificate_lifecycle import cert_act, issue
-from tests.conftest import PG_ADMIN_DSN, start_worker
+from tests.conftest import start_worker
+from tests.databases import own_deployment, private_database
 from tests.smtp import free_port
 
 pytestmark = pytest.mark.both_databases
 
 
-def own_database(database: str, pg_url: str, tmp_path: Path) -> tuple[str, str | None]:
-    """A database of the module's own (migrated and seeded below): the status lists it
-    publishes are this deployment's alone. One deployment has one public base URL; the
-    session's database holds lists published under another one."""
-    if database == "sqlite":
-        return f"sqlite:///{tmp_path / 'vc-live.db'}", None
-    name = f"mutabaqa_vc_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_url.rsplit("/", 1)[0] + f"/{name}", name
-
-
 @pytest.fixture(scope="module")
 def served(
-    settings: Settings, database: str, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+    settings: Settings, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """The API on ``http://localhost:<port>`` (its did:web) with a worker of its own, on a
-    database and buckets of its own."""
+    deployment of its own: one deployment has one public base URL, and the session's
+    database holds lists published under another one."""
     port = free_port()
-    url, pg_name = own_database(database, pg_url, tmp_path_factory.mktemp("vc-live"))
-    suffix = uuid.uuid4().hex[:8]
-    own = settings.model_copy(
-        update={
-            "database_url": url,
-            "s3_evidence_bucket": f"vc-evidence-{suffix}",
-            "s3_certificates_bucket": f"vc-certificates-{suffix}",
-            "public_base_url": f"http://localhost:{port}",
-            "temporal_task_queue": f"vc-live-{suffix}",
-            "public_rate_per_minute": 100_000,
-            "public_rate_burst": 10_000,
-        }
-    )
-    upgrade(url, settings=own)
-    engine = create_db_engine(url)
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
-    ensure_buckets(make_object_store(own), own)
-    worker = start_worker(own)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(own), host="127.0.0.1", port=port, lifespan="on", log_level="warning"
+    with private_database(database, tmp_path_factory.mktemp("vc-live"), "vclive") as url:
+        own = own_deployment(
+            settings,
+            url,
+            "vclive",
+            public_base_url=f"http://localhost:{port}",
+            public_rate_per_minute=100_000,
+            public_rate_burst=10_000,
         )
-    )
-    thread = threading.Thread(target=server.run, name="vc-api-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        yield own
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        worker.stop()
-        if pg_name is not None:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        upgrade(url, settings=own)
+        engine = create_db_engine(url)
+        try:
+            seed(engine)
+        finally:
+            engine.dispose()
+        ensure_buckets(make_object_store(own), own)
+        worker = start_worker(own)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(own), host="127.0.0.1", port=port, lifespan="on", log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, name="vc-api-under-test", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.05)
+        try:
+            yield own
+        finally:
+            server.should_exit = True
+            thread.join(30)
+            worker.stop()
 
 
 def verify(path: Path) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
@@ -33,7 +32,8 @@ from mutabaqa.signing import KeyRing
 from tests.api.helpers import API
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import FFP2_DOCUMENTS, PDF, PNG, make_cast, wait_pdf_link
-from tests.conftest import PG_ADMIN_DSN, start_worker
+from tests.conftest import start_worker
+from tests.databases import own_deployment, private_pg_database
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -61,40 +61,28 @@ def in_memory_spans() -> InMemorySpanExporter:
 
 
 @pytest.fixture(scope="module")
-def own_settings(settings: Settings, pg_url: str) -> Iterator[Settings]:
+def own_settings(settings: Settings) -> Iterator[Settings]:
     """A PostgreSQL database, buckets, task queue and certificate prefix of this module's
     own, on the session's Temporal server: the counts of /metrics are this walk's alone."""
-    name = f"mutabaqa_observe_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-    suffix = uuid.uuid4().hex[:8]
-    own = settings.model_copy(
-        update={
-            "database_url": url,
-            "s3_evidence_bucket": f"observe-evidence-{suffix}",
-            "s3_certificates_bucket": f"observe-certificates-{suffix}",
-            "temporal_task_queue": f"observe-{suffix}",
-            "certificate_prefix": f"O{suffix[:3].upper()}",
-            "metrics_db_cache_seconds": 0.0,
+    with private_pg_database("observe") as url:
+        own = own_deployment(
+            settings,
+            url,
+            "observe",
+            metrics_db_cache_seconds=0.0,
             # A credential waits for its PDF by retrying: keep the walk short.
-            "outbox_initial_interval_seconds": 0.5,
-            "otel_enabled": True,
-        }
-    )
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
-    ensure_buckets(make_object_store(own), own)
-    KeyRing.ensure(own)
-    try:
+            outbox_initial_interval_seconds=0.5,
+            otel_enabled=True,
+        )
+        upgrade(url)
+        engine = create_db_engine(url)
+        try:
+            seed(engine)
+        finally:
+            engine.dispose()
+        ensure_buckets(make_object_store(own), own)
+        KeyRing.ensure(own)
         yield own
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class _Keep(logging.Handler):

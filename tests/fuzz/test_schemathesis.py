@@ -33,14 +33,12 @@ each run). Run it alone with ``pytest -m fuzz`` (docs/testing.md).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -66,7 +64,8 @@ from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from mutabaqa.signing import KeyRing
 from tests.api.helpers import API, PASSWORD, login, make_org, make_product, make_user
-from tests.conftest import PG_ADMIN_DSN, start_worker
+from tests.conftest import start_worker
+from tests.databases import own_deployment, private_pg_database
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(600)]
 
@@ -181,38 +180,26 @@ def fuzz_settings(
 ) -> Iterator[Settings]:
     """The session's services with a database, task queue and buckets of the fuzzer's
     own; throttling raised so that it does not hide the API."""
-    name = f"mutabaqa_fuzz_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    url = f"postgresql+psycopg://{info.get('user', 'postgres')}@{host}:{port}/{name}"
-    result = settings.model_copy(
-        update={
-            "data_dir": tmp_path_factory.mktemp("data-fuzz"),
-            "database_url": url,
-            "temporal_task_queue": f"fuzz-{uuid.uuid4().hex[:8]}",
-            "s3_evidence_bucket": "mutabaqa-evidence-fuzz",
-            "s3_certificates_bucket": "mutabaqa-certificates-fuzz",
-            "public_rate_per_minute": 1_000_000,
-            "public_rate_burst": 1_000_000,
-            "login_free_failures": 1_000_000,
-            "login_address_failures_per_minute": 1_000_000,
-        }
-    )
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
-    ensure_buckets(make_object_store(result), result)
-    KeyRing.ensure(result)
-    try:
+    with private_pg_database("fuzz") as url:
+        result = own_deployment(
+            settings,
+            url,
+            "fuzz",
+            data_dir=tmp_path_factory.mktemp("data-fuzz"),
+            public_rate_per_minute=1_000_000,
+            public_rate_burst=1_000_000,
+            login_free_failures=1_000_000,
+            login_address_failures_per_minute=1_000_000,
+        )
+        upgrade(url)
+        engine = create_db_engine(url)
+        try:
+            seed(engine)
+        finally:
+            engine.dispose()
+        ensure_buckets(make_object_store(result), result)
+        KeyRing.ensure(result)
         yield result
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from minio import Minio
@@ -45,7 +44,8 @@ from records.audit import (
     use_keys,
     verify_chain,
 )
-from tests.conftest import PG_ADMIN_DSN, S3Server
+from tests.conftest import S3Server
+from tests.databases import private_database
 
 pytestmark = pytest.mark.both_databases
 
@@ -59,20 +59,13 @@ class Deployment:
     store: Minio
 
 
-def _fresh_database(database: str, tmp_path: Path) -> tuple[str, str | None]:
-    if database == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}", None
-    name = f"mutabaqa_audit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    return f"postgresql+psycopg://{info.get('user', 'postgres')}@{host}:{port}/{name}", name
-
-
 @pytest.fixture
 def d(database: str, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment]:
-    url, pg_name = _fresh_database(database, tmp_path)
+    with private_database(database, tmp_path, "audit") as url:
+        yield from _deployment(url, tmp_path, s3_server)
+
+
+def _deployment(url: str, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment]:
     previous_keys = current_keys()
     settings = Settings(
         data_dir=tmp_path,
@@ -97,9 +90,6 @@ def d(database: str, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment
     finally:
         use_keys(previous_keys)
         engine.dispose()
-        if pg_name is not None:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 def run_cli(d: Deployment, *args: str, key: str = AUDIT_KEY) -> subprocess.CompletedProcess[str]:

@@ -7,16 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from mutabaqa.settings import Settings
-from tests.conftest import PG_ADMIN_DSN
+from tests.databases import private_pg_database
 from tests.mutabaqa.test_dev_stack import Ports, interrupt, wait_healthy
 from tests.walker import make_people, walk
 
@@ -25,18 +23,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
 @pytest.fixture
 def fresh_pg() -> Iterator[str]:
-    name = f"mutabaqa_dev_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    try:
-        yield (
-            f"postgresql+psycopg://{info.get('user', 'postgres')}@"
-            f"{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{name}"
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with private_pg_database("dev") as url:
+        yield url
 
 
 def _start(data_dir: Path, ports: Ports, log: Path, url: str | None) -> subprocess.Popen[bytes]:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -19,7 +18,7 @@ from mutabaqa.migrate import upgrade
 from mutabaqa.settings import Settings
 from records.audit import append_event
 from records.metrics import STAGE_BUCKETS, read_figures
-from tests.conftest import PG_ADMIN_DSN
+from tests.databases import private_pg_database
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -35,22 +34,11 @@ def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         yield engine
         engine.dispose()
         return
-    name = f"mutabaqa_figures_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_DSN)
-    url = (
-        f"postgresql+psycopg://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:"
-        f"{info.get('port', 5432)}/{name}"
-    )
-    try:
+    with private_pg_database("figures") as url:
         upgrade(url)
         engine = create_db_engine(url)
         yield engine
         engine.dispose()
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _walk(session: Session, steps: list[tuple[str, str | None, str, float]]) -> None:
