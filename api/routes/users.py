@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from api.deps import ContextDep, SessionDep, not_found, require
+from api.deps import ContextDep, CurrentUser, SessionDep, not_found, require
 from api.pagination import Page, PageParamsDep, paginate
 from api.problems import Problem
 from domain.permissions import Actor, Permission, Role
@@ -127,6 +127,13 @@ def _create_user(
         object_id=user.id,
         detail={"after": body.model_dump(mode="json", exclude={"password"}) | {"roles": roles}},
     )
+    return _public(user)
+
+
+@router.get("/me", response_model=UserPublic, summary="The caller's own account")
+def who_am_i(user: CurrentUser) -> UserPublic:
+    """The account the bearer token belongs to (any role): its roles, organisation and
+    centre, as a client shows them after logging in."""
     return _public(user)
 
 

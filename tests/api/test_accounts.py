@@ -536,3 +536,17 @@ def test_bad_paging_parameters_are_422(
         assert_problem(client.get(API + path, params=params, headers=admin), 422)
     # ... but only after authentication.
     assert_unauthenticated(client.get(f"{API}/users", params=params))
+
+
+def test_each_user_reads_their_own_account_and_only_with_a_token(
+    client: TestClient, admin: Headers
+) -> None:
+    org = make_org(client, admin)
+    user, headers = make_user(client, admin, [Role.MANUFACTURER], org["id"])
+    me = client.get(f"{API}/users/me", headers=headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == user["id"]
+    assert me.json()["roles"] == ["manufacturer"]
+    assert me.json()["organization_id"] == org["id"]
+    assert "password_hash" not in me.json()
+    assert_unauthenticated(client.get(f"{API}/users/me"))

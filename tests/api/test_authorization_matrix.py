@@ -224,6 +224,7 @@ CASES = [
         only("admin", 201),
     ),
     Case("get", "/api/v1/users", "", _get(f"{API}/users"), only("admin", 200)),
+    Case("get", "/api/v1/users/me", "", _get(f"{API}/users/me"), everyone(200)),
     Case(
         "post",
         "/api/v1/users",
