@@ -110,6 +110,7 @@ class Seeded:
     officer_email: str
     technician_email: str
     request_ids: list[str]
+    submitted_request_ids: list[str]  # past draft: what an officer can read
     own_request_ids: list[str]  # the manufacturer's own
     certificate_numbers: list[str]
     product_words: list[str]
@@ -257,6 +258,7 @@ def bulk_seed(engine: Engine, shape: Shape = Shape(), now: datetime | None = Non
         span = timedelta(days=3 * 365)
         counters: dict[str, int] = {}
         request_ids: list[str] = []
+        submitted: list[str] = []
         own_request_ids: list[str] = []
         numbers: list[str] = []
         chains: list[tuple[str, int, str]] = []
@@ -294,6 +296,8 @@ def bulk_seed(engine: Engine, shape: Shape = Shape(), now: datetime | None = Non
             )
             w.add(row)
             request_ids.append(rid)
+            if status is not RequestStatus.DRAFT:
+                submitted.append(rid)
             if o == 0:
                 own_request_ids.append(rid)
             seq = 0
@@ -468,6 +472,7 @@ def bulk_seed(engine: Engine, shape: Shape = Shape(), now: datetime | None = Non
         officer_email=officer.email,
         technician_email=f"tech0.{centres[0].code.lower()}@bulk.test",
         request_ids=request_ids,
+        submitted_request_ids=submitted,
         own_request_ids=own_request_ids,
         certificate_numbers=numbers,
         product_words=words,
