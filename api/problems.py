@@ -108,25 +108,23 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("database pool exhausted: %s", exc)
         return _overloaded("database-busy", "the database is busy")
 
-    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        """A database that is down, restarting, recovering or out of connections is a
+        passing refusal (503 + Retry-After); a value it refuses because of the client's
+        text is the client's (422); anything else is a bug (500)."""
         if _transient(exc):
             log.warning("database unavailable: %s", exc)
             return _overloaded("database-unavailable", "the database did not answer in time")
-        return await _unexpected(request, exc)  # a missing table is a bug, not a busy database
-
-    @app.exception_handler(sqlalchemy.exc.DataError)
-    async def _data_error(request: Request, exc: Exception) -> JSONResponse:
-        # PostgreSQL refuses a NUL character in text (SQLite stores it): the client's text
-        # is wrong, not the server. Any other value the database refuses is a bug (500).
-        if "NUL (0x00)" in str(exc):
+        if isinstance(exc, sqlalchemy.exc.DataError) and "NUL (0x00)" in str(exc):
+            # PostgreSQL refuses a NUL character in text (SQLite stores it).
             return problem_response(
                 422,
                 "invalid-text",
                 "Invalid text",
                 "text cannot contain the NUL character (U+0000)",
             )
-        return await _unexpected(request, exc)
+        return await _unexpected(request, exc)  # a missing table is a bug, not a busy database
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -161,12 +159,26 @@ _TRANSIENT = (
     "the database system is shutting down",
     "too many clients",
     "consuming input failed",
+    "in recovery mode",
+    "not yet accepting connections",
+    "connection already closed",
+    "could not receive data from server",
+    "could not send data to server",
 )
 
 
+#: SQLSTATEs of a server that cannot serve now: class 08 (connection exceptions), too many
+#: connections, and the shutdown / crash-restart / still-recovering refusals (57P01-57P03).
+_TRANSIENT_STATES = ("08", "53300", "57P01", "57P02", "57P03")
+
+
 def _transient(exc: Exception) -> bool:
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_TRANSIENT_STATES):
+            return True
     text = str(exc).lower()
     return any(marker in text for marker in _TRANSIENT)
 
