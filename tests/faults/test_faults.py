@@ -155,7 +155,10 @@ class CountingTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError as exc:
             self.failures.append((time.monotonic(), type(exc).__name__))
             raise
-        if response.status_code >= 500:
+        if response.status_code == 500:  # a bug, not a passing refusal: name the call
+            path = re.sub(r"[0-9a-f]{32}", "{id}", request.url.path)
+            self.failures.append((time.monotonic(), f"HTTP 500 {request.method} {path}"))
+        elif response.status_code > 500:
             self.failures.append((time.monotonic(), f"HTTP {response.status_code}"))
         return response
 
