@@ -97,3 +97,20 @@ def to_canonical_value(obj: Any) -> Any:
     if isinstance(obj, int | float):
         raise TypeError(f"numbers must be decimal strings in a canonical document, not {obj!r}")
     raise TypeError(f"{type(obj).__name__} has no canonical JSON form")
+
+
+def search_text(payload: Mapping[str, Any]) -> str:
+    """What the public directory matches a search against, from a certificate's signed
+    payload: its number, the holder's names and the product's name, brand and model, case-
+    folded (a search is case-folded the same way and matched as a substring)."""
+    holder = payload.get("holder") or {}
+    product = payload.get("product") or {}
+    parts = [
+        payload.get("number"),
+        holder.get("name"),
+        holder.get("name_ar"),
+        product.get("name"),
+        product.get("brand"),
+        product.get("model"),
+    ]
+    return "\n".join(str(part) for part in parts if part).casefold()

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from domain.certificate_rules import search_text
 from domain.statuses import CertificateStatus as CertificateStatus
 from domain.statuses import ResultVerdict as ResultVerdict
 from models.types import DecimalText, UTCDateTime, text_enum, utcnow
@@ -89,6 +90,10 @@ class Certificate(SQLModel, table=True):
     pdf_version_id: str | None = Field(default=None, max_length=200)
     pdf_sha256: str | None = Field(default=None, max_length=64)
     pdf_size: int | None = None
+    #: ``domain.certificate_rules.search_text`` of the payload, written with the row
+    #: (below; the payload never changes): what the directory's search matches — one column,
+    #: not five fields parsed out of the JSON of every row.
+    search_text: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
 
 
 class Appeal(SQLModel, table=True):
@@ -108,3 +113,8 @@ class Appeal(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=32)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decision_reason: str | None = Field(default=None, max_length=4000)
+
+
+@sa.event.listens_for(Certificate, "before_insert")
+def _fill_search_text(_mapper: Any, _connection: Any, target: Certificate) -> None:
+    target.search_text = search_text(target.payload)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 from api.security import hash_password
+from domain.certificate_rules import search_text
 from domain.statuses import (
     CertificateStatus,
     FilePurpose,
@@ -435,6 +436,9 @@ def bulk_seed(engine: Engine, shape: Shape = Shape(), now: datetime | None = Non
                 )
                 product_model = products[o][n % shape.products_per_organization][1]
                 name = PRODUCT_NAMES[(o + n % shape.products_per_organization) % 4][0]
+                payload = _payload(
+                    number, o, name, product_model, scheme, issued, valid_until, digest
+                )
                 w.add(
                     Certificate(
                         id=_id(rng),
@@ -445,9 +449,8 @@ def bulk_seed(engine: Engine, shape: Shape = Shape(), now: datetime | None = Non
                         centre_code=centre,
                         status=cert_status,
                         status_since=last,
-                        payload=_payload(
-                            number, o, name, product_model, scheme, issued, valid_until, digest
-                        ),
+                        payload=payload,
+                        search_text=search_text(payload),
                         signature=_hex(rng, 86),
                         kid="bulk",
                         test_report_digest=digest,

@@ -15,6 +15,7 @@ import rfc8785
 from domain.certificate_rules import (
     add_months,
     certificate_number,
+    search_text,
     to_canonical_value,
     valid_until,
 )
@@ -193,3 +194,16 @@ def test_certificate_test_vector_digest() -> None:
     issued_on = date.fromisoformat(payload["issued_on"])
     assert valid_until(issued_on, 36).isoformat() == payload["valid_until"]
     assert payload["number"] == certificate_number("MA", "CTTH", issued_on.year, 1)
+
+
+def test_search_text_holds_what_the_directory_matches_case_folded() -> None:
+    payload = {
+        "number": "MA-CTTH-2026-000001",
+        "holder": {"name": "Straße Textil", "name_ar": "نسيج"},
+        "product": {"name": "Masque", "brand": "ATLAS", "model": "AT-1"},
+        "scope": "not searched",
+    }
+    text = search_text(payload)
+    assert text == "ma-ctth-2026-000001\nstrasse textil\nنسيج\nmasque\natlas\nat-1"
+    assert "not searched" not in text
+    assert search_text({"number": "X-1", "holder": {"name": "H"}, "product": {}}) == "x-1\nh"

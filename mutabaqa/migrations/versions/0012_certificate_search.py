@@ -1,0 +1,42 @@
+"""certificates' search text (the public directory's search)
+
+Revision ID: 0012_certificate_search
+Revises: 0011_gtin
+Create Date: 2026-12-05 02:00:00.000000
+
+- ``certificate.search_text``: the number, the holder's names and the product's name, brand
+  and model, case-folded (``domain.certificate_rules.search_text``), filled here for the
+  certificates already issued. The directory matched five fields extracted from each row's
+  JSON payload; one text column is what a search reads now.
+
+``down_revision`` is the one line to change when this migration is re-chained.
+"""
+
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from domain.certificate_rules import search_text
+
+revision: str = "0012_certificate_search"
+down_revision: str | None = "0011_gtin"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("certificate", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("search_text", sa.Text(), server_default="", nullable=False))
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, payload FROM certificate")).all()
+    update = sa.text("UPDATE certificate SET search_text = :text WHERE id = :id")
+    for row_id, payload in rows:
+        data = json.loads(payload) if isinstance(payload, str) else payload
+        bind.execute(update, {"text": search_text(data or {}), "id": row_id})
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("certificate", schema=None) as batch_op:
+        batch_op.drop_column("search_text")
