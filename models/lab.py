@@ -68,6 +68,16 @@ class Certificate(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("request_id", "issue"),
         sa.UniqueConstraint("number", "issue"),
+        # the directory's order (newest first): a page reads the index's first rows
+        sa.Index("ix_certificate_directory", "issued_on", "number"),
+        # the directory's search (a substring): trigrams on PostgreSQL; SQLite scans
+        sa.Index(
+            "ix_certificate_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            sqlite_where=sa.false(),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=32)

@@ -1,4 +1,4 @@
-"""certificates' search text (the public directory's search)
+"""certificates' search text and the directory's order (the public directory)
 
 Revision ID: 0012_certificate_search
 Revises: 0011_gtin
@@ -8,6 +8,12 @@ Create Date: 2026-12-05 02:00:00.000000
   and model, case-folded (``domain.certificate_rules.search_text``), filled here for the
   certificates already issued. The directory matched five fields extracted from each row's
   JSON payload; one text column is what a search reads now.
+- ``ix_certificate_directory`` on ``(issued_on, number)``: the directory's order, so a
+  page is the index's first rows instead of a sort of every certificate.
+- ``ix_certificate_search_text``: on PostgreSQL a GIN trigram index (``pg_trgm``, a
+  trusted extension the database's owner may create), so a substring search reads the
+  index, not every row; on SQLite an empty partial index (``WHERE 0``), as SQLite has no
+  trigram index and scans the one column.
 
 ``down_revision`` is the one line to change when this migration is re-chained.
 """
@@ -29,7 +35,19 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("certificate", schema=None) as batch_op:
         batch_op.add_column(sa.Column("search_text", sa.Text(), server_default="", nullable=False))
+        batch_op.create_index("ix_certificate_directory", ["issued_on", "number"], unique=False)
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.create_index(
+        "ix_certificate_search_text",
+        "certificate",
+        ["search_text"],
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+        sqlite_where=sa.false(),
+    )
     rows = bind.execute(sa.text("SELECT id, payload FROM certificate")).all()
     update = sa.text("UPDATE certificate SET search_text = :text WHERE id = :id")
     for row_id, payload in rows:
@@ -38,5 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_certificate_search_text", table_name="certificate")
     with op.batch_alter_table("certificate", schema=None) as batch_op:
+        batch_op.drop_index("ix_certificate_directory")
         batch_op.drop_column("search_text")
