@@ -23,7 +23,8 @@ or S3 store is needed to read) on a free loopback port, and for each read:
   100 req/s).
 
 The reads: one request (the officer, a random request past draft), the request list with
-filters (the officer, status and centre; the manufacturer, a word of the product name), the
+filters (the officer, status, centre and scheme; the manufacturer, a word of the product
+name), the
 public directory search (a holder's name) and the public ``/verify/{number}`` JSON (a random
 certificate). The public rate limit is raised for the run (it would answer 429 first).
 Every non-200 answer is counted and printed (0: no answer within 30 s): there should be
@@ -94,7 +95,7 @@ def reads_of(seeded: Seeded, shape: Shape) -> list[Read]:
     submitted = seeded.submitted_request_ids
     numbers = seeded.certificate_numbers
     statuses = ["application_review", "awaiting_sample", "testing", "evaluated", "certified"]
-    centres = ["CTTH", "CETIEV", "CERIMME", "CTPC"]
+    schemes = ["FFP2-NM-EN-149", "MEDMASK-IIR-NM-EN-14683"]
     organizations = max(1, shape.requests // shape.requests_per_organization)
     holders = [f"Fabricant {o:05d}" for o in range(organizations)]
     return [
@@ -102,8 +103,10 @@ def reads_of(seeded: Seeded, shape: Shape) -> list[Read]:
         Read("request", lambda r: f"{API}/requests/{r.choice(submitted)}", "officer"),
         Read(
             "request list",
+            # every bulk request is at CTTH (the centre of both mask schemes' sector)
             lambda r: (
-                f"{API}/requests?status={r.choice(statuses)}&centre={r.choice(centres)}&limit=20"
+                f"{API}/requests?status={r.choice(statuses)}&centre=CTTH"
+                f"&scheme={r.choice(schemes)}&limit=20"
             ),
             "officer",
         ),

@@ -19,7 +19,13 @@ class CertificationRequest(SQLModel, table=True):
     """The read model of a request; written only by the request workflow's activities."""
 
     __tablename__ = "certification_request"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "idempotency_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "idempotency_key"),
+        # the lists' order (newest first, the cursor's key): a page reads the index's rows
+        sa.Index("ix_certification_request_created", "created_at", "id"),
+        # a list filtered by status, in that order (also serves status lookups)
+        sa.Index("ix_certification_request_status_created", "status", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     number: str = Field(unique=True, max_length=32)
@@ -30,7 +36,7 @@ class CertificationRequest(SQLModel, table=True):
     scheme_version: int
     kind: RequestKind = Field(sa_type=text_enum(RequestKind))
     scope: str = Field(max_length=2000)
-    status: RequestStatus = Field(sa_type=text_enum(RequestStatus), index=True)
+    status: RequestStatus = Field(sa_type=text_enum(RequestStatus))
     centre_code: str | None = Field(
         default=None, foreign_key="technical_centre.code", index=True, max_length=32
     )
