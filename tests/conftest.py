@@ -24,15 +24,12 @@ from minio import Minio
 from sqlalchemy.engine import Engine
 
 from models import search_attributes
-from mutabaqa.clients import connect_temporal, ensure_buckets, make_object_store
+from mutabaqa.clients import connect_temporal, make_object_store
 from mutabaqa.db import create_db_engine
 from mutabaqa.devstack import ChildProcess, S3Ports, TemporalPorts, start_s3, start_temporal
-from mutabaqa.migrate import upgrade
-from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
-from mutabaqa.signing import KeyRing
 from mutabaqa.worker import run_worker, worker_engine
-from tests.databases import PG_ADMIN_DSN, private_pg_database  # noqa: F401  (re-exported)
+from tests.databases import PG_ADMIN_DSN, prepare, private_pg_database  # noqa: F401  (re-exported)
 from tests.smtp import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 
 #: The suite runs in development (every process it starts inherits this): production, the
@@ -176,17 +173,7 @@ def settings(
         health_timeout_seconds=3.0,
         **mailbox.settings_update(),
     )
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
-    ensure_buckets(make_object_store(result), result)
-    # The signing key and its public half, as `mutabaqa dev` prepares them before it starts
-    # the API (which reads only the public file) and the worker.
-    KeyRing.ensure(result)
-    return result
+    return prepare(result)
 
 
 @pytest.fixture(scope="session")

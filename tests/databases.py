@@ -20,7 +20,12 @@ from typing import Any
 
 import psycopg
 
+from mutabaqa.clients import ensure_buckets, make_object_store
+from mutabaqa.db import create_db_engine
+from mutabaqa.migrate import upgrade
+from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
+from mutabaqa.signing import KeyRing
 
 PG_ADMIN_DSN = os.environ.get(
     "MUTABAQA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -73,3 +78,19 @@ def own_deployment(settings: Settings, database_url: str, label: str, **extra: A
     }
     update.update(extra)
     return settings.model_copy(update=update)
+
+
+def prepare(settings: Settings) -> Settings:
+    """Make ``settings``' deployment ready to run: its database migrated and seeded with
+    the reference data, its buckets, and its signing key with the public half (as
+    ``mutabaqa dev`` prepares them before it starts the API and the worker)."""
+    url = settings.resolved_database_url
+    upgrade(url, settings=settings)
+    engine = create_db_engine(url)
+    try:
+        seed(engine)
+    finally:
+        engine.dispose()
+    ensure_buckets(make_object_store(settings), settings)
+    KeyRing.ensure(settings)
+    return settings

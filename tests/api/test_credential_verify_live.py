@@ -21,16 +21,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from mutabaqa.clients import ensure_buckets, make_object_store
-from mutabaqa.db import create_db_engine
-from mutabaqa.migrate import upgrade
-from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from tests.api.lab_helpers import make_lab
 from tests.api.requests_helpers import make_cast
 from tests.api.test_certificate_lifecycle import cert_act, issue
 from tests.conftest import start_worker
-from tests.databases import own_deployment, private_database
+from tests.databases import own_deployment, prepare, private_database
 from tests.smtp import free_port
 
 pytestmark = pytest.mark.both_databases
@@ -53,13 +49,7 @@ def served(
             public_rate_per_minute=100_000,
             public_rate_burst=10_000,
         )
-        upgrade(url, settings=own)
-        engine = create_db_engine(url)
-        try:
-            seed(engine)
-        finally:
-            engine.dispose()
-        ensure_buckets(make_object_store(own), own)
+        prepare(own)
         worker = start_worker(own)
         server = uvicorn.Server(
             uvicorn.Config(

@@ -21,19 +21,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from mutabaqa.clients import ensure_buckets, make_object_store
-from mutabaqa.db import create_db_engine
 from mutabaqa.logs import JsonFormatter
-from mutabaqa.migrate import upgrade
 from mutabaqa.request_ids import RequestIdLogFilter
-from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
-from mutabaqa.signing import KeyRing
 from tests.api.helpers import API
 from tests.api.lab_helpers import make_lab, to_evaluated
 from tests.api.requests_helpers import FFP2_DOCUMENTS, PDF, PNG, make_cast, wait_pdf_link
 from tests.conftest import start_worker
-from tests.databases import own_deployment, private_pg_database
+from tests.databases import own_deployment, prepare, private_pg_database
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -74,15 +69,7 @@ def own_settings(settings: Settings) -> Iterator[Settings]:
             outbox_initial_interval_seconds=0.5,
             otel_enabled=True,
         )
-        upgrade(url)
-        engine = create_db_engine(url)
-        try:
-            seed(engine)
-        finally:
-            engine.dispose()
-        ensure_buckets(make_object_store(own), own)
-        KeyRing.ensure(own)
-        yield own
+        yield prepare(own)
 
 
 class _Keep(logging.Handler):

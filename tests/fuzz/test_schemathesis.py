@@ -57,15 +57,10 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from domain.permissions import Role
-from mutabaqa.clients import ensure_buckets, make_object_store
-from mutabaqa.db import create_db_engine
-from mutabaqa.migrate import upgrade
-from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
-from mutabaqa.signing import KeyRing
 from tests.api.helpers import API, PASSWORD, login, make_org, make_product, make_user
 from tests.conftest import start_worker
-from tests.databases import own_deployment, private_pg_database
+from tests.databases import own_deployment, prepare, private_pg_database
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(600)]
 
@@ -191,15 +186,7 @@ def fuzz_settings(
             login_free_failures=1_000_000,
             login_address_failures_per_minute=1_000_000,
         )
-        upgrade(url)
-        engine = create_db_engine(url)
-        try:
-            seed(engine)
-        finally:
-            engine.dispose()
-        ensure_buckets(make_object_store(result), result)
-        KeyRing.ensure(result)
-        yield result
+        yield prepare(result)
 
 
 @pytest.fixture(scope="module")
