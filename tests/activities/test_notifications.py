@@ -550,6 +550,7 @@ class NotifyProbeWorkflow:
         )
 
 
+@pytest.mark.timers
 async def test_temporal_retries_until_the_smtp_server_answers(
     engine: Engine, settings: Settings, task_queue: str
 ) -> None:

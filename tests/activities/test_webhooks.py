@@ -265,6 +265,7 @@ def test_receiver_verifies_the_signature_with_the_secret_it_was_given(
     assert verify_signature(secret, header, request.body, now=timestamp + 299)
 
 
+@pytest.mark.timers
 def test_a_failing_endpoint_is_retried_and_delivered_exactly_once(
     client: TestClient, admin: Headers, engine: Engine, settings: Settings, task_queue: str
 ) -> None:

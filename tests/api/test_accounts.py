@@ -113,6 +113,7 @@ def test_first_admin_logs_in_and_gets_a_bearer_token(
     assert users.status_code == 200, users.text
 
 
+@pytest.mark.concurrency
 def test_first_admin_is_created_once_even_when_processes_race(
     settings: Settings, engine: Engine
 ) -> None:

@@ -298,6 +298,7 @@ def test_too_many_parts_are_refused_and_nothing_is_stored(
     assert _documents(live, cast, draft["id"]) == []
 
 
+@pytest.mark.concurrency
 def test_uploads_past_the_cap_get_503_and_the_held_ones_succeed(
     live: Live, cast: Cast, draft: dict[str, Any]
 ) -> None:

@@ -112,6 +112,7 @@ def test_suspend_then_restore(client: TestClient, cast: Cast, lab: Lab) -> None:
     assert timeline.json()["items"][0]["actor"] == "compliance_officer"  # role, not name
 
 
+@pytest.mark.timers
 def test_suspended_past_the_maximum_is_withdrawn(client: TestClient, cast: Cast, lab: Lab) -> None:
     number = issue(client, cast, lab)
     assert cert_act(client, cast.officer_auth, number, "suspend").status_code == 200
@@ -160,6 +161,7 @@ def test_the_holder_terminates_and_only_the_holder(
     assert public_status(client, number)["status"] == "terminated"
 
 
+@pytest.mark.timers
 def test_expiry_by_timer(settings: Settings, worker: RunningWorker, cast: Cast, lab: Lab) -> None:
     short = settings.model_copy(update={"certificate_validity_seconds": 3.0})
     with TestClient(create_app(short)) as short_client:

@@ -29,6 +29,8 @@ from tests.api.test_surveillance import run_surveillance, surveillance_request
 from tests.conftest import RunningWorker
 from tests.smtp import ReceivedMail, SmtpSink
 
+pytestmark = pytest.mark.timers
+
 #: History length past which the certificate's workflow continues as new (the lowest allowed).
 THRESHOLD = 20
 

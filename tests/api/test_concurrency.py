@@ -94,6 +94,7 @@ def _certificate_sequences(settings: Settings) -> tuple[list[int], int]:
     return sequences, counter
 
 
+@pytest.mark.concurrency
 @pytest.mark.both_databases
 async def test_thirty_requests_at_once_are_all_certified(settings: Settings, base_url: str) -> None:
     results = await _walk_all(settings, base_url, count=30, concurrency=30)

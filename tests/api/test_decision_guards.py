@@ -218,6 +218,7 @@ def test_one_appeal_per_refusal_and_upheld_is_final(
     assert problem["allowed_actions"] == []
 
 
+@pytest.mark.timers
 def test_appeal_after_the_window_is_refused(
     client: TestClient, cast: Cast, lab: Lab, settings: Settings, engine: Engine
 ) -> None:
@@ -248,6 +249,7 @@ def test_withdraw_after_a_decision_is_refused(
     )
 
 
+@pytest.mark.concurrency
 def test_grant_and_refuse_at_the_same_moment_have_one_winner(
     client: TestClient, cast: Cast, lab: Lab, engine: Engine
 ) -> None:

@@ -121,6 +121,7 @@ def test_the_21st_wrong_password_within_a_minute_from_one_address_is_429(
 
 
 @pytest.mark.both_databases
+@pytest.mark.timers
 def test_the_account_delay_grows_and_the_right_password_then_works(
     settings: Settings, engine: Engine, officer: dict[str, Any]
 ) -> None:
@@ -174,6 +175,7 @@ def test_throttled_attempts_do_not_hash_the_password(
         assert hashes(client) == start + 20  # the refused ones cost none
 
 
+@pytest.mark.concurrency
 def test_concurrent_hashes_are_bounded_and_the_overflow_is_503(settings: Settings) -> None:
     narrow = settings.model_copy(
         update={"password_hash_concurrency": 1, "password_hash_wait_seconds": 0.05}

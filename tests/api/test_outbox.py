@@ -35,6 +35,8 @@ from tests.api.test_surveillance import surveillance_request
 from tests.conftest import RunningWorker, start_worker
 from tests.smtp import SmtpSink, free_port
 
+pytestmark = pytest.mark.timers
+
 ATTEMPTS = 3
 
 

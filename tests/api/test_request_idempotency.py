@@ -52,6 +52,7 @@ async def _workflows_of(settings: Settings, organization_id: str) -> list[str]:
     return ids
 
 
+@pytest.mark.concurrency
 def test_concurrent_creates_with_one_key_make_one_request_and_one_workflow(
     client: TestClient, cast: Cast, settings: Settings, engine: Engine
 ) -> None:
@@ -107,6 +108,7 @@ def test_repeated_action_with_one_key_acts_once(client: TestClient, cast: Cast) 
     assert [e["action"] for e in timeline["items"]].count("withdraw") == 1
 
 
+@pytest.mark.timers
 def test_no_worker_answers_503_with_retry_after(
     settings: Settings, cast: Cast, worker: RunningWorker
 ) -> None:

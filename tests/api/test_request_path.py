@@ -71,6 +71,7 @@ def cast(settings: Settings, worker: RunningWorker) -> Cast:
         return make_cast(client, settings)
 
 
+@pytest.mark.concurrency
 def test_an_exhausted_database_pool_answers_503_with_retry_after(
     settings: Settings, worker: RunningWorker, cast: Cast
 ) -> None:

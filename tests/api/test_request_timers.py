@@ -20,6 +20,8 @@ from tests.api.helpers import API
 from tests.api.requests_helpers import Cast, act, make_cast, to_review, wait_status
 from tests.conftest import RunningWorker
 
+pytestmark = pytest.mark.timers
+
 INFO_RESPONSE = 6.0  # the reminder comes at half of it
 SAMPLE_TARGET = 3.0
 #: Past a deadline, how long the timer's effect gets to show (a loaded machine is slow).

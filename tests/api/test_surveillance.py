@@ -18,6 +18,8 @@ from tests.api.lab_helpers import FAILING_PARAFFIN, Lab, make_lab, record_all, t
 from tests.api.requests_helpers import Cast, act, make_cast
 from tests.conftest import RunningWorker
 
+pytestmark = pytest.mark.timers
+
 
 def make_client(settings: Settings, deadline: float) -> TestClient:
     return TestClient(

@@ -319,6 +319,7 @@ def test_a_forged_newer_checkpoint_is_reported_and_ignored(d: Deployment) -> Non
     assert "1 chains anchored" in result.stdout
 
 
+@pytest.mark.timers
 def test_the_worker_loop_checkpoints_when_heads_move(d: Deployment) -> None:
     settings = d.settings.model_copy(update={"audit_checkpoint_interval_seconds": 0.3})
     bucket = settings.s3_evidence_bucket

@@ -6,6 +6,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from minio import Minio
 from sqlalchemy.engine import Engine
 
@@ -16,6 +17,7 @@ from mutabaqa.worker import ACTIVITY_THREADS, build_worker
 from workflows.canary import CanaryWorkflow
 
 
+@pytest.mark.timers
 async def test_canary_timer_fires_then_checks_the_stack(
     settings: Settings, engine: Engine, store: Minio, task_queue: str
 ) -> None:

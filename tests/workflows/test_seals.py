@@ -194,6 +194,7 @@ async def _with(connecting: Any, call: Any) -> Any:
 # --- Signals ---------------------------------------------------------------------------------
 
 
+@pytest.mark.timers
 def test_a_forged_surveillance_outcome_is_ignored(
     settings: Settings, engine: Engine, cast: Cast, lab: Lab
 ) -> None:
