@@ -101,16 +101,19 @@ async def test_thirty_requests_at_once_are_all_certified(settings: Settings, bas
 
     assert _failures(results) == []
     assert all(r.certificate_number for r in results)
-    # No 5xx, no dropped connection: 30 clients at once are the normal case. A 503 is the
-    # designed answer when an action's workflow does not answer within the bound (30
-    # grants at once on SQLite, each a serialised write, on 2 cores shared with this
-    # process's worker: seen once in a CI run); retried with the same key it lands once.
-    # A handful at most: an exhausted pool or a blocked loop would give many.
+    # No 5xx, no dropped connection: 30 clients at once are the normal case. One 503 is
+    # designed: an action whose workflow does not answer within the bound (15 s) is
+    # answered `workflow-unavailable` with Retry-After, and the same call, repeated with its
+    # key, lands once. Thirty grants at once on SQLite (each a serialised write, the PDFs
+    # rendered by the same worker on 2 shared cores) meet it a few times a run, more with a
+    # core kept busy (python -m tests.repeat saw 4). What would be a defect: a 503 of any
+    # other kind (an exhausted pool is `database-busy`/`database-unavailable`), any other
+    # 5xx, or a walk that did not finish within its deadline (a workflow that stopped
+    # answering would show as 503s until then). The count is printed, not bounded.
     retried = [line for r in results for line in r.retried]
-    assert [line for line in retried if " 503 " not in line] == []
+    assert [line for line in retried if "problems/workflow-unavailable" not in line] == []
     unavailable = sum(r.unavailable for r in results)
-    assert unavailable <= 3, retried
-    print(f"\n30 at once: {unavailable} answers 503, retried")
+    print(f"\n30 at once: {unavailable} answers 503 workflow-unavailable, retried")
     assert sum(r.server_errors for r in results) == 0
     assert sum(r.connection_errors for r in results) == 0
     numbers = [r.certificate_number for r in results]
