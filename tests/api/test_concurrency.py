@@ -76,6 +76,29 @@ def _failures(results: list[WalkResult]) -> list[str]:
     return [f"{r.request_id}: {r.errors}" for r in results if not r.ok]
 
 
+#: 503s a client is expected to retry: the workflow missed the answer bound, or the API
+#: process already streams its maximum of uploads (`max_concurrent_uploads`).
+DESIGNED_503 = ("problems/workflow-unavailable", "problems/too-many-uploads")
+#: How a refused upload may look to a client still sending the file: the early 503 comes
+#: with `Connection: close` (api/body_limits.py), and the client may see the reset first.
+RESET = ("ReadError", "WriteError", "RemoteProtocolError")
+
+
+def _unexplained_retries(results: list[WalkResult]) -> list[str]:
+    """Every retried call that was not a designed refusal: a 500, a 503 of another kind (an
+    exhausted pool is `database-busy`), a timeout, or a dropped connection on a call that
+    is not an upload."""
+    unexplained = []
+    for line in (line for r in results for line in r.retried):
+        what, _, answer = line.partition(": ")
+        if answer.startswith("503 ") and any(kind in answer for kind in DESIGNED_503):
+            continue
+        if what.startswith("upload ") and answer.startswith(RESET):
+            continue
+        unexplained.append(line)
+    return unexplained
+
+
 def _certificate_sequences(settings: Settings) -> tuple[list[int], int]:
     """Every certificate number's sequence in the CTTH series of this year, and the counter."""
     engine = create_db_engine(settings.resolved_database_url)
@@ -101,21 +124,17 @@ async def test_thirty_requests_at_once_are_all_certified(settings: Settings, bas
 
     assert _failures(results) == []
     assert all(r.certificate_number for r in results)
-    # No 5xx, no dropped connection: 30 clients at once are the normal case. One 503 is
-    # designed: an action whose workflow does not answer within the bound (15 s) is
-    # answered `workflow-unavailable` with Retry-After, and the same call, repeated with its
-    # key, lands once. Thirty grants at once on SQLite (each a serialised write, the PDFs
-    # rendered by the same worker on 2 shared cores) meet it a few times a run, more with a
-    # core kept busy (python -m tests.repeat saw 4). What would be a defect: a 503 of any
-    # other kind (an exhausted pool is `database-busy`/`database-unavailable`), any other
-    # 5xx, or a walk that did not finish within its deadline (a workflow that stopped
-    # answering would show as 503s until then). The count is printed, not bounded.
-    retried = [line for r in results for line in r.retried]
-    assert [line for line in retried if "problems/workflow-unavailable" not in line] == []
+    # Thirty clients at once are the normal case: every retried answer must be a designed
+    # refusal (`_unexplained_retries`), never a 500 or a dropped connection elsewhere.
+    # Thirty grants at once on SQLite (each a serialised write, the PDFs rendered by the
+    # same worker on 2 shared cores) miss the workflow's 15 s answer bound a few times a run,
+    # more with a core kept busy (python -m tests.repeat saw 4); retried with their key they
+    # land once. The counts are printed, not bounded: a workflow that stopped answering would
+    # show as a walk that did not finish within its deadline.
+    assert _unexplained_retries(results) == []
     unavailable = sum(r.unavailable for r in results)
-    print(f"\n30 at once: {unavailable} answers 503 workflow-unavailable, retried")
+    print(f"\n30 at once: {unavailable} answers 503, retried")
     assert sum(r.server_errors for r in results) == 0
-    assert sum(r.connection_errors for r in results) == 0
     numbers = [r.certificate_number for r in results]
     assert len(set(numbers)) == 30
     # Gap-free: the numbers of the series are exactly 1..counter (other tests' included).
@@ -135,9 +154,9 @@ async def test_offered_actions_are_not_refused(settings: Settings, base_url: str
         (c.action, c.seen_status, c.problem) for c in conflicts if not c.intervening_events()
     ]
     assert unexplained == []
-    # Never a 500; a 503 (the workflow busier than the answer bound) is retried with the
-    # same key and lands once: counted, not refused.
-    assert [line for r in results for line in r.retried if " 503 " not in line] == []
+    # Never a 500; a designed refusal (the workflow busier than the answer bound, the
+    # upload cap) is retried with the same key and lands once: counted, not refused.
+    assert _unexplained_retries(results) == []
     unavailable = sum(r.unavailable for r in results)
     print(  # the figures the closing note quotes (run with -s)
         f"\n100 walks at 20 in flight: {len(conflicts)} 409s, all explained by the timeline; "
