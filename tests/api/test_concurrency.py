@@ -76,22 +76,27 @@ def _failures(results: list[WalkResult]) -> list[str]:
     return [f"{r.request_id}: {r.errors}" for r in results if not r.ok]
 
 
-#: 503s a client is expected to retry: the workflow missed the answer bound, or the API
-#: process already streams its maximum of uploads (`max_concurrent_uploads`).
-DESIGNED_503 = ("problems/workflow-unavailable", "problems/too-many-uploads")
+#: Refusals a client is expected to retry: the workflow missed the answer bound, the API
+#: process already streams its maximum of uploads (`max_concurrent_uploads`), or the
+#: public rate limit (every walk's `/verify` comes from one address; 429 + Retry-After).
+DESIGNED = {
+    "503": ("problems/workflow-unavailable", "problems/too-many-uploads"),
+    "429": ("problems/too-many-requests",),
+}
 #: How a refused upload may look to a client still sending the file: the early 503 comes
 #: with `Connection: close` (api/body_limits.py), and the client may see the reset first.
 RESET = ("ReadError", "WriteError", "RemoteProtocolError")
 
 
 def _unexplained_retries(results: list[WalkResult]) -> list[str]:
-    """Every retried call that was not a designed refusal: a 500, a 503 of another kind (an
-    exhausted pool is `database-busy`), a timeout, or a dropped connection on a call that
-    is not an upload."""
+    """Every retried call that was not a designed refusal: a 500, a 503 or 429 of another
+    kind (an exhausted pool is `database-busy`), a timeout, or a dropped connection on a
+    call that is not an upload."""
     unexplained = []
     for line in (line for r in results for line in r.retried):
         what, _, answer = line.partition(": ")
-        if answer.startswith("503 ") and any(kind in answer for kind in DESIGNED_503):
+        status = answer.split(" ", 1)[0]
+        if any(kind in answer for kind in DESIGNED.get(status, ())):
             continue
         if what.startswith("upload ") and answer.startswith(RESET):
             continue
