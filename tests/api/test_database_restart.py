@@ -14,12 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from mutabaqa.db import create_db_engine
-from mutabaqa.migrate import upgrade
-from mutabaqa.seed import seed
 from mutabaqa.settings import Settings
 from tests.api.helpers import API, Headers, admin_headers, assert_problem
-from tests.databases import own_deployment
+from tests.databases import own_deployment, prepare
 from tests.faults.stack import PrivatePostgres
 
 
@@ -52,13 +49,7 @@ def test_a_postgresql_crash_and_recovery_answer_503_then_200(
     settings: Settings, cluster: PrivatePostgres
 ) -> None:
     url = cluster.create_database("restart")
-    own = own_deployment(settings, url, "pgrestart")
-    upgrade(url, settings=own)
-    engine = create_db_engine(url)
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
+    own = prepare(own_deployment(settings, url, "pgrestart"))
     with TestClient(create_app(own), raise_server_exceptions=False) as client:
         admin = admin_headers(client, own)
         assert [r.status_code for r in calls(client, admin)] == [200, 200, 201]
